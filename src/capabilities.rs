@@ -1,0 +1,160 @@
+//! The five capability sets of `process.capabilities`, and the switch to the configured user.
+//!
+//! Order matters and is the one runc uses:
+//! 1. drop from the bounding set (needs CAP_SETPCAP, so first);
+//! 2. PR_SET_KEEPCAPS, then setgroups / setresgid / setresuid (the user switch);
+//! 3. effective, permitted, inheritable (inheritable stays empty unless configured:
+//!    CVE-2022-29162);
+//! 4. ambient, each raise only as configured (a raise the kernel refuses is a warning, as in runc).
+
+use anyhow::{Context, Result};
+use caps::{CapSet, Capability, CapsHashSet};
+use oci_spec::runtime::{LinuxCapabilities, User};
+use std::str::FromStr;
+
+use crate::sys;
+use crate::trace::{self, Calls};
+
+/// Converts the config's capability names (already checked by the parser) into caps' type.
+fn set_of(list: &Option<oci_spec::runtime::Capabilities>) -> Result<CapsHashSet> {
+    let mut out = CapsHashSet::new();
+    for c in list.iter().flatten() {
+        let name = serde_json::to_value(c)?
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let cap = Capability::from_str(&name).map_err(|_| {
+            anyhow::anyhow!("capability {name} is not known to this build of onggi")
+        })?;
+        out.insert(cap);
+    }
+    Ok(out)
+}
+
+fn names(s: &CapsHashSet) -> String {
+    let mut v: Vec<String> = s.iter().map(|c| c.to_string()).collect();
+    v.sort();
+    if v.is_empty() {
+        "(none)".into()
+    } else {
+        v.join(",")
+    }
+}
+
+/// The parsed sets.
+pub struct CapSets {
+    bounding: CapsHashSet,
+    effective: CapsHashSet,
+    permitted: CapsHashSet,
+    inheritable: CapsHashSet,
+    ambient: CapsHashSet,
+}
+
+impl CapSets {
+    pub fn from_config(c: &LinuxCapabilities) -> Result<CapSets> {
+        Ok(CapSets {
+            bounding: set_of(c.bounding())?,
+            effective: set_of(c.effective())?,
+            permitted: set_of(c.permitted())?,
+            inheritable: set_of(c.inheritable())?,
+            ambient: set_of(c.ambient())?,
+        })
+    }
+}
+
+/// Step 1: drop every capability not in the bounding set.
+pub fn drop_bounding(sets: &CapSets, c: &mut Calls) -> Result<()> {
+    // Every capability the kernel knows (probed: it may know more than the caps crate).
+    let keep: Vec<u32> = sets.bounding.iter().map(|c| c.index() as u32).collect();
+    for cap in 0.. {
+        match sys::capbset_read(cap) {
+            None => break,
+            Some(true) if !keep.contains(&cap) => {
+                sys::capbset_drop(cap).with_context(|| format!("prctl(PR_CAPBSET_DROP, {cap})"))?
+            }
+            Some(_) => {}
+        }
+    }
+    c.note(|| {
+        format!(
+            "prctl(PR_CAPBSET_DROP) keeping bounding={}",
+            names(&sets.bounding)
+        )
+    });
+    Ok(())
+}
+
+/// Step 2: the user switch (keeping the permitted set across it when capabilities follow).
+pub fn switch_user(user: &User, keep_caps: bool, c: &mut Calls) -> Result<()> {
+    use nix::unistd::{setgroups, setresgid, setresuid, Gid, Uid};
+    if keep_caps {
+        sys::set_keepcaps(true).context("prctl(PR_SET_KEEPCAPS)")?;
+    }
+    let groups: Vec<Gid> = user
+        .additional_gids()
+        .iter()
+        .flatten()
+        .map(|g| Gid::from_raw(*g))
+        .collect();
+    setgroups(&groups).context("setgroups")?;
+    let gid = Gid::from_raw(user.gid());
+    setresgid(gid, gid, gid).with_context(|| format!("setresgid({gid})"))?;
+    let uid = Uid::from_raw(user.uid());
+    setresuid(uid, uid, uid).with_context(|| format!("setresuid({uid})"))?;
+    if keep_caps {
+        sys::set_keepcaps(false).context("prctl(PR_SET_KEEPCAPS, 0)")?;
+    }
+    c.note(|| format!("setgroups({groups:?}) setresgid({gid}) setresuid({uid})"));
+    Ok(())
+}
+
+/// Steps 3 and 4.
+pub fn apply_sets(sets: &CapSets, c: &mut Calls) -> Result<()> {
+    // Effective first (a subset of the full permitted set we still have), then permitted, then
+    // inheritable: each intermediate state is one the kernel accepts.
+    caps::set(None, CapSet::Effective, &sets.effective)
+        .context("cannot set the effective capabilities")?;
+    caps::set(None, CapSet::Permitted, &sets.permitted).context(
+        "cannot set the permitted capabilities (is every effective capability also permitted?)",
+    )?;
+    caps::set(None, CapSet::Inheritable, &sets.inheritable)
+        .context("cannot set the inheritable capabilities")?;
+    c.note(|| {
+        format!(
+            "capset(effective={}, permitted={}, inheritable={})",
+            names(&sets.effective),
+            names(&sets.permitted),
+            names(&sets.inheritable)
+        )
+    });
+    caps::clear(None, CapSet::Ambient).context("cannot clear the ambient capabilities")?;
+    for cap in &sets.ambient {
+        if let Err(e) = caps::raise(None, CapSet::Ambient, *cap) {
+            trace::event(|| {
+                format!("warning: cannot raise ambient {cap}: {e} (it must be permitted and inheritable)")
+            });
+        }
+    }
+    c.note(|| format!("prctl(PR_CAP_AMBIENT_RAISE, {})", names(&sets.ambient)));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_from_config() {
+        let j =
+            serde_json::json!({"bounding": ["CAP_CHOWN", "CAP_KILL"], "effective": ["CAP_KILL"]});
+        let lc: LinuxCapabilities = serde_json::from_value(j).expect("parses");
+        let s = CapSets::from_config(&lc).expect("known caps");
+        assert_eq!(s.bounding.len(), 2);
+        assert!(s.effective.contains(&Capability::CAP_KILL));
+        assert!(
+            s.inheritable.is_empty(),
+            "inheritable stays empty unless configured"
+        );
+        assert_eq!(names(&s.bounding), "CAP_CHOWN,CAP_KILL");
+    }
+}

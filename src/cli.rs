@@ -1,0 +1,323 @@
+//! The command line, as containerd, podman/conmon and people call runc.
+//!
+//! Global flags come before the subcommand (`--root`, `--log`, `--log-format`, `--debug`,
+//! `--systemd-cgroup`); both `--flag value` and `--flag=value` work, and a subcommand's flags may
+//! follow its container id.
+
+use clap::{Args, Parser, Subcommand};
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use crate::logging::{self, LogFormat};
+use crate::process::CreateOptions;
+use crate::state::Store;
+use crate::{container, spec, trace};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "onggi",
+    about = "onggi: a low-level OCI container runtime (runc-compatible CLI)",
+    disable_version_flag = true
+)]
+pub struct Cli {
+    /// Where container state lives
+    #[arg(long, value_name = "DIR", default_value = "/run/onggi")]
+    pub root: PathBuf,
+    /// Append errors (and --debug lines) to FILE
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+    /// Format of --log lines
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Trace every setup step (to --log, else stderr)
+    #[arg(long)]
+    pub debug: bool,
+    /// Use systemd to manage cgroups (not supported yet)
+    #[arg(long)]
+    pub systemd_cgroup: bool,
+    /// Accepted for runc compatibility (auto|true|false); onggi decides from its euid
+    #[arg(long, value_name = "VALUE", hide = true)]
+    pub rootless: Option<String>,
+    /// Accepted for runc compatibility; checkpointing is not supported
+    #[arg(long, value_name = "PATH", hide = true)]
+    pub criu: Option<String>,
+    /// Print version information
+    #[arg(short = 'v', long)]
+    pub version: bool,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Args, Debug)]
+pub struct CreateArgs {
+    /// The bundle directory (holding config.json)
+    #[arg(short = 'b', long, value_name = "DIR", default_value = ".")]
+    pub bundle: PathBuf,
+    /// Write the init's host pid here (no newline)
+    #[arg(long, value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+    /// AF_UNIX socket that receives the pty master when process.terminal is true
+    #[arg(long, value_name = "PATH")]
+    pub console_socket: Option<PathBuf>,
+    /// Use MS_MOVE + chroot instead of pivot_root (for ramdisk roots)
+    #[arg(long)]
+    pub no_pivot: bool,
+    /// Do not give the container a new session keyring
+    #[arg(long)]
+    pub no_new_keyring: bool,
+    /// Pass N extra fds (3 .. 3+N-1) to the container process
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub preserve_fds: u32,
+    /// The container id
+    pub id: String,
+}
+
+impl CreateArgs {
+    fn options(&self) -> CreateOptions<'_> {
+        CreateOptions {
+            id: &self.id,
+            bundle: &self.bundle,
+            pid_file: self.pid_file.as_deref(),
+            console_socket: self.console_socket.as_deref(),
+            no_pivot: self.no_pivot,
+            no_new_keyring: self.no_new_keyring,
+            preserve_fds: self.preserve_fds,
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Write a default config.json
+    Spec {
+        /// Directory to write config.json into
+        #[arg(short = 'b', long, value_name = "DIR", default_value = ".")]
+        bundle: PathBuf,
+        /// A config for an unprivileged user (not supported yet)
+        #[arg(long)]
+        rootless: bool,
+    },
+    /// Create a container: its init waits before the user process until `start`
+    Create(CreateArgs),
+    /// Create and start a container; without -d, wait for it and exit with its status
+    Run {
+        #[command(flatten)]
+        create: CreateArgs,
+        /// Return once the container runs
+        #[arg(short = 'd', long)]
+        detach: bool,
+        /// Keep the container's state after it exits (accepted; onggi always deletes it)
+        #[arg(long, hide = true)]
+        keep: bool,
+    },
+    /// Start the user process of a created container
+    Start { id: String },
+    /// Print a container's OCI state as JSON
+    State { id: String },
+    /// Send a signal (default TERM) to the container's init
+    Kill {
+        /// Signal every process of the container
+        #[arg(short = 'a', long)]
+        all: bool,
+        id: String,
+        #[arg(default_value = "TERM")]
+        signal: String,
+    },
+    /// Delete a stopped container (with --force, kill it first)
+    Delete {
+        #[arg(short = 'f', long)]
+        force: bool,
+        id: String,
+    },
+    /// List containers
+    #[command(alias = "ls")]
+    List {
+        /// Only the ids
+        #[arg(short = 'q', long)]
+        quiet: bool,
+        #[arg(short = 'f', long, value_parser = ["table", "json"], default_value = "table")]
+        format: String,
+    },
+    /// Print the features this runtime supports (runtime-spec features.md)
+    Features,
+}
+
+/// Finds `--log`/`--log-format` in raw arguments: used when clap itself rejects the command
+/// line, so that even that failure reaches the log file.
+fn scan_log_flags(args: &[OsString]) -> (Option<PathBuf>, LogFormat) {
+    let mut log = None;
+    let mut fmt = LogFormat::Text;
+    let mut it = args
+        .iter()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned());
+    while let Some(a) = it.next() {
+        let (flag, val) = match a.split_once('=') {
+            Some((f, v)) => (f.to_string(), Some(v.to_string())),
+            None => (a.clone(), None),
+        };
+        match flag.as_str() {
+            "--log" => log = val.or_else(|| it.next()).map(PathBuf::from),
+            "--log-format" if val.or_else(|| it.next()).as_deref() == Some("json") => {
+                fmt = LogFormat::Json
+            }
+            _ if !flag.starts_with('-') => break,
+            _ => {}
+        }
+    }
+    (log, fmt)
+}
+
+/// Parses the command line and runs it; returns the process exit code.
+pub fn main(args: Vec<OsString>) -> i32 {
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                let _ = e.print();
+                return 0;
+            }
+            let (log, fmt) = scan_log_flags(&args);
+            let _ = logging::init(log.as_deref(), fmt, false);
+            let msg = e.kind().to_string();
+            let detail = e.to_string();
+            let first = detail
+                .lines()
+                .next()
+                .unwrap_or(&msg)
+                .trim_start_matches("error: ");
+            logging::error(first);
+            return 2;
+        }
+    };
+    if let Err(e) = logging::init(cli.log.as_deref(), cli.log_format, cli.debug) {
+        eprintln!(
+            "onggi: --log {}: {e}",
+            cli.log
+                .as_deref()
+                .unwrap_or_else(|| std::path::Path::new(""))
+                .display()
+        );
+        return 1;
+    }
+    if cli.debug {
+        trace::enable();
+    }
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            logging::error(&format!("{e:#}"));
+            1
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<i32> {
+    if cli.version {
+        println!("onggi version {}", env!("CARGO_PKG_VERSION"));
+        println!(
+            "commit: {}",
+            option_env!("ONGGI_COMMIT").unwrap_or("unknown")
+        );
+        println!("spec: {}", spec::OCI_VERSION);
+        return Ok(0);
+    }
+    if cli.systemd_cgroup {
+        anyhow::bail!("--systemd-cgroup is not supported: onggi has no systemd cgroup driver yet (use the default cgroupfs driver)");
+    }
+    let Some(command) = cli.command else {
+        anyhow::bail!("no command given: try `onggi --help`");
+    };
+    let store = || Store::open(&cli.root);
+    match command {
+        Command::Spec { bundle, rootless } => {
+            if rootless {
+                anyhow::bail!("spec --rootless: rootless containers are not supported yet");
+            }
+            container::write_spec(&bundle)?;
+        }
+        Command::Create(a) => {
+            crate::process::create(&store()?, &a.options())?;
+        }
+        Command::Run { create, detach, .. } => {
+            return container::run(&store()?, &create.options(), detach);
+        }
+        Command::Start { id } => container::start(&store()?, &id)?,
+        Command::State { id } => container::state(&store()?, &id)?,
+        Command::Kill { all, id, signal } => container::kill(&store()?, &id, &signal, all)?,
+        Command::Delete { force, id } => container::delete(&store()?, &id, force)?,
+        Command::List { quiet, format } => container::list(&store()?, quiet, format == "json")?,
+        Command::Features => println!("{}", serde_json::to_string_pretty(&container::features())?),
+    }
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(v: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(v.iter().map(OsString::from))
+    }
+
+    #[test]
+    fn global_flags_both_forms() {
+        let c = parse(&[
+            "onggi",
+            "--root=/x",
+            "--log",
+            "/l",
+            "--log-format=json",
+            "state",
+            "c1",
+        ])
+        .expect("parses");
+        assert_eq!(c.root, PathBuf::from("/x"));
+        assert_eq!(c.log, Some(PathBuf::from("/l")));
+        assert_eq!(c.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn create_flags_after_id() {
+        let c =
+            parse(&["onggi", "create", "c1", "--bundle", "/b", "--pid-file=/p"]).expect("parses");
+        match c.command {
+            Some(Command::Create(a)) => {
+                assert_eq!(a.id, "c1");
+                assert_eq!(a.bundle, PathBuf::from("/b"));
+                assert_eq!(a.pid_file, Some(PathBuf::from("/p")));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn kill_default_signal_and_all() {
+        match parse(&["onggi", "kill", "--all", "c1"])
+            .expect("parses")
+            .command
+        {
+            Some(Command::Kill { all, id, signal }) => {
+                assert!(all);
+                assert_eq!(id, "c1");
+                assert_eq!(signal, "TERM");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn scan_log_flags_finds_json() {
+        let args: Vec<OsString> = ["onggi", "--log", "/tmp/l", "--log-format=json", "bogus"]
+            .iter()
+            .map(OsString::from)
+            .collect();
+        let (l, f) = scan_log_flags(&args);
+        assert_eq!(l, Some(PathBuf::from("/tmp/l")));
+        assert_eq!(f, LogFormat::Json);
+    }
+}

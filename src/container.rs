@@ -1,0 +1,329 @@
+//! The lifecycle commands after create: start, state, kill, delete, list, and run (create +
+//! start + wait), as runc's CLI does them.
+
+use anyhow::{bail, Context, Result};
+use std::io::Write;
+use std::os::fd::AsFd;
+use std::os::unix::fs::OpenOptionsExt;
+
+use crate::process::{self, CreateOptions};
+use crate::state::{ContainerDir, State, Status, Store, StoreError};
+use crate::{signal, spec, sys, trace};
+
+/// Opens a container that must have a state.json.
+fn open(store: &Store, id: &str) -> Result<(ContainerDir, State)> {
+    let dir = store.get(id)?;
+    match dir.load()? {
+        Some(s) => Ok((dir, s)),
+        None => Err(StoreError::NotExist(id.to_string()).into()),
+    }
+}
+
+/// `start`: releases the init waiting at the gate, and returns at once.
+pub fn start(store: &Store, id: &str) -> Result<()> {
+    let (dir, state) = open(store, id)?;
+    match dir.status(&state) {
+        Status::Created => {}
+        Status::Stopped => bail!("{id}: cannot start a container that has stopped"),
+        Status::Running | Status::Paused => {
+            bail!("{id}: cannot start an already running container")
+        }
+        Status::Creating => bail!("{id}: the container is still being created"),
+    }
+    if !state.has_process {
+        bail!("{id}: config.json has no process: there is nothing to start");
+    }
+    trace::step("start_gate", |c| {
+        let gate = dir.gate_path();
+        // O_NONBLOCK: if the init is gone there is no reader and open fails (ENXIO) at once.
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(&gate)
+            .with_context(|| {
+                format!("{id}: the container init is not waiting at its start gate")
+            })?;
+        // Unlinked first, so `state` never reports "created" for a started container.
+        std::fs::remove_file(&gate).context("cannot remove exec.fifo")?;
+        f.write_all(b"0").context("cannot write to exec.fifo")?;
+        c.note(|| "write(exec.fifo, \"0\")".into());
+        Ok::<_, anyhow::Error>(())
+    })
+}
+
+/// The OCI state of a container, with runc's extra fields (rootfs, created, owner).
+pub fn oci_state(dir: &ContainerDir, s: &State) -> serde_json::Value {
+    let status = dir.status(s);
+    let pid = if status == Status::Stopped { 0 } else { s.pid };
+    serde_json::json!({
+        "ociVersion": spec::OCI_VERSION,
+        "id": s.id,
+        "pid": pid,
+        "status": status.to_string(),
+        "bundle": s.bundle,
+        "rootfs": s.rootfs,
+        "created": s.created,
+        "owner": s.owner,
+        "annotations": s.annotations,
+    })
+}
+
+/// `state`: the OCI state JSON on stdout.
+pub fn state(store: &Store, id: &str) -> Result<()> {
+    let (dir, s) = open(store, id)?;
+    let v = oci_state(&dir, &s);
+    println!("{}", serde_json::to_string_pretty(&v)?);
+    Ok(())
+}
+
+/// `kill`: a signal to the init (or, with --all, to every process of the container).
+pub fn kill(store: &Store, id: &str, sig: &str, all: bool) -> Result<()> {
+    let sig = signal::parse(sig)?;
+    let (dir, s) = open(store, id)?;
+    let status = dir.status(&s);
+    if status == Status::Stopped {
+        if all {
+            return Ok(());
+        }
+        bail!("{id}: container not running");
+    }
+    let Some(pidfd) = process::open_init(&s)? else {
+        if all {
+            return Ok(());
+        }
+        bail!("{id}: container not running");
+    };
+    if all {
+        signal_all(&s, sig)?;
+    }
+    sys::pidfd_send_signal(pidfd.as_fd(), sig)
+        .with_context(|| format!("{id}: cannot send {} to pid {}", signal::name(sig), s.pid))?;
+    Ok(())
+}
+
+/// Every process in the container's pid namespace (when it has its own), init excluded.
+fn signal_all(s: &State, sig: i32) -> Result<()> {
+    if !s.own_pid_namespace {
+        crate::logging::warn(&format!(
+            "{}: kill --all without a pid namespace of its own reaches only the init until cgroups land",
+            s.id
+        ));
+        return Ok(());
+    }
+    let Some(ns) = process::pid_ns_of(s.pid) else {
+        return Ok(());
+    };
+    for e in std::fs::read_dir("/proc")?.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        if pid == s.pid {
+            continue;
+        }
+        let Ok(fd) = sys::pidfd_open(pid) else {
+            continue;
+        };
+        // Checked after the pidfd is open, so the pid cannot be another process by now.
+        if process::pid_ns_of(pid).as_ref() == Some(&ns) {
+            let _ = sys::pidfd_send_signal(fd.as_fd(), sig);
+        }
+    }
+    Ok(())
+}
+
+/// Waits (up to `secs`) for the process behind `pidfd` to exit.
+fn wait_exit(pidfd: std::os::fd::BorrowedFd<'_>, secs: u16) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let mut fds = [PollFd::new(pidfd, PollFlags::POLLIN)];
+    matches!(poll(&mut fds, PollTimeout::from(secs.saturating_mul(1000))), Ok(n) if n > 0)
+}
+
+/// `delete`: removes a stopped container; with --force, kills a live one first.
+pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
+    let dir = match store.get(id) {
+        Ok(d) => d,
+        Err(e) if force && matches!(e.downcast_ref(), Some(StoreError::NotExist(_))) => {
+            return Ok(())
+        }
+        Err(e) => return Err(e),
+    };
+    let Some(s) = dir.load()? else {
+        // A create that died before writing state.json: nothing runs, only the directory is left.
+        return dir.remove();
+    };
+    let status = dir.status(&s);
+    if status != Status::Stopped {
+        if !force {
+            bail!(
+                "{id}: cannot delete a container that is not stopped (it is {status}); use --force"
+            );
+        }
+        if let Some(pidfd) = process::open_init(&s)? {
+            signal_all(&s, libc::SIGKILL)?;
+            sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL).context("cannot kill the init")?;
+            if !wait_exit(pidfd.as_fd(), 10) {
+                bail!(
+                    "{id}: the init (pid {}) did not die within 10 s of SIGKILL",
+                    s.pid
+                );
+            }
+        }
+    }
+    dir.remove()
+}
+
+/// `list`.
+pub fn list(store: &Store, quiet: bool, json: bool) -> Result<()> {
+    let mut rows = Vec::new();
+    for id in store.ids()? {
+        let Ok(dir) = store.get(&id) else { continue };
+        let Ok(Some(s)) = dir.load() else { continue };
+        rows.push(oci_state(&dir, &s));
+    }
+    let mut out = std::io::stdout().lock();
+    if quiet {
+        for r in &rows {
+            writeln!(out, "{}", r["id"].as_str().unwrap_or_default())?;
+        }
+    } else if json {
+        writeln!(out, "{}", serde_json::to_string(&rows)?)?;
+    } else {
+        let table: Vec<[String; 6]> = rows
+            .iter()
+            .map(|r| {
+                let f = |k: &str| match &r[k] {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                [
+                    f("id"),
+                    f("pid"),
+                    f("status"),
+                    f("bundle"),
+                    f("created"),
+                    f("owner"),
+                ]
+            })
+            .collect();
+        let head = ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"].map(String::from);
+        let mut widths = head.clone().map(|h| h.len());
+        for row in &table {
+            for (w, c) in widths.iter_mut().zip(row) {
+                *w = (*w).max(c.len());
+            }
+        }
+        for row in std::iter::once(&head).chain(table.iter()) {
+            let line: Vec<String> = row
+                .iter()
+                .zip(widths)
+                .map(|(c, w)| format!("{c:<w$}"))
+                .collect();
+            writeln!(out, "{}", line.join("   ").trim_end())?;
+        }
+    }
+    Ok(())
+}
+
+/// `run`: create, start, and (unless detached) wait, relaying signals to the container, then
+/// delete it and return its exit code (128+N when a signal killed it).
+pub fn run(store: &Store, o: &CreateOptions<'_>, detach: bool) -> Result<i32> {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut relayed = SigSet::empty();
+    if !detach {
+        for s in [
+            Signal::SIGINT,
+            Signal::SIGTERM,
+            Signal::SIGHUP,
+            Signal::SIGQUIT,
+            Signal::SIGUSR1,
+            Signal::SIGUSR2,
+            Signal::SIGWINCH,
+            Signal::SIGCHLD,
+        ] {
+            relayed.add(s);
+        }
+        // Blocked before the clone, so nothing is lost; the init unblocks them for itself.
+        relayed.thread_block().context("sigprocmask")?;
+    }
+    let created = process::create(store, o)?;
+    if let Err(e) = start(store, o.id) {
+        let _ = delete(store, o.id, true);
+        return Err(e);
+    }
+    if detach {
+        return Ok(0);
+    }
+    let pid = nix::unistd::Pid::from_raw(created.pid);
+    let code = loop {
+        let sig = relayed.wait().context("sigwait")?;
+        if sig == Signal::SIGCHLD {
+            use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+            match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(_, c)) => break c,
+                Ok(WaitStatus::Signaled(_, s, _)) => break 128 + s as i32,
+                _ => continue,
+            }
+        }
+        let _ = sys::pidfd_send_signal(created.pidfd.as_fd(), sig as i32);
+    };
+    delete(store, o.id, true)?;
+    Ok(code)
+}
+
+/// `features`: what this build really supports (runtime-spec features.md).
+pub fn features() -> serde_json::Value {
+    let caps: Vec<String> = {
+        let mut v: Vec<String> = caps::all().iter().map(|c| c.to_string()).collect();
+        v.sort();
+        v
+    };
+    serde_json::json!({
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": spec::OCI_VERSION,
+        "hooks": [],
+        "mountOptions": [
+            "async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec", "iversion",
+            "lazytime", "loud", "mand", "noatime", "nodev", "nodiratime", "noexec", "noiversion",
+            "nolazytime", "nomand", "norelatime", "nostrictatime", "nosuid", "nosymfollow",
+            "private", "ratime", "rbind", "rdev", "rdiratime", "relatime", "rexec", "rnoatime",
+            "rnodev", "rnodiratime", "rnoexec", "rnorelatime", "rnostrictatime", "rnosuid",
+            "rnosymfollow", "ro", "rprivate", "rrelatime", "rro", "rrw", "rshared", "rslave",
+            "rstrictatime", "rsuid", "rsymfollow", "runbindable", "rw", "shared", "silent",
+            "slave", "strictatime", "suid", "sync", "unbindable"
+        ],
+        "linux": {
+            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "uts"],
+            "capabilities": caps,
+            "cgroup": { "v1": false, "v2": false, "systemd": false, "systemdUser": false, "rdma": false },
+            "seccomp": { "enabled": false },
+            "apparmor": { "enabled": false },
+            "selinux": { "enabled": false },
+            "intelRdt": { "enabled": false },
+            "mountExtensions": { "idmap": { "enabled": false } }
+        },
+        "annotations": {
+            "io.github.onggi.version": env!("CARGO_PKG_VERSION"),
+            "io.github.onggi.process-model": "clone3, no re-exec"
+        }
+    })
+}
+
+/// `spec`: writes the default config.json into `dir`; refuses to overwrite one.
+pub fn write_spec(dir: &std::path::Path) -> Result<()> {
+    let path = dir.join("config.json");
+    let text = serde_json::to_string_pretty(&spec::default_config())? + "\n";
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(&path)
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                anyhow::anyhow!("{} exists already: remove it first", path.display())
+            } else {
+                anyhow::anyhow!("cannot create {}: {e}", path.display())
+            }
+        })?;
+    f.write_all(text.as_bytes())?;
+    Ok(())
+}

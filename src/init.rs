@@ -1,0 +1,446 @@
+//! The container init: the clone3 child of `onggi create`. It runs the setup steps in order,
+//! each a named function that emits its trace event, reports Ready (or the error) to onggi,
+//! waits at the start gate, and execs the container process.
+//!
+//! It never returns: it ends in execve or _exit.
+
+use anyhow::{anyhow, bail, Context, Result};
+use oci_spec::runtime::{PosixRlimitType, Process};
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use crate::capabilities::{self, CapSets};
+use crate::process::{Channel, Msg};
+use crate::rootfs::{self, TargetKind};
+use crate::spec::{Bundle, DEFAULT_PATH};
+use crate::{namespaces, sys, trace};
+
+pub struct InitContext<'a> {
+    pub id: &'a str,
+    pub bundle: &'a Bundle,
+    pub channel: &'a Channel,
+    pub gate: BorrowedFd<'a>,
+    /// The host's /proc, verified to be procfs by onggi: every /proc write goes through it.
+    pub procfs: BorrowedFd<'a>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+    /// Descriptors the init keeps; every other inherited one (≥ 3 + preserve_fds) is closed.
+    pub keep: Vec<RawFd>,
+}
+
+/// Everything execve needs, prepared before the init reports Ready.
+struct Prepared {
+    path: CString,
+    args: Vec<CString>,
+    env: Vec<CString>,
+    umask: u32,
+}
+
+/// The init's main: never returns.
+pub fn run(ctx: InitContext<'_>) -> ! {
+    let prepared = (|| -> Result<Option<Prepared>> {
+        close_inherited(&ctx)?;
+        // Until we report Ready, our fate is tied to onggi's: if it dies, so do we.
+        sys::set_parent_death_signal(libc::SIGKILL).context("prctl(PR_SET_PDEATHSIG)")?;
+        // Nobody in the container may ptrace us or open our /proc files while we hold host fds.
+        sys::set_dumpable(false).context("prctl(PR_SET_DUMPABLE, 0)")?;
+        sys::unblock_all_signals().context("sigprocmask")?;
+        match ctx.channel.recv()? {
+            Some(Msg::Go) => {}
+            _ => sys::exit_now(1),
+        }
+        setup(&ctx)
+    })();
+    let prepared = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = ctx.channel.send(&Msg::Error(format!("{e:#}")));
+            sys::exit_now(1)
+        }
+    };
+    let _ = sys::set_parent_death_signal(0);
+    if ctx.channel.send(&Msg::Ready).is_err() {
+        sys::exit_now(1);
+    }
+    wait_at_gate(ctx.gate);
+    match prepared {
+        Some(p) => exec(p, ctx.preserve_fds),
+        // A container created without `process` cannot be started: `start` refuses.
+        None => sys::exit_now(0),
+    }
+}
+
+/// Closes every descriptor inherited from onggi except the ones the init needs (the state
+/// directory's lock above all: it must not stay held while the container lives).
+fn close_inherited(ctx: &InitContext<'_>) -> Result<()> {
+    let first = 3 + ctx.preserve_fds as RawFd;
+    let mut keep: Vec<RawFd> = ctx.keep.iter().copied().filter(|&k| k >= first).collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let mut from = first;
+    for k in keep {
+        if k > from {
+            sys::close_range(from as u32, (k - 1) as u32).context("close_range")?;
+        }
+        from = k + 1;
+    }
+    sys::close_range(from as u32, u32::MAX).context("close_range")
+}
+
+fn setup(ctx: &InitContext<'_>) -> Result<Option<Prepared>> {
+    let spec = &ctx.bundle.spec;
+    nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+    namespaces::join_namespaces(ctx.bundle.namespaces())?;
+    rootfs::setup(spec, &ctx.bundle.rootfs, &ctx.bundle.dir, ctx.no_pivot)?;
+    if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+        trace::step("hostname", |c| {
+            nix::unistd::sethostname(h).with_context(|| format!("sethostname({h:?})"))?;
+            c.note(|| format!("sethostname({h:?})"));
+            Ok::<_, anyhow::Error>(())
+        })?;
+    }
+    if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
+        trace::step("domainname", |c| {
+            sys::set_domainname(d).with_context(|| format!("setdomainname({d:?})"))?;
+            c.note(|| format!("setdomainname({d:?})"));
+            Ok::<_, anyhow::Error>(())
+        })?;
+    }
+    if let Some(sysctl) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
+        trace::step("sysctl", |c| {
+            let mut keys: Vec<_> = sysctl.iter().collect();
+            keys.sort();
+            for (k, v) in keys {
+                let rel = PathBuf::from("sys").join(k.replace('.', "/"));
+                write_proc(ctx.procfs, &rel, v).with_context(|| format!("linux.sysctl {k}"))?;
+                c.note(|| format!("write /proc/{} = {v:?}", rel.display()));
+            }
+            Ok::<_, anyhow::Error>(())
+        })?;
+    }
+    let Some(process) = spec.process() else {
+        return Ok(None);
+    };
+    if let Some(adj) = process.oom_score_adj() {
+        trace::step("oom_score_adj", |c| {
+            write_proc(
+                ctx.procfs,
+                Path::new("self/oom_score_adj"),
+                &adj.to_string(),
+            )
+            .context("process.oomScoreAdj")?;
+            c.note(|| format!("write /proc/self/oom_score_adj = {adj}"));
+            Ok::<_, anyhow::Error>(())
+        })?;
+    }
+    if !ctx.no_new_keyring {
+        trace::step("session_keyring", |c| {
+            let name = format!("_ses.{}", ctx.id);
+            match sys::join_session_keyring(&name) {
+                // Keyrings may be unavailable (no CONFIG_KEYS, or a seccomp'd host): not fatal.
+                Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {}
+                r => r.context("keyctl(KEYCTL_JOIN_SESSION_KEYRING)")?,
+            }
+            c.note(|| format!("keyctl(JOIN_SESSION_KEYRING, {name:?})"));
+            Ok::<_, anyhow::Error>(())
+        })?;
+    }
+    trace::step("rlimits", |c| set_rlimits(process, c))?;
+    // The working directory is created (as runc does) while we are still root in the rootfs.
+    let cwd = process.cwd();
+    trace::step("cwd_create", |_| {
+        let root = sys::openat2(
+            sys::at_fdcwd(),
+            Path::new("/"),
+            libc::O_PATH | libc::O_DIRECTORY,
+            0,
+            0,
+        )?;
+        rootfs::ensure_in_root(root.as_fd(), cwd, TargetKind::Dir).map(|_| ())
+    })
+    .with_context(|| format!("process.cwd {}", cwd.display()))?;
+    let caps = process
+        .capabilities()
+        .as_ref()
+        .map(CapSets::from_config)
+        .transpose()?;
+    if let Some(sets) = &caps {
+        trace::step("capabilities_bounding", |c| {
+            capabilities::drop_bounding(sets, c)
+        })?;
+    }
+    trace::step("user", |c| {
+        capabilities::switch_user(process.user(), caps.is_some(), c)
+    })?;
+    if let Some(sets) = &caps {
+        trace::step("capabilities", |c| capabilities::apply_sets(sets, c))?;
+    }
+    trace::step("chdir", |c| {
+        nix::unistd::chdir(cwd).with_context(|| format!("process.cwd {}: chdir", cwd.display()))?;
+        // A cwd outside the root (a leaked host directory, CVE-2024-21626) reads "(unreachable)".
+        let now = nix::unistd::getcwd().context("getcwd")?;
+        if !now.is_absolute() || now.as_os_str().as_bytes().starts_with(b"(unreachable)") {
+            bail!(
+                "process.cwd {}: the working directory is outside the container",
+                cwd.display()
+            );
+        }
+        c.note(|| format!("chdir({})", cwd.display()));
+        Ok(())
+    })?;
+    let env = environment(process);
+    let path = trace::step("find_executable", |c| {
+        let args = process.args().as_deref().unwrap_or(&[]);
+        let p = find_executable(&args[0], path_var(&env))?;
+        c.note(|| format!("{} -> {}", args[0], p.display()));
+        Ok::<_, anyhow::Error>(p)
+    })?;
+    if process.no_new_privileges().unwrap_or(false) {
+        trace::step("no_new_privs", |c| {
+            sys::set_no_new_privs().context("prctl(PR_SET_NO_NEW_PRIVS)")?;
+            c.note(|| "prctl(PR_SET_NO_NEW_PRIVS, 1)".into());
+            Ok::<_, anyhow::Error>(())
+        })?;
+    }
+    let cs = |s: &str| CString::new(s).map_err(|_| anyhow!("{s:?} contains a NUL byte"));
+    Ok(Some(Prepared {
+        path: CString::new(path.as_os_str().as_bytes())
+            .map_err(|_| anyhow!("path has a NUL byte"))?,
+        args: process
+            .args()
+            .iter()
+            .flatten()
+            .map(|a| cs(a))
+            .collect::<Result<_>>()?,
+        env: env.iter().map(|e| cs(e)).collect::<Result<_>>()?,
+        umask: process.user().umask().unwrap_or(0o022),
+    }))
+}
+
+/// Writes a /proc file through the verified host procfs handle: resolved beneath it, never
+/// crossing into another filesystem or through a magic link, and checked to be procfs.
+fn write_proc(procfs: BorrowedFd<'_>, rel: &Path, value: &str) -> Result<()> {
+    let how = sys::RESOLVE_BENEATH | sys::RESOLVE_NO_XDEV | sys::RESOLVE_NO_MAGICLINKS;
+    let fd = sys::openat2(procfs, rel, libc::O_WRONLY, 0, how)
+        .with_context(|| format!("cannot open /proc/{}", rel.display()))?;
+    if sys::fs_magic(fd.as_fd())? != libc::PROC_SUPER_MAGIC {
+        bail!(
+            "/proc/{} is not on procfs: refusing to write it",
+            rel.display()
+        );
+    }
+    nix::unistd::write(fd.as_fd(), value.as_bytes())
+        .with_context(|| format!("cannot write {value:?} to /proc/{}", rel.display()))?;
+    Ok(())
+}
+
+fn rlimit_resource(t: PosixRlimitType) -> libc::__rlimit_resource_t {
+    match t {
+        PosixRlimitType::RlimitCpu => libc::RLIMIT_CPU,
+        PosixRlimitType::RlimitFsize => libc::RLIMIT_FSIZE,
+        PosixRlimitType::RlimitData => libc::RLIMIT_DATA,
+        PosixRlimitType::RlimitStack => libc::RLIMIT_STACK,
+        PosixRlimitType::RlimitCore => libc::RLIMIT_CORE,
+        PosixRlimitType::RlimitRss => libc::RLIMIT_RSS,
+        PosixRlimitType::RlimitNproc => libc::RLIMIT_NPROC,
+        PosixRlimitType::RlimitNofile => libc::RLIMIT_NOFILE,
+        PosixRlimitType::RlimitMemlock => libc::RLIMIT_MEMLOCK,
+        PosixRlimitType::RlimitAs => libc::RLIMIT_AS,
+        PosixRlimitType::RlimitLocks => libc::RLIMIT_LOCKS,
+        PosixRlimitType::RlimitSigpending => libc::RLIMIT_SIGPENDING,
+        PosixRlimitType::RlimitMsgqueue => libc::RLIMIT_MSGQUEUE,
+        PosixRlimitType::RlimitNice => libc::RLIMIT_NICE,
+        PosixRlimitType::RlimitRtprio => libc::RLIMIT_RTPRIO,
+        PosixRlimitType::RlimitRttime => libc::RLIMIT_RTTIME,
+    }
+}
+
+fn set_rlimits(process: &Process, c: &mut trace::Calls) -> Result<()> {
+    for r in process.rlimits().iter().flatten() {
+        let name = serde_json::to_value(r.typ())?
+            .as_str()
+            .unwrap_or("?")
+            .to_string();
+        sys::set_rlimit(rlimit_resource(r.typ()), r.soft(), r.hard()).map_err(|e| {
+            let hint = if e.raw_os_error() == Some(libc::EPERM) {
+                " (raising a hard limit needs CAP_SYS_RESOURCE)"
+            } else {
+                ""
+            };
+            anyhow!(
+                "process.rlimits {name} soft={} hard={}: {e}{hint}",
+                r.soft(),
+                r.hard()
+            )
+        })?;
+        c.note(|| format!("prlimit({name}, {}, {})", r.soft(), r.hard()));
+    }
+    Ok(())
+}
+
+/// process.env, plus HOME from the container's /etc/passwd when the config does not set it.
+fn environment(process: &Process) -> Vec<String> {
+    let mut env: Vec<String> = process.env().clone().unwrap_or_default();
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        let uid = process.user().uid();
+        let home = std::fs::read_to_string("/etc/passwd")
+            .ok()
+            .and_then(|p| home_of(&p, uid))
+            .unwrap_or_else(|| "/".to_string());
+        env.push(format!("HOME={home}"));
+    }
+    env
+}
+
+fn home_of(passwd: &str, uid: u32) -> Option<String> {
+    passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() >= 6 && f[2].parse::<u32>().ok() == Some(uid)).then(|| f[5].to_string())
+    })
+}
+
+fn path_var(env: &[String]) -> &str {
+    env.iter()
+        .rev()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(DEFAULT_PATH)
+}
+
+/// Finds `name` as execve would run it: a name with a slash is used as given, anything else is
+/// searched in PATH. The messages carry "no such file or directory" and "permission denied",
+/// which podman turns into exit codes 127 and 126.
+pub fn find_executable(name: &str, path: &str) -> Result<PathBuf> {
+    let check = |p: &Path| -> Result<(), nix::errno::Errno> {
+        let meta = std::fs::metadata(p)
+            .map_err(|e| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::ENOENT)))?;
+        if meta.is_dir() {
+            return Err(nix::errno::Errno::EACCES);
+        }
+        nix::unistd::faccessat(
+            None,
+            p,
+            nix::unistd::AccessFlags::X_OK,
+            nix::fcntl::AtFlags::AT_EACCESS,
+        )
+    };
+    if name.contains('/') {
+        let p = PathBuf::from(name);
+        return match check(&p) {
+            Ok(()) => Ok(p),
+            Err(nix::errno::Errno::EACCES) => bail!("exec: {name:?}: permission denied"),
+            Err(nix::errno::Errno::ENOENT) => bail!("exec: {name:?}: no such file or directory"),
+            Err(e) => bail!("exec: {name:?}: {}", e.desc().to_lowercase()),
+        };
+    }
+    let mut denied = None;
+    for dir in path.split(':') {
+        let dir = if dir.is_empty() { "." } else { dir };
+        let p = Path::new(dir).join(name);
+        match check(&p) {
+            Ok(()) => return Ok(p),
+            Err(nix::errno::Errno::EACCES) => denied = denied.or(Some(p)),
+            Err(_) => {}
+        }
+    }
+    match denied {
+        Some(p) => bail!("exec: {name:?} ({}): permission denied", p.display()),
+        None => {
+            bail!("exec: {name:?}: executable file not found in $PATH: no such file or directory")
+        }
+    }
+}
+
+/// Blocks until `onggi start` writes to the gate. A catchable signal sent meanwhile (e.g.
+/// `onggi kill c1 TERM` on a created container) ends the init with 128+signal, as runc's does:
+/// as PID 1 of its namespace it would otherwise ignore every signal but SIGKILL.
+fn wait_at_gate(gate: BorrowedFd<'_>) {
+    extern "C" fn die(sig: libc::c_int) {
+        sys::exit_now(128 + sig)
+    }
+    for sig in [
+        libc::SIGHUP,
+        libc::SIGINT,
+        libc::SIGQUIT,
+        libc::SIGTERM,
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+        libc::SIGALRM,
+        libc::SIGPIPE,
+    ] {
+        let _ = sys::set_signal_handler(sig, die);
+    }
+    trace::event(|| "step=gate | waiting in read(exec.fifo) for `onggi start`".into());
+    let mut b = [0u8; 1];
+    loop {
+        match nix::unistd::read(gate.as_raw_fd(), &mut b) {
+            Ok(1) => break,
+            Err(nix::errno::Errno::EINTR) => continue,
+            _ => sys::exit_now(1),
+        }
+    }
+}
+
+fn exec(p: Prepared, preserve_fds: u32) -> ! {
+    // Only stdio and the --preserve-fds survive execve (CVE-2024-21626).
+    if sys::cloexec_from(3 + preserve_fds).is_err() {
+        sys::exit_now(1);
+    }
+    // Rust's runtime ignores SIGPIPE, and an ignored signal stays ignored across execve:
+    // give the container every signal at its default.
+    sys::reset_signal_dispositions();
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(p.umask));
+    trace::event(|| format!("step=execve | execve({:?}, {:?})", p.path, p.args));
+    let err = nix::unistd::execve(&p.path, &p.args, &p.env).unwrap_err();
+    let code = match err {
+        nix::errno::Errno::ENOENT => 127,
+        nix::errno::Errno::EACCES => 126,
+        _ => 1,
+    };
+    eprintln!("onggi: exec {:?}: {}", p.path, err.desc().to_lowercase());
+    sys::exit_now(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn home_from_passwd() {
+        let p = "root:x:0:0:root:/root:/bin/sh\nbob:x:1000:1000::/home/bob:/bin/sh\nbad\n";
+        assert_eq!(home_of(p, 0).as_deref(), Some("/root"));
+        assert_eq!(home_of(p, 1000).as_deref(), Some("/home/bob"));
+        assert_eq!(home_of(p, 7), None);
+    }
+
+    #[test]
+    fn path_lookup_messages() {
+        let e = find_executable("definitely-not-here-onggi", "/nonexistent")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no such file or directory"), "{e}");
+        let e = find_executable("/etc/hostname", "")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("permission denied"), "{e}");
+        let e = find_executable("/", "").unwrap_err().to_string();
+        assert!(e.contains("permission denied"), "{e}");
+        assert_eq!(
+            find_executable("sh", "/nonexistent:/bin").ok(),
+            Some(PathBuf::from("/bin/sh"))
+        );
+    }
+
+    #[test]
+    fn last_path_wins() {
+        let env = vec![
+            "PATH=/a".to_string(),
+            "X=1".to_string(),
+            "PATH=/b".to_string(),
+        ];
+        assert_eq!(path_var(&env), "/b");
+        assert_eq!(path_var(&[]), DEFAULT_PATH);
+    }
+}

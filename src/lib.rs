@@ -1,0 +1,26 @@
+//! onggi: a low-level OCI container runtime.
+//!
+//! The modules, in the order a container meets them:
+//! * [`cli`]: the runc-compatible command line;
+//! * [`spec`]: config.json loading and validation, and the default config;
+//! * [`state`]: the container state store (state.json, locks, live status);
+//! * [`process`]: the create flow in onggi (clone3, the init channel, cleanup);
+//! * [`init`]: the container init's setup steps, up to execve;
+//! * [`namespaces`], [`rootfs`], [`capabilities`]: what the init sets up;
+//! * [`container`]: start, state, kill, delete, list, run, features;
+//! * [`signal`], [`logging`], [`trace`]: signal names, the --log contract, step events;
+//! * [`sys`]: the only `unsafe` code, small system-call wrappers.
+
+pub mod capabilities;
+pub mod cli;
+pub mod container;
+pub mod init;
+pub mod logging;
+pub mod namespaces;
+pub mod process;
+pub mod rootfs;
+pub mod signal;
+pub mod spec;
+pub mod state;
+pub mod sys;
+pub mod trace;

@@ -1,0 +1,171 @@
+//! Linux namespaces: which ones the container gets new (clone3 flags) and which it joins by path
+//! (setns), in the order the kernel requires.
+
+use anyhow::{bail, Context, Result};
+use oci_spec::runtime::{LinuxNamespace, LinuxNamespaceType};
+use std::os::fd::AsFd;
+use std::path::Path;
+
+use crate::trace;
+
+/// The spec's name of a namespace type ("pid", "network" …).
+pub fn name(t: LinuxNamespaceType) -> &'static str {
+    match t {
+        LinuxNamespaceType::Mount => "mount",
+        LinuxNamespaceType::Cgroup => "cgroup",
+        LinuxNamespaceType::Uts => "uts",
+        LinuxNamespaceType::Ipc => "ipc",
+        LinuxNamespaceType::User => "user",
+        LinuxNamespaceType::Pid => "pid",
+        LinuxNamespaceType::Network => "network",
+        LinuxNamespaceType::Time => "time",
+    }
+}
+
+/// The CLONE_NEW* flag of a namespace type.
+pub fn clone_flag(t: LinuxNamespaceType) -> u64 {
+    (match t {
+        LinuxNamespaceType::Mount => libc::CLONE_NEWNS,
+        LinuxNamespaceType::Cgroup => libc::CLONE_NEWCGROUP,
+        LinuxNamespaceType::Uts => libc::CLONE_NEWUTS,
+        LinuxNamespaceType::Ipc => libc::CLONE_NEWIPC,
+        LinuxNamespaceType::User => libc::CLONE_NEWUSER,
+        LinuxNamespaceType::Pid => libc::CLONE_NEWPID,
+        LinuxNamespaceType::Network => libc::CLONE_NEWNET,
+        LinuxNamespaceType::Time => libc::CLONE_NEWTIME,
+    }) as u64
+}
+
+/// The file under /proc/<pid>/ns/ for a namespace type.
+pub fn proc_name(t: LinuxNamespaceType) -> &'static str {
+    match t {
+        LinuxNamespaceType::Mount => "mnt",
+        LinuxNamespaceType::Network => "net",
+        other => name(other),
+    }
+}
+
+/// Names the CLONE_* bits of `flags` for traces: `CLONE_NEWPID|CLONE_NEWNS|…`.
+pub fn flag_names(flags: u64) -> String {
+    const ALL: &[(i32, &str)] = &[
+        (libc::CLONE_NEWNS, "CLONE_NEWNS"),
+        (libc::CLONE_NEWCGROUP, "CLONE_NEWCGROUP"),
+        (libc::CLONE_NEWUTS, "CLONE_NEWUTS"),
+        (libc::CLONE_NEWIPC, "CLONE_NEWIPC"),
+        (libc::CLONE_NEWUSER, "CLONE_NEWUSER"),
+        (libc::CLONE_NEWPID, "CLONE_NEWPID"),
+        (libc::CLONE_NEWNET, "CLONE_NEWNET"),
+        (libc::CLONE_NEWTIME, "CLONE_NEWTIME"),
+        (libc::CLONE_PIDFD, "CLONE_PIDFD"),
+    ];
+    let mut v: Vec<&str> = ALL
+        .iter()
+        .filter(|(f, _)| flags & (*f as u64) != 0)
+        .map(|(_, n)| *n)
+        .collect();
+    if flags & crate::sys::CLONE_INTO_CGROUP != 0 {
+        v.push("CLONE_INTO_CGROUP");
+    }
+    if v.is_empty() {
+        "0".into()
+    } else {
+        v.join("|")
+    }
+}
+
+/// clone3 flags for the namespaces the container gets new. A pid namespace given by path is
+/// joined by the parent before cloning (see [`join_pid_namespace`]), so it is not here.
+pub fn new_namespace_flags(list: &[LinuxNamespace]) -> u64 {
+    list.iter()
+        .filter(|n| n.path().is_none())
+        .map(|n| clone_flag(n.typ()))
+        .fold(0, |a, b| a | b)
+}
+
+fn open_ns(t: LinuxNamespaceType, path: &Path) -> Result<std::fs::File> {
+    let f = std::fs::File::open(path).with_context(|| {
+        format!(
+            "linux.namespaces {} path {}: cannot open",
+            name(t),
+            path.display()
+        )
+    })?;
+    Ok(f)
+}
+
+fn setns(t: LinuxNamespaceType, path: &Path, calls: &mut trace::Calls) -> Result<()> {
+    let f = open_ns(t, path)?;
+    let flag = nix::sched::CloneFlags::from_bits_truncate(clone_flag(t) as i32);
+    nix::sched::setns(f.as_fd(), flag).map_err(|e| {
+        let hint = if e == nix::errno::Errno::EINVAL {
+            format!(" (is {} a {} namespace?)", path.display(), name(t))
+        } else {
+            String::new()
+        };
+        anyhow::anyhow!(
+            "linux.namespaces {} path {}: setns: {e}{hint}",
+            name(t),
+            path.display()
+        )
+    })?;
+    calls.note(|| format!("setns({}, {})", path.display(), name(t)));
+    Ok(())
+}
+
+/// In the parent, before clone3: a pid namespace given by path must be entered by the process
+/// that forks (setns(CLONE_NEWPID) only changes the namespace of the caller's future children),
+/// so the init is born in it without a second fork.
+pub fn join_pid_namespace(list: &[LinuxNamespace]) -> Result<()> {
+    let Some(ns) = list.iter().find(|n| n.typ() == LinuxNamespaceType::Pid) else {
+        return Ok(());
+    };
+    let Some(path) = ns.path() else { return Ok(()) };
+    trace::step("join_pid_namespace", |c| {
+        setns(LinuxNamespaceType::Pid, path, c)
+    })
+}
+
+/// In the init: join every namespace given by path, except pid (already done by the parent).
+/// Mount comes last so that the other namespace files are opened from the original mount
+/// namespace.
+pub fn join_namespaces(list: &[LinuxNamespace]) -> Result<()> {
+    trace::step("join_namespaces", |c| {
+        let mut joined: Vec<(LinuxNamespaceType, &Path)> = list
+            .iter()
+            .filter(|n| n.typ() != LinuxNamespaceType::Pid)
+            .filter_map(|n| n.path().as_deref().map(|p| (n.typ(), p)))
+            .collect();
+        joined.sort_by_key(|(t, _)| *t == LinuxNamespaceType::Mount);
+        // Open all first (paths are host paths, resolved before any setns changes our view).
+        let files = joined
+            .iter()
+            .map(|(t, p)| open_ns(*t, p).map(|f| (*t, *p, f)))
+            .collect::<Result<Vec<_>>>()?;
+        for (t, p, f) in files {
+            let flag = nix::sched::CloneFlags::from_bits_truncate(clone_flag(t) as i32);
+            if let Err(e) = nix::sched::setns(f.as_fd(), flag) {
+                bail!(
+                    "linux.namespaces {} path {}: setns: {e}",
+                    name(t),
+                    p.display()
+                );
+            }
+            c.note(|| format!("setns({}, {})", p.display(), name(t)));
+        }
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_and_names() {
+        let f = clone_flag(LinuxNamespaceType::Pid) | clone_flag(LinuxNamespaceType::Mount);
+        assert_eq!(flag_names(f), "CLONE_NEWNS|CLONE_NEWPID");
+        assert_eq!(proc_name(LinuxNamespaceType::Network), "net");
+        assert_eq!(proc_name(LinuxNamespaceType::Mount), "mnt");
+        assert_eq!(proc_name(LinuxNamespaceType::Uts), "uts");
+    }
+}

@@ -1,0 +1,316 @@
+//! Process creation: onggi clones the container init directly (clone3 with the namespace flags,
+//! so the init is PID 1 of its pid namespace from its first instruction), talks to it over a
+//! SOCK_SEQPACKET socketpair with small typed messages, and exits once the init waits at the
+//! start gate. No re-exec of /proc/self/exe, no helper process left behind: the init is
+//! orphaned to the caller's subreaper (conmon, the containerd shim), which reaps it.
+//!
+//! ```text
+//!   onggi create                              init (clone3 child)
+//!   ────────────                              ───────────────────
+//!   load + validate config
+//!   mkdir <root>/<id>, flock, mkfifo gate
+//!   open + verify host /proc, /dev/null
+//!   clone3(CLONE_NEW*) ─────────────────────▶ close inherited fds, PDEATHSIG
+//!   state.json (creating, pid, start time)
+//!   send Go ────────────────────────────────▶ namespaces, rootfs, mounts, pivot_root,
+//!                                             hostname, sysctl, rlimits, user, caps …
+//!   recv Ready / Error ◀──────────────────── send Ready (or Error + exit)
+//!   state.json (created), pid file, exit       wait at the gate (exec.fifo) …
+//!   onggi start: write 1 byte to the gate ──▶ … execve(process.args)
+//! ```
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::spec::Bundle;
+use crate::state::{proc_stat, ContainerDir, State, Status, Store};
+use crate::sys::{self, Forked};
+use crate::{init, namespaces, trace};
+
+/// Messages between onggi and the init.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Msg {
+    /// onggi → init: the parent side is ready (state recorded; later: id maps written).
+    Go,
+    /// init → onggi: set up, waiting at the start gate.
+    Ready,
+    /// init → onggi: setup failed; the one-line reason. The init exits after sending it.
+    Error(String),
+}
+
+/// One end of the SOCK_SEQPACKET socketpair (message boundaries are kept by the kernel).
+pub struct Channel(OwnedFd);
+
+impl Channel {
+    pub fn pair() -> Result<(Channel, Channel)> {
+        use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+        let (a, b) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .context("socketpair")?;
+        Ok((Channel(a), Channel(b)))
+    }
+
+    pub fn send(&self, m: &Msg) -> Result<()> {
+        let data = serde_json::to_vec(m)?;
+        nix::sys::socket::send(
+            self.0.as_raw_fd(),
+            &data,
+            nix::sys::socket::MsgFlags::MSG_NOSIGNAL,
+        )
+        .context("cannot send to the other side of the init channel")?;
+        Ok(())
+    }
+
+    /// The next message, or None when the other side has closed its end.
+    pub fn recv(&self) -> Result<Option<Msg>> {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match nix::sys::socket::recv(
+                self.0.as_raw_fd(),
+                &mut buf,
+                nix::sys::socket::MsgFlags::empty(),
+            ) {
+                Ok(0) => return Ok(None),
+                Ok(n) => {
+                    return Ok(Some(
+                        serde_json::from_slice(&buf[..n])
+                            .context("bad message on the init channel")?,
+                    ))
+                }
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e).context("cannot read the init channel"),
+            }
+        }
+    }
+
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
+/// What `create` and `run` take from the command line.
+pub struct CreateOptions<'a> {
+    pub id: &'a str,
+    pub bundle: &'a Path,
+    pub pid_file: Option<&'a Path>,
+    pub console_socket: Option<&'a Path>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+}
+
+/// A created container: the init's pid and a pidfd for it (used by `run` to wait).
+pub struct Created {
+    pub pid: i32,
+    pub pidfd: OwnedFd,
+}
+
+/// Undoes a create that failed half-way: kills the init, removes the state directory.
+struct Cleanup {
+    dir: Option<ContainerDir>,
+    child: Option<(i32, OwnedFd)>,
+}
+
+impl Cleanup {
+    fn disarm(mut self) {
+        self.dir = None;
+        self.child = None;
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if let Some((pid, pidfd)) = self.child.take() {
+            let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+        }
+        if let Some(dir) = self.dir.take() {
+            let _ = dir.remove();
+        }
+    }
+}
+
+/// Opens the host's /proc and checks that it is procfs (rows 5 and 10 of the checklist).
+fn open_host_procfs() -> Result<OwnedFd> {
+    let fd = sys::openat2(
+        sys::at_fdcwd(),
+        Path::new("/proc"),
+        libc::O_PATH | libc::O_DIRECTORY,
+        0,
+        sys::RESOLVE_NO_SYMLINKS,
+    )
+    .context("cannot open /proc")?;
+    if sys::fs_magic(fd.as_fd())? != libc::PROC_SUPER_MAGIC {
+        bail!("/proc on this host is not procfs: refusing to run");
+    }
+    Ok(fd)
+}
+
+/// Creates the start gate: a FIFO the init holds open read-write and blocks reading.
+fn make_gate(dir: &ContainerDir) -> Result<OwnedFd> {
+    let path = dir.gate_path();
+    nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600))
+        .context("mkfifo exec.fifo")?;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(&path)
+        .context("cannot open exec.fifo")?;
+    Ok(f.into())
+}
+
+fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let path =
+        std::path::absolute(path).with_context(|| format!("--pid-file {}", path.display()))?;
+    crate::state::write_atomic(&path, pid.to_string().as_bytes(), 0o644)
+}
+
+/// `create`: everything up to the init waiting at the start gate.
+pub fn create(store: &Store, o: &CreateOptions<'_>) -> Result<Created> {
+    crate::state::validate_id(o.id)?;
+    let bundle = trace::step("load_config", |c| {
+        let b = Bundle::load(o.bundle)?;
+        c.note(|| {
+            format!(
+                "read {}/config.json; rootfs {}",
+                b.dir.display(),
+                b.rootfs.display()
+            )
+        });
+        Ok::<_, anyhow::Error>(b)
+    })?;
+    if let Some(p) = bundle.spec.process() {
+        if p.terminal().unwrap_or(false) && o.console_socket.is_none() {
+            bail!("process.terminal is true but no --console-socket was given (set terminal to false, or pass a socket)");
+        }
+        if o.console_socket.is_some() {
+            bail!(
+                "--console-socket: terminals are not supported yet (set process.terminal to false)"
+            );
+        }
+    }
+    let dir = store.create(o.id)?;
+    let mut guard = Cleanup {
+        dir: Some(dir),
+        child: None,
+    };
+    let dir = guard
+        .dir
+        .as_ref()
+        .ok_or_else(|| anyhow!("state directory vanished"))?;
+    dir.save_config(&bundle.spec)?;
+    let gate = make_gate(dir)?;
+    let procfs = open_host_procfs()?;
+    let (parent_end, child_end) = Channel::pair()?;
+    namespaces::join_pid_namespace(bundle.namespaces())?;
+    let flags = namespaces::new_namespace_flags(bundle.namespaces());
+
+    // Not a trace::step: both processes return from clone3, only the parent reports it.
+    let t0 = std::time::Instant::now();
+    let forked = sys::clone3(flags, None).context("clone3")?;
+    let (pid, pidfd) = match forked {
+        Forked::Child => {
+            let mut keep: Vec<RawFd> = vec![
+                child_end.fd().as_raw_fd(),
+                gate.as_raw_fd(),
+                procfs.as_raw_fd(),
+            ];
+            if let Some(fd) = trace::sink() {
+                keep.push(fd.as_raw_fd());
+            }
+            init::run(init::InitContext {
+                id: o.id,
+                bundle: &bundle,
+                channel: &child_end,
+                gate: gate.as_fd(),
+                procfs: procfs.as_fd(),
+                no_pivot: o.no_pivot,
+                no_new_keyring: o.no_new_keyring,
+                preserve_fds: o.preserve_fds,
+                keep,
+            })
+        }
+        Forked::Parent { pid, pidfd } => (pid, pidfd),
+    };
+    trace::event(|| {
+        format!(
+            "step=clone3 | clone3({}) = pid {pid} | took={}us",
+            namespaces::flag_names(flags | libc::CLONE_PIDFD as u64),
+            t0.elapsed().as_micros()
+        )
+    });
+    guard.child = Some((pid, pidfd.try_clone().context("dup pidfd")?));
+    drop(child_end);
+    drop(gate);
+
+    let start = proc_stat(pid)
+        .map(|p| p.start_time)
+        .ok_or_else(|| anyhow!("the init (pid {pid}) vanished"))?;
+    let mut state = State {
+        id: o.id.to_string(),
+        pid,
+        pid_start_time: start,
+        bundle: bundle.dir.clone(),
+        rootfs: bundle.rootfs.clone(),
+        created: crate::logging::rfc3339(std::time::SystemTime::now()),
+        annotations: bundle.spec.annotations().clone().unwrap_or_default(),
+        owner: nix::unistd::User::from_uid(nix::unistd::geteuid())
+            .ok()
+            .flatten()
+            .map(|u| u.name)
+            .unwrap_or_default(),
+        recorded: Status::Creating,
+        has_process: bundle.spec.process().is_some(),
+        own_pid_namespace: bundle.new_namespace(oci_spec::runtime::LinuxNamespaceType::Pid),
+    };
+    dir.save(&state)?;
+    parent_end.send(&Msg::Go)?;
+    trace::step("wait_ready", |_| match parent_end.recv()? {
+        Some(Msg::Ready) => Ok(()),
+        Some(Msg::Error(msg)) => Err(anyhow!(msg)),
+        Some(other) => Err(anyhow!("unexpected message from the init: {other:?}")),
+        None => {
+            let status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+            Err(anyhow!(
+                "the container init exited during setup ({status:?})"
+            ))
+        }
+    })?;
+    state.recorded = Status::Created;
+    dir.save(&state)?;
+    if let Some(p) = o.pid_file {
+        trace::step("pid_file", |c| {
+            c.note(|| format!("write {} = {pid}", p.display()));
+            write_pid_file(p, pid)
+        })?;
+    }
+    guard.disarm();
+    Ok(Created { pid, pidfd })
+}
+
+/// A pidfd for the container's init, checked to be that very process (pid and start time).
+pub fn open_init(state: &State) -> Result<Option<OwnedFd>> {
+    let fd = match sys::pidfd_open(state.pid) {
+        Ok(fd) => fd,
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(None),
+        Err(e) => return Err(e).context("pidfd_open"),
+    };
+    // Checked after the pidfd exists: from here on the pid cannot be reused under us.
+    match proc_stat(state.pid) {
+        Some(p) if p.start_time == state.pid_start_time && !p.dead => Ok(Some(fd)),
+        _ => Ok(None),
+    }
+}
+
+/// The pid-namespace inode of a process, to find every process of a container.
+pub fn pid_ns_of(pid: i32) -> Option<PathBuf> {
+    std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok()
+}

@@ -1,0 +1,365 @@
+//! The bundle's config.json: loading (with the line and column of a JSON error), validation that
+//! names the offending field, and the default config `onggi spec` writes.
+
+use anyhow::{bail, Context, Result};
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+/// The runtime-spec version onggi implements (reported by `--version`, `state`, `features`).
+pub const OCI_VERSION: &str = "1.2.1";
+
+/// The search path used for `process.args[0]` when `process.env` has no PATH.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// A loaded, validated bundle.
+pub struct Bundle {
+    /// The bundle directory, absolute.
+    pub dir: PathBuf,
+    /// The root filesystem, absolute and canonical.
+    pub rootfs: PathBuf,
+    pub spec: Spec,
+}
+
+impl Bundle {
+    /// Loads `<dir>/config.json` and validates it.
+    pub fn load(dir: &Path) -> Result<Bundle> {
+        let dir = std::path::absolute(dir)
+            .with_context(|| format!("bundle {}: cannot make the path absolute", dir.display()))?;
+        if !dir.is_dir() {
+            bail!("bundle {}: not a directory", dir.display());
+        }
+        let path = dir.join("config.json");
+        let bytes =
+            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let spec =
+            parse(&bytes).with_context(|| format!("{} is not a valid config", path.display()))?;
+        Bundle::from_spec(dir, spec)
+    }
+
+    /// Validates `spec` as the config of the bundle `dir`.
+    pub fn from_spec(dir: PathBuf, spec: Spec) -> Result<Bundle> {
+        validate_version(spec.version())?;
+        let root = spec
+            .root()
+            .as_ref()
+            .context("config.json: root is missing")?;
+        let rootfs = if root.path().is_absolute() {
+            root.path().clone()
+        } else {
+            dir.join(root.path())
+        };
+        let rootfs = std::fs::canonicalize(&rootfs)
+            .with_context(|| format!("root.path {}: does not exist", rootfs.display()))?;
+        if !rootfs.is_dir() {
+            bail!("root.path {}: not a directory", rootfs.display());
+        }
+        validate(&spec)?;
+        Ok(Bundle { dir, rootfs, spec })
+    }
+
+    /// The namespaces of the config, in config order.
+    pub fn namespaces(&self) -> &[oci_spec::runtime::LinuxNamespace] {
+        self.spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().as_deref())
+            .unwrap_or(&[])
+    }
+
+    /// Whether the config asks for a new (path-less) namespace of type `t`.
+    pub fn new_namespace(&self, t: LinuxNamespaceType) -> bool {
+        self.namespaces()
+            .iter()
+            .any(|n| n.typ() == t && n.path().is_none())
+    }
+
+    /// Whether the config has a namespace of type `t` at all (new or joined).
+    pub fn has_namespace(&self, t: LinuxNamespaceType) -> bool {
+        self.namespaces().iter().any(|n| n.typ() == t)
+    }
+}
+
+/// Parses config.json text; a JSON error carries its line and column.
+pub fn parse(bytes: &[u8]) -> Result<Spec> {
+    serde_json::from_slice(bytes).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+fn validate_version(v: &str) -> Result<()> {
+    let major = v.split('.').next().unwrap_or("");
+    match major.parse::<u32>() {
+        Ok(1) => Ok(()),
+        _ => bail!(
+            "ociVersion {v:?} is not supported: onggi implements runtime-spec 1.x (up to {OCI_VERSION})"
+        ),
+    }
+}
+
+/// sysctl keys that are namespaced, and the namespace each needs.
+fn sysctl_namespace(key: &str) -> Option<LinuxNamespaceType> {
+    const IPC: &[&str] = &[
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    if IPC.contains(&key) || key.starts_with("fs.mqueue.") {
+        Some(LinuxNamespaceType::Ipc)
+    } else if key.starts_with("net.") {
+        Some(LinuxNamespaceType::Network)
+    } else if key == "kernel.hostname" || key == "kernel.domainname" {
+        Some(LinuxNamespaceType::Uts)
+    } else {
+        None
+    }
+}
+
+fn validate(spec: &Spec) -> Result<()> {
+    if let Some(p) = spec.process() {
+        match p.args() {
+            Some(a) if !a.is_empty() && !a[0].is_empty() => {}
+            _ => bail!("config.json: process.args must name the program to run"),
+        }
+        if !p.cwd().is_absolute() {
+            bail!(
+                "config.json: process.cwd {:?} must be an absolute path",
+                p.cwd()
+            );
+        }
+        let mut seen = HashSet::new();
+        for r in p.rlimits().iter().flatten() {
+            if !seen.insert(format!("{:?}", r.typ())) {
+                bail!("config.json: process.rlimits has {:?} twice", r.typ());
+            }
+            if r.soft() > r.hard() {
+                bail!(
+                    "config.json: process.rlimits {:?}: soft {} is above hard {}",
+                    r.typ(),
+                    r.soft(),
+                    r.hard()
+                );
+            }
+        }
+        if let Some(env) = p.env() {
+            if let Some(bad) = env.iter().find(|e| !e.contains('=')) {
+                bail!("config.json: process.env entry {bad:?} is not KEY=VALUE");
+            }
+        }
+    }
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        if m.destination().as_os_str().is_empty() {
+            bail!("config.json: mounts[{i}].destination is empty");
+        }
+        if m.destination()
+            .components()
+            .any(|c| c == std::path::Component::ParentDir)
+        {
+            bail!(
+                "config.json: mounts[{i}].destination {:?} must not contain \"..\"",
+                m.destination()
+            );
+        }
+    }
+    let Some(linux) = spec.linux() else {
+        return Ok(());
+    };
+    let mut types = HashSet::new();
+    for ns in linux.namespaces().iter().flatten() {
+        if !types.insert(ns.typ()) {
+            bail!(
+                "config.json: linux.namespaces has {} twice",
+                crate::namespaces::name(ns.typ())
+            );
+        }
+        if let Some(p) = ns.path() {
+            if !p.is_absolute() {
+                bail!(
+                    "config.json: linux.namespaces {} path {:?} must be absolute",
+                    crate::namespaces::name(ns.typ()),
+                    p
+                );
+            }
+        }
+        if ns.typ() == LinuxNamespaceType::User {
+            bail!("config.json: user namespaces are not supported yet (linux.namespaces has \"user\")");
+        }
+        if ns.typ() == LinuxNamespaceType::Time {
+            bail!("config.json: time namespaces are not supported yet (linux.namespaces has \"time\")");
+        }
+    }
+    let has = |t| types.contains(&t);
+    if spec.hostname().as_deref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts) {
+        bail!("config.json: hostname is set but linux.namespaces has no \"uts\": onggi will not change the host's hostname");
+    }
+    if spec.domainname().as_deref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts)
+    {
+        bail!("config.json: domainname is set but linux.namespaces has no \"uts\"");
+    }
+    for key in linux.sysctl().iter().flat_map(|m| m.keys()) {
+        match sysctl_namespace(key) {
+            Some(t) if has(t) => {}
+            Some(t) => bail!(
+                "config.json: linux.sysctl {key:?} needs a {} namespace, which the config does not have",
+                crate::namespaces::name(t)
+            ),
+            None => bail!("config.json: linux.sysctl {key:?} is not namespaced: onggi will not change the host's value"),
+        }
+    }
+    for (i, d) in linux.devices().iter().flatten().enumerate() {
+        if !d.path().is_absolute() {
+            bail!(
+                "config.json: linux.devices[{i}].path {:?} must be absolute",
+                d.path()
+            );
+        }
+        if !d.path().starts_with("/dev") {
+            bail!(
+                "config.json: linux.devices[{i}].path {:?} must be under /dev",
+                d.path()
+            );
+        }
+    }
+    if let Some(p) = linux.rootfs_propagation() {
+        crate::rootfs::propagation_flag(p)
+            .with_context(|| format!("config.json: linux.rootfsPropagation {p:?}"))?;
+    }
+    if linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
+        || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty())
+    {
+        bail!("config.json: linux.uidMappings/gidMappings need user namespaces, which are not supported yet");
+    }
+    Ok(())
+}
+
+/// The default config.json `onggi spec` writes: runc's, with onggi's hostname.
+pub fn default_config() -> serde_json::Value {
+    let caps = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"];
+    serde_json::json!({
+        "ociVersion": OCI_VERSION,
+        "process": {
+            "terminal": true,
+            "user": { "uid": 0, "gid": 0 },
+            "args": ["sh"],
+            "env": [format!("PATH={DEFAULT_PATH}"), "TERM=xterm"],
+            "cwd": "/",
+            "capabilities": {
+                "bounding": caps, "effective": caps, "permitted": caps, "ambient": caps
+            },
+            "rlimits": [{ "type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024 }],
+            "noNewPrivileges": true
+        },
+        "root": { "path": "rootfs", "readonly": true },
+        "hostname": "onggi",
+        "mounts": [
+            { "destination": "/proc", "type": "proc", "source": "proc" },
+            { "destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+              "options": ["nosuid", "strictatime", "mode=755", "size=65536k"] },
+            { "destination": "/dev/pts", "type": "devpts", "source": "devpts",
+              "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"] },
+            { "destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+              "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"] },
+            { "destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+              "options": ["nosuid", "noexec", "nodev"] },
+            { "destination": "/sys", "type": "sysfs", "source": "sysfs",
+              "options": ["nosuid", "noexec", "nodev", "ro"] },
+            { "destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+              "options": ["nosuid", "noexec", "nodev", "relatime", "ro"] }
+        ],
+        "linux": {
+            "resources": { "devices": [{ "allow": false, "access": "rwm" }] },
+            "namespaces": [
+                { "type": "pid" }, { "type": "network" }, { "type": "ipc" },
+                { "type": "uts" }, { "type": "mount" }, { "type": "cgroup" }
+            ],
+            "maskedPaths": [
+                "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+                "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware",
+                "/proc/scsi"
+            ],
+            "readonlyPaths": [
+                "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"
+            ]
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_config_parses_and_validates() {
+        let v = default_config();
+        let spec: Spec = serde_json::from_value(v).expect("default config parses");
+        validate(&spec).expect("default config validates");
+        assert_eq!(spec.hostname().as_deref(), Some("onggi"));
+    }
+
+    #[test]
+    fn json_errors_have_a_location() {
+        let e = parse(b"{\n  \"ociVersion\": \"1.0.0\",\n  \"process\": [\n}").unwrap_err();
+        assert!(e.to_string().contains("line 4"), "{e}");
+    }
+
+    #[test]
+    fn version_major_must_be_1() {
+        assert!(validate_version("1.0.2-dev").is_ok());
+        assert!(validate_version("1.2.1").is_ok());
+        let e = validate_version("2.0.0").unwrap_err().to_string();
+        assert!(e.contains("\"2.0.0\""), "{e}");
+        assert!(validate_version("").is_err());
+    }
+
+    #[test]
+    fn sysctl_namespacing() {
+        assert_eq!(
+            sysctl_namespace("kernel.shmmax"),
+            Some(LinuxNamespaceType::Ipc)
+        );
+        assert_eq!(
+            sysctl_namespace("fs.mqueue.msg_max"),
+            Some(LinuxNamespaceType::Ipc)
+        );
+        assert_eq!(
+            sysctl_namespace("net.ipv4.ip_forward"),
+            Some(LinuxNamespaceType::Network)
+        );
+        assert_eq!(sysctl_namespace("vm.swappiness"), None);
+        assert_eq!(sysctl_namespace("kernel.panic"), None);
+    }
+
+    fn with(f: impl FnOnce(&mut serde_json::Value)) -> Result<()> {
+        let mut v = default_config();
+        f(&mut v);
+        let spec: Spec = serde_json::from_value(v)?;
+        validate(&spec)
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let e = with(|v| v["process"]["args"] = serde_json::json!([])).unwrap_err();
+        assert!(e.to_string().contains("process.args"), "{e}");
+        let e = with(|v| v["process"]["cwd"] = "rel".into()).unwrap_err();
+        assert!(e.to_string().contains("process.cwd"), "{e}");
+        let e =
+            with(|v| v["linux"]["sysctl"] = serde_json::json!({"vm.swappiness": "1"})).unwrap_err();
+        assert!(e.to_string().contains("vm.swappiness"), "{e}");
+        let e =
+            with(|v| v["linux"]["namespaces"] = serde_json::json!([{"type":"pid"},{"type":"pid"}]))
+                .unwrap_err();
+        assert!(e.to_string().contains("pid twice"), "{e}");
+        let e = with(|v| {
+            v["linux"]["namespaces"] = serde_json::json!([{"type":"mount"}]);
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("hostname"), "{e}");
+        let e = with(|v| v["linux"]["rootfsPropagation"] = "sideways".into()).unwrap_err();
+        assert!(e.to_string().contains("rootfsPropagation"), "{e}");
+        let e = with(|v| v["mounts"][0]["destination"] = "/a/../../etc".into()).unwrap_err();
+        assert!(e.to_string().contains("mounts[0]"), "{e}");
+    }
+}

@@ -1,0 +1,358 @@
+//! The container state store: `<root>/<id>/` holds `state.json` (written atomically), a snapshot
+//! of the config taken at create, and `exec.fifo`, the start gate. Every command that touches a
+//! container holds an exclusive flock on its directory.
+//!
+//! Status is never trusted from disk alone: it is derived live from the init's pid *and* its
+//! start time in /proc/<pid>/stat (a reused pid is not mistaken for the init), the presence of
+//! the start gate, and later the cgroup freezer.
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::AsFd;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+/// The errors callers branch on (`delete --force` of a missing id is silent, for example).
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("{0}: container does not exist")]
+    NotExist(String),
+    #[error("{0}: container with that id exists already")]
+    Exists(String),
+    #[error("invalid container id {0:?}: use 1-1024 characters from [A-Za-z0-9_.+-], not \".\" or \"..\"")]
+    InvalidId(String),
+}
+
+/// Checks a container id: `[A-Za-z0-9_.+-]{1,1024}`, not `.` or `..`.
+pub fn validate_id(id: &str) -> Result<(), StoreError> {
+    let ok = !id.is_empty()
+        && id.len() <= 1024
+        && id != "."
+        && id != ".."
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.+-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidId(id.to_string()))
+    }
+}
+
+/// What `state` reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Creating,
+    Created,
+    Running,
+    Paused,
+    Stopped,
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Status::Creating => "creating",
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Stopped => "stopped",
+        })
+    }
+}
+
+/// state.json.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct State {
+    pub id: String,
+    /// The init's pid in onggi's pid namespace.
+    pub pid: i32,
+    /// Field 22 of /proc/<pid>/stat when the init was created.
+    pub pid_start_time: u64,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    /// RFC 3339, UTC.
+    pub created: String,
+    #[serde(default)]
+    pub annotations: HashMap<String, String>,
+    pub owner: String,
+    /// `creating` until the init reports ready, then `created`; the live status is derived.
+    pub recorded: Status,
+    /// Whether config.json had a `process` (a container without one can be created, not started).
+    pub has_process: bool,
+    /// Whether the init has its own pid namespace (then killing it kills everything inside).
+    pub own_pid_namespace: bool,
+}
+
+/// The store at `--root`.
+pub struct Store {
+    root: PathBuf,
+}
+
+/// One container's directory, locked for as long as this value lives.
+pub struct ContainerDir {
+    pub id: String,
+    pub path: PathBuf,
+    lock: File,
+}
+
+const STATE: &str = "state.json";
+const CONFIG: &str = "config.json";
+const GATE: &str = "exec.fifo";
+
+impl Store {
+    /// Opens (creating with mode 0700 when missing) the state root.
+    pub fn open(root: &Path) -> Result<Store> {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(root)
+            .with_context(|| format!("--root {}: cannot create", root.display()))?;
+        Ok(Store {
+            root: root.to_path_buf(),
+        })
+    }
+
+    fn dir_of(&self, id: &str) -> PathBuf {
+        self.root.join(id)
+    }
+
+    /// Creates and locks the directory of a new container; fails if the id is taken.
+    pub fn create(&self, id: &str) -> Result<ContainerDir> {
+        validate_id(id)?;
+        let path = self.dir_of(id);
+        match std::fs::DirBuilder::new().mode(0o711).create(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(StoreError::Exists(id.to_string()).into())
+            }
+            Err(e) => return Err(e).with_context(|| format!("cannot create {}", path.display())),
+        }
+        let lock = match lock_dir(&path) {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&path);
+                return Err(e);
+            }
+        };
+        Ok(ContainerDir {
+            id: id.to_string(),
+            path,
+            lock,
+        })
+    }
+
+    /// Opens and locks an existing container's directory.
+    pub fn get(&self, id: &str) -> Result<ContainerDir> {
+        validate_id(id)?;
+        let path = self.dir_of(id);
+        let lock = match lock_dir(&path) {
+            Ok(l) => l,
+            Err(e) if is_not_found(&e) => return Err(StoreError::NotExist(id.to_string()).into()),
+            Err(e) => return Err(e),
+        };
+        // The directory may have been removed by a `delete` that held the lock before us.
+        if !path.join(STATE).exists() && !path.exists() {
+            return Err(StoreError::NotExist(id.to_string()).into());
+        }
+        Ok(ContainerDir {
+            id: id.to_string(),
+            path,
+            lock,
+        })
+    }
+
+    /// The ids in the store, sorted.
+    pub fn ids(&self) -> Result<Vec<String>> {
+        let mut ids: Vec<String> = std::fs::read_dir(&self.root)
+            .with_context(|| format!("cannot list {}", self.root.display()))?
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|id| validate_id(id).is_ok())
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+}
+
+fn is_not_found(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<std::io::Error>()
+        .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+}
+
+fn lock_dir(path: &Path) -> Result<File> {
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(path)?;
+    crate::sys::flock_exclusive(f.as_fd())
+        .with_context(|| format!("cannot lock {}", path.display()))?;
+    Ok(f)
+}
+
+/// Writes `data` to `path` atomically: a temporary file in the same directory, fsync, rename.
+pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let res = (|| -> Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        Ok(())
+    })();
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    res.with_context(|| format!("cannot write {}", path.display()))
+}
+
+impl ContainerDir {
+    pub fn load(&self) -> Result<Option<State>> {
+        match std::fs::read(self.path.join(STATE)) {
+            Ok(b) => serde_json::from_slice(&b)
+                .map(Some)
+                .with_context(|| format!("{}: corrupt state.json", self.id)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("{}: cannot read state.json", self.id)),
+        }
+    }
+
+    pub fn save(&self, s: &State) -> Result<()> {
+        let data = serde_json::to_vec(s)?;
+        write_atomic(&self.path.join(STATE), &data, 0o600)
+    }
+
+    /// The config as it was at create: later commands never re-read the bundle.
+    pub fn save_config(&self, spec: &oci_spec::runtime::Spec) -> Result<()> {
+        let data = serde_json::to_vec(spec)?;
+        write_atomic(&self.path.join(CONFIG), &data, 0o600)
+    }
+
+    pub fn load_config(&self) -> Result<oci_spec::runtime::Spec> {
+        let b = std::fs::read(self.path.join(CONFIG))
+            .with_context(|| format!("{}: cannot read the saved config", self.id))?;
+        crate::spec::parse(&b)
+    }
+
+    pub fn gate_path(&self) -> PathBuf {
+        self.path.join(GATE)
+    }
+
+    /// The live status (see the module doc).
+    pub fn status(&self, s: &State) -> Status {
+        match proc_stat(s.pid) {
+            Some(p) if p.start_time == s.pid_start_time && !p.dead => {
+                if s.recorded == Status::Creating {
+                    Status::Creating
+                } else if self.gate_path().exists() {
+                    Status::Created
+                } else {
+                    Status::Running
+                }
+            }
+            _ => Status::Stopped,
+        }
+    }
+
+    /// Removes the directory (the lock goes with it).
+    pub fn remove(self) -> Result<()> {
+        std::fs::remove_dir_all(&self.path)
+            .with_context(|| format!("cannot remove {}", self.path.display()))?;
+        drop(self.lock);
+        Ok(())
+    }
+
+    /// The lock descriptor (the init must close its inherited copy).
+    pub fn lock_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.lock.as_fd()
+    }
+}
+
+/// What onggi needs from /proc/<pid>/stat.
+pub struct ProcStat {
+    pub start_time: u64,
+    /// Zombie or dead: the process has exited.
+    pub dead: bool,
+}
+
+/// Reads /proc/<pid>/stat; None when the process does not exist.
+pub fn proc_stat(pid: i32) -> Option<ProcStat> {
+    if pid <= 0 {
+        return None;
+    }
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(&text)
+}
+
+fn parse_stat(text: &str) -> Option<ProcStat> {
+    // The command name (field 2) may contain spaces and parentheses: split after the last ')'.
+    let rest = &text[text.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // `rest` starts at field 3 (state); field 22 (starttime) is index 19.
+    let state = fields.first()?;
+    let start_time = fields.get(19)?.parse().ok()?;
+    Ok::<_, ()>(ProcStat {
+        start_time,
+        dead: *state == "Z" || *state == "X",
+    })
+    .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids() {
+        for ok in ["a", "c1", "A-b_c.d+e", &"x".repeat(1024)] {
+            assert!(validate_id(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "../x",
+            "a b",
+            "é",
+            "a\0",
+            &"x".repeat(1025),
+        ] {
+            assert!(validate_id(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn stat_with_odd_command_names() {
+        let s =
+            "1234 (a) b (c)) S 1 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 98765 1000 100";
+        let p = parse_stat(s).expect("parses");
+        assert_eq!(p.start_time, 98765);
+        assert!(!p.dead);
+        let z = "7 (sh) Z 1 7 7 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 555 0 0";
+        assert!(parse_stat(z).expect("parses").dead);
+    }
+
+    #[test]
+    fn own_process_is_alive() {
+        let me = proc_stat(std::process::id() as i32).expect("self");
+        assert!(!me.dead);
+        assert!(me.start_time > 0);
+    }
+}

@@ -1,0 +1,482 @@
+//! Thin wrappers over the Linux system calls that nix does not cover (clone3, openat2, the new
+//! mount API, pidfds, close_range, keyctl ...).
+//!
+//! This is the only module with `unsafe` code. Each wrapper is small, takes Rust types, returns
+//! `io::Result`, and says in a `// SAFETY:` line why the call is sound. Everything above this
+//! module is safe Rust.
+
+use std::ffi::{CStr, CString};
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+fn cstr(p: &Path) -> io::Result<CString> {
+    CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
+}
+
+fn check(ret: libc::c_long) -> io::Result<libc::c_long> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+fn check_int(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// clone3's CLONE_INTO_CGROUP (the libc constant is deprecated: it overflows a c_int).
+pub const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// Standard error as a borrowed descriptor with a static lifetime.
+pub fn stderr() -> BorrowedFd<'static> {
+    // SAFETY: descriptor 2 is open for the whole life of the process and never closed by onggi.
+    unsafe { BorrowedFd::borrow_raw(libc::STDERR_FILENO) }
+}
+
+/// flock(LOCK_EX): waits for and takes an exclusive lock on the open file `fd`.
+pub fn flock_exclusive(fd: BorrowedFd<'_>) -> io::Result<()> {
+    loop {
+        // SAFETY: flock only changes lock state on the open file description.
+        let r = unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX) };
+        match check_int(r) {
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+            r => return r.map(|_| ()),
+        }
+    }
+}
+
+/// AT_FDCWD as a borrowed descriptor: "relative to the current directory" for *at calls.
+pub fn at_fdcwd() -> BorrowedFd<'static> {
+    // SAFETY: AT_FDCWD is never a real descriptor; the kernel reads it as the cwd, and it is
+    // never closed (BorrowedFd does not close).
+    unsafe { BorrowedFd::borrow_raw(libc::AT_FDCWD) }
+}
+
+/// Takes ownership of a file descriptor number a system call just returned.
+fn owned(fd: libc::c_long) -> OwnedFd {
+    // SAFETY: `fd` was just returned by the kernel as a new descriptor that nothing else owns.
+    unsafe { OwnedFd::from_raw_fd(fd as RawFd) }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes
+// ---------------------------------------------------------------------------------------------
+
+/// What `clone3` returned in the calling process.
+pub enum Forked {
+    /// We are the new child.
+    Child,
+    /// We are the parent; the child's pid (in our pid namespace) and a pidfd for it.
+    Parent { pid: libc::pid_t, pidfd: OwnedFd },
+}
+
+/// `clone3` without CLONE_VM: a fork that can create namespaces at once (the child is PID 1 of a
+/// new pid namespace from its first instruction) and, with `cgroup`, start inside a cgroup
+/// (CLONE_INTO_CGROUP) so it never runs a moment outside it. The caller must be single-threaded.
+pub fn clone3(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> io::Result<Forked> {
+    let mut pidfd: RawFd = -1;
+    // SAFETY: clone_args is a plain C struct of integers; all-zero is its documented default.
+    let mut args: libc::clone_args = unsafe { std::mem::zeroed() };
+    args.flags = flags | libc::CLONE_PIDFD as u64;
+    args.pidfd = &mut pidfd as *mut RawFd as u64;
+    args.exit_signal = libc::SIGCHLD as u64;
+    if let Some(fd) = cgroup {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = fd.as_raw_fd() as u64;
+    }
+    // SAFETY: without CLONE_VM and with a zero stack, clone3 behaves like fork(): the child gets
+    // a copy of our address space and continues from here. onggi is single-threaded whenever it
+    // calls this (no lock can be held by another thread), and `args` outlives the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut libc::clone_args,
+            std::mem::size_of::<libc::clone_args>(),
+        )
+    };
+    match check(ret)? {
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent {
+            pid: pid as libc::pid_t,
+            pidfd: owned(pidfd as libc::c_long),
+        }),
+    }
+}
+
+/// A pidfd for an existing process (not necessarily our child).
+pub fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    check(ret).map(owned)
+}
+
+/// Sends `sig` to the process behind `pidfd`: no pid-reuse race.
+pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: libc::c_int) -> io::Result<()> {
+    // SAFETY: a null siginfo is allowed (the kernel fills it as for kill()); flags must be 0.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    check(ret).map(|_| ())
+}
+
+/// Marks every descriptor from `first` up as close-on-exec (CLOSE_RANGE_CLOEXEC).
+pub fn cloexec_from(first: u32) -> io::Result<()> {
+    // SAFETY: close_range only changes descriptor flags; no memory is involved.
+    let ret = unsafe { libc::close_range(first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC as i32) };
+    check_int(ret).map(|_| ())
+}
+
+/// prctl(PR_SET_DUMPABLE): a non-dumpable process cannot be ptraced or have its /proc/<pid>
+/// files (exe, fd, mem) opened by processes of another user namespace or by container root.
+pub fn set_dumpable(on: bool) -> io::Result<()> {
+    // SAFETY: integer-only prctl.
+    check_int(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, on as libc::c_ulong, 0, 0, 0) })
+        .map(|_| ())
+}
+
+/// prctl(PR_SET_NO_NEW_PRIVS, 1).
+pub fn set_no_new_privs() -> io::Result<()> {
+    // SAFETY: integer-only prctl.
+    check_int(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }).map(|_| ())
+}
+
+/// prctl(PR_SET_KEEPCAPS): keep the permitted set across the uid change that follows.
+pub fn set_keepcaps(on: bool) -> io::Result<()> {
+    // SAFETY: integer-only prctl.
+    check_int(unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, on as libc::c_ulong, 0, 0, 0) })
+        .map(|_| ())
+}
+
+/// prctl(PR_SET_PDEATHSIG).
+pub fn set_parent_death_signal(sig: libc::c_int) -> io::Result<()> {
+    // SAFETY: integer-only prctl.
+    check_int(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0) })
+        .map(|_| ())
+}
+
+/// prctl(PR_SET_CHILD_SUBREAPER).
+pub fn set_child_subreaper() -> io::Result<()> {
+    // SAFETY: integer-only prctl.
+    check_int(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) }).map(|_| ())
+}
+
+/// prctl(PR_CAPBSET_READ, cap): Some(in the bounding set?), None when the kernel has no such cap.
+pub fn capbset_read(cap: u32) -> Option<bool> {
+    // SAFETY: integer-only prctl.
+    match unsafe { libc::prctl(libc::PR_CAPBSET_READ, cap as libc::c_ulong, 0, 0, 0) } {
+        r if r < 0 => None,
+        r => Some(r == 1),
+    }
+}
+
+/// prctl(PR_CAPBSET_DROP, cap).
+pub fn capbset_drop(cap: u32) -> io::Result<()> {
+    // SAFETY: integer-only prctl.
+    check_int(unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) })
+        .map(|_| ())
+}
+
+/// keyctl(KEYCTL_JOIN_SESSION_KEYRING, name): a fresh session keyring, so the container does not
+/// share the host session's keys.
+pub fn join_session_keyring(name: &str) -> io::Result<()> {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    let name = CString::new(name)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "keyring name has a NUL"))?;
+    // SAFETY: `name` is a valid NUL-terminated string that outlives the call.
+    let ret =
+        unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
+    check(ret).map(|_| ())
+}
+
+/// setrlimit via prlimit64 on ourselves.
+pub fn set_rlimit(resource: libc::__rlimit_resource_t, soft: u64, hard: u64) -> io::Result<()> {
+    let lim = libc::rlimit64 {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: `lim` is a valid rlimit64 for the duration of the call; old limit not requested.
+    let ret = unsafe { libc::prlimit64(0, resource, &lim, std::ptr::null_mut()) };
+    check_int(ret).map(|_| ())
+}
+
+/// setdomainname(2) (nix only has sethostname).
+pub fn set_domainname(name: &str) -> io::Result<()> {
+    // SAFETY: the pointer and length describe `name`'s bytes, which outlive the call.
+    let ret = unsafe { libc::setdomainname(name.as_ptr() as *const libc::c_char, name.len()) };
+    check_int(ret).map(|_| ())
+}
+
+/// Installs `handler` for `sig` (used only while the init waits at the start gate).
+pub fn set_signal_handler(sig: libc::c_int, handler: extern "C" fn(libc::c_int)) -> io::Result<()> {
+    // SAFETY: sigaction is a plain C struct; all-zero means empty mask and no flags.
+    let mut act: libc::sigaction = unsafe { std::mem::zeroed() };
+    act.sa_sigaction = handler as usize;
+    // SAFETY: `act` is valid; the handler only calls async-signal-safe _exit.
+    check_int(unsafe { libc::sigaction(sig, &act, std::ptr::null_mut()) }).map(|_| ())
+}
+
+/// Every catchable signal back to SIG_DFL (SIGKILL and SIGSTOP cannot be changed).
+pub fn reset_signal_dispositions() {
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP || (32..34).contains(&sig) {
+            continue;
+        }
+        // SAFETY: SIG_DFL installs no handler code; an invalid signal number just fails.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+}
+
+/// close_range(first, last): closes every descriptor in the range.
+pub fn close_range(first: u32, last: u32) -> io::Result<()> {
+    // SAFETY: closing descriptors touches no memory; the caller no longer uses these numbers.
+    check_int(unsafe { libc::close_range(first, last, 0) }).map(|_| ())
+}
+
+/// _exit(2): leave at once, without running destructors or atexit handlers (for forked children).
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns and is async-signal-safe.
+    unsafe { libc::_exit(code) }
+}
+
+/// The calling thread's signal mask set to empty (a process starts with the mask it inherits).
+pub fn unblock_all_signals() -> io::Result<()> {
+    nix::sys::signal::SigSet::empty()
+        .thread_set_mask()
+        .map_err(io::Error::from)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Safe path resolution
+// ---------------------------------------------------------------------------------------------
+
+pub const RESOLVE_NO_XDEV: u64 = libc::RESOLVE_NO_XDEV;
+pub const RESOLVE_NO_MAGICLINKS: u64 = libc::RESOLVE_NO_MAGICLINKS;
+pub const RESOLVE_NO_SYMLINKS: u64 = libc::RESOLVE_NO_SYMLINKS;
+pub const RESOLVE_BENEATH: u64 = libc::RESOLVE_BENEATH;
+pub const RESOLVE_IN_ROOT: u64 = libc::RESOLVE_IN_ROOT;
+
+/// openat2(2): open `path` relative to `dir` under the `resolve` rules (RESOLVE_IN_ROOT makes
+/// `dir` act as "/" for every component and symlink, so nothing resolves outside it).
+/// O_CLOEXEC is always added.
+pub fn openat2(
+    dir: BorrowedFd<'_>,
+    path: &Path,
+    flags: libc::c_int,
+    mode: u32,
+    resolve: u64,
+) -> io::Result<OwnedFd> {
+    let c = cstr(path)?;
+    // SAFETY: open_how is a plain C struct of integers; zero is its default.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (flags | libc::O_CLOEXEC) as u64;
+    how.mode = if flags & (libc::O_CREAT | libc::O_TMPFILE) != 0 {
+        mode as u64
+    } else {
+        0
+    };
+    how.resolve = resolve;
+    loop {
+        // SAFETY: `c` and `how` are valid for the call; the size passed is the struct's size.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                dir.as_raw_fd(),
+                c.as_ptr(),
+                &how as *const libc::open_how,
+                std::mem::size_of::<libc::open_how>(),
+            )
+        };
+        match check(ret) {
+            // EAGAIN: a concurrent rename/mount raced the lookup; the kernel asks us to retry.
+            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => continue,
+            r => return r.map(owned),
+        }
+    }
+}
+
+/// The filesystem magic number of what `fd` refers to (fstatfs f_type).
+pub fn fs_magic(fd: BorrowedFd<'_>) -> io::Result<i64> {
+    // SAFETY: statfs is a plain C struct filled in by the kernel.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is a valid out-pointer for the call.
+    check_int(unsafe { libc::fstatfs(fd.as_raw_fd(), &mut st) })?;
+    Ok(st.f_type)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mounts
+// ---------------------------------------------------------------------------------------------
+
+pub const OPEN_TREE_CLONE: u32 = 1;
+pub const AT_RECURSIVE: u32 = 0x8000;
+const MOVE_MOUNT_F_EMPTY_PATH: u32 = 0x4;
+const MOVE_MOUNT_T_EMPTY_PATH: u32 = 0x40;
+
+pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
+pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
+pub const MOUNT_ATTR_NODEV: u64 = 0x4;
+pub const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+pub const MOUNT_ATTR__ATIME: u64 = 0x70;
+pub const MOUNT_ATTR_RELATIME: u64 = 0x0;
+pub const MOUNT_ATTR_NOATIME: u64 = 0x10;
+pub const MOUNT_ATTR_STRICTATIME: u64 = 0x20;
+pub const MOUNT_ATTR_NODIRATIME: u64 = 0x80;
+pub const MOUNT_ATTR_NOSYMFOLLOW: u64 = 0x200000;
+
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// mount(2) with the target given as an open fd (through the verified host procfs magic link
+/// /proc/self/fd/N), so the path is never resolved again after it was checked.
+pub fn mount(
+    source: Option<&Path>,
+    target: &Path,
+    fstype: Option<&str>,
+    flags: libc::c_ulong,
+    data: Option<&str>,
+) -> io::Result<()> {
+    let source = source.map(cstr).transpose()?;
+    let target = cstr(target)?;
+    let fstype = fstype.map(CString::new).transpose().map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "filesystem type has a NUL byte",
+        )
+    })?;
+    let data = data
+        .map(CString::new)
+        .transpose()
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "mount data has a NUL byte"))?;
+    let p = |c: &Option<CString>| c.as_ref().map_or(std::ptr::null(), |c| c.as_ptr());
+    // SAFETY: every pointer is either null or a valid NUL-terminated string alive for the call.
+    let ret = unsafe {
+        libc::mount(
+            p(&source),
+            target.as_ptr(),
+            p(&fstype),
+            flags,
+            p(&data) as *const libc::c_void,
+        )
+    };
+    check_int(ret).map(|_| ())
+}
+
+/// open_tree(2): a detached copy (OPEN_TREE_CLONE) of the mount at `path` relative to `dir`, or
+/// of `dir` itself when `path` is empty.
+pub fn open_tree(dir: BorrowedFd<'_>, path: &Path, flags: u32) -> io::Result<OwnedFd> {
+    let c = cstr(path)?;
+    let mut flags = flags | libc::O_CLOEXEC as u32;
+    if path.as_os_str().is_empty() {
+        flags |= libc::AT_EMPTY_PATH as u32;
+    }
+    // SAFETY: `c` is a valid string for the call.
+    let ret = unsafe { libc::syscall(libc::SYS_open_tree, dir.as_raw_fd(), c.as_ptr(), flags) };
+    check(ret).map(owned)
+}
+
+/// mount_setattr(2) on the mount `fd` refers to: set and clear MOUNT_ATTR_* flags and
+/// optionally the propagation type (MS_SHARED, MS_SLAVE, MS_PRIVATE, MS_UNBINDABLE).
+pub fn mount_setattr(
+    fd: BorrowedFd<'_>,
+    recursive: bool,
+    set: u64,
+    clear: u64,
+    propagation: u64,
+) -> io::Result<()> {
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: clear,
+        propagation,
+        userns_fd: 0,
+    };
+    let mut flags = libc::AT_EMPTY_PATH as u32;
+    if recursive {
+        flags |= AT_RECURSIVE;
+    }
+    let empty = c"";
+    // SAFETY: `attr` is a valid mount_attr for the call and its size is passed.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            empty.as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    check(ret).map(|_| ())
+}
+
+/// move_mount(2) from a mount fd onto a target fd (both by descriptor: no path lookups).
+pub fn move_mount(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> io::Result<()> {
+    let empty: &CStr = c"";
+    // SAFETY: both paths are the empty string; the descriptors are valid for the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            from.as_raw_fd(),
+            empty.as_ptr(),
+            to.as_raw_fd(),
+            empty.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    };
+    check(ret).map(|_| ())
+}
+
+/// pivot_root(".", "."): the cwd becomes the new root and the old root is stacked on top of it,
+/// to be detached right after (the trick runc and crun use, no put_old directory needed).
+pub fn pivot_root_here() -> io::Result<()> {
+    let dot = c".";
+    // SAFETY: both arguments are valid NUL-terminated strings.
+    let ret = unsafe { libc::syscall(libc::SYS_pivot_root, dot.as_ptr(), dot.as_ptr()) };
+    check(ret).map(|_| ())
+}
+
+/// umount2(path, flags).
+pub fn umount(path: &Path, flags: libc::c_int) -> io::Result<()> {
+    let c = cstr(path)?;
+    // SAFETY: `c` is a valid string for the call.
+    check_int(unsafe { libc::umount2(c.as_ptr(), flags) }).map(|_| ())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sockets
+// ---------------------------------------------------------------------------------------------
+
+/// Sends `data` and one file descriptor (SCM_RIGHTS) in a single message.
+pub fn send_with_fd(sock: BorrowedFd<'_>, data: &[u8], fd: BorrowedFd<'_>) -> io::Result<()> {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    let iov = [io::IoSlice::new(data)];
+    let fds = [fd.as_raw_fd()];
+    let cmsg = [ControlMessage::ScmRights(&fds)];
+    sendmsg::<()>(sock.as_raw_fd(), &iov, &cmsg, MsgFlags::empty(), None)
+        .map(|_| ())
+        .map_err(io::Error::from)
+}
+
+/// Reads a NUL-free C string out of a fixed buffer (for utsname-like kernel answers).
+pub fn c_string_lossy(buf: &[u8]) -> String {
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
