@@ -421,10 +421,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("no such file or directory"), "{e}");
-        let e = find_executable("/etc/hostname", "")
+        let dir = std::env::temp_dir().join(format!("onggi-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("tmp dir");
+        std::fs::write(dir.join("plain"), "data").expect("write");
+        let plain = dir.join("plain");
+        let e = find_executable(plain.to_str().expect("utf8"), "")
             .unwrap_err()
             .to_string();
         assert!(e.contains("permission denied"), "{e}");
+        let e = find_executable("plain", dir.to_str().expect("utf8"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("permission denied"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
         let e = find_executable("/", "").unwrap_err().to_string();
         assert!(e.contains("permission denied"), "{e}");
         assert_eq!(
