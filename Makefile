@@ -1,0 +1,54 @@
+# onggi — the newcomer's two commands are `make demo` and `make test`.
+SHELL := /bin/bash
+CARGO ?= cargo
+ONGGI := $(CURDIR)/target/release/onggi
+ROOTFS := bundles/rootfs
+# Every command that creates containers runs in a private mount namespace: a bug cannot leave
+# mounts on the host or change the propagation of /.
+PRIVATE := unshare -m --propagation private
+
+.PHONY: all build bundles demo test unit integration conformance bench lint clean
+
+all: build
+
+build:
+	$(CARGO) build --release
+
+$(ROOTFS)/bin/busybox:
+	@command -v busybox >/dev/null && ! ldd "$$(command -v busybox)" >/dev/null 2>&1 || \
+	  { echo "installing busybox-static"; apt-get install -y -qq busybox-static >/dev/null; }
+	sh bundles/make-rootfs.sh $(ROOTFS)
+
+bundles: $(ROOTFS)/bin/busybox
+
+## demo: build onggi and run bundles/hello, which greets from inside its container
+demo: build bundles
+	$(PRIVATE) $(ONGGI) --root /run/onggi-demo run --bundle bundles/hello hello-$$$$
+
+## test: unit tests, then the integration tests (real containers, as root), then conformance
+test: build bundles lint
+	$(CARGO) test --release --lib
+	$(PRIVATE) $(CARGO) test --release --test '*'
+	$(MAKE) conformance
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets --release -- -D warnings
+
+## conformance: the OCI runtime-tools programs the foundation must pass (see README)
+CONFORMANCE := create state start kill kill_no_effect killsig delete delete_only_create_resources \
+  default hostname mounts root_readonly_true linux_masked_paths linux_readonly_paths linux_devices \
+  linux_ns_itype linux_ns_nopath linux_ns_path linux_ns_path_type linux_sysctl \
+  linux_rootfs_propagation process process_user process_rlimits_fail process_oom_score_adj \
+  process_capabilities_fail config_updates_without_affect
+conformance: build
+	../shared/conformance/build-runtime-tools.sh >/dev/null
+	RUNTIME=$(ONGGI) ../shared/conformance/run-runtime-tools.sh $(CONFORMANCE)
+
+## bench: onggi vs runc vs crun, side by side (see README "Speed")
+bench: build bundles
+	$(PRIVATE) bash bench/run.sh $(ONGGI)
+
+clean:
+	$(CARGO) clean
+	rm -rf $(ROOTFS)

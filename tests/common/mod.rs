@@ -1,0 +1,239 @@
+//! The integration-test harness: each test gets its own `--root`, and bundles whose rootfs is a
+//! fresh copy of bundles/rootfs (built by `make bundles`). Tests run the real onggi binary as
+//! root and look at what the container or the host really sees.
+//!
+//! Tests must run inside a private mount namespace (`make test` does `unshare -m`): the harness
+//! refuses to start otherwise, so a bug cannot leave mounts on the host.
+#![allow(dead_code)]
+
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+static N: AtomicUsize = AtomicUsize::new(0);
+
+pub fn onggi_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_onggi")
+}
+
+fn preconditions() {
+    assert!(nix::unistd::geteuid().is_root(), "the integration tests create containers: run them as root");
+    assert!(
+        in_private_mount_ns(),
+        "run the integration tests in a private mount namespace: `make test`, or `unshare -m --propagation private cargo test`"
+    );
+    assert!(
+        Path::new(&format!("{}/bundles/rootfs/bin/busybox", env!("CARGO_MANIFEST_DIR"))).exists(),
+        "bundles/rootfs is missing: run `make bundles`"
+    );
+}
+
+/// True when some ancestor of ours lives in another mount namespace (`unshare -m` gave us our
+/// own). pid 1's namespace link is not always readable, so the parent chain is walked instead.
+fn in_private_mount_ns() -> bool {
+    let ns = |pid: i32| std::fs::read_link(format!("/proc/{pid}/ns/mnt")).ok();
+    let mine = ns(std::process::id() as i32);
+    let mut pid = std::process::id() as i32;
+    while pid > 1 {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+        let Some(ppid) = stat.rsplit(')').next().and_then(|r| r.split_whitespace().nth(1)).and_then(|p| p.parse().ok())
+        else {
+            return false;
+        };
+        pid = ppid;
+        if let Some(theirs) = ns(pid) {
+            if Some(&theirs) != mine.as_ref() {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// A scratch directory removed at drop.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(tag: &str) -> Scratch {
+        let n = N.fetch_add(1, Ordering::SeqCst);
+        let p = std::env::temp_dir().join(format!("onggi-test-{}-{tag}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("scratch dir");
+        Scratch(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// An onggi with its own state root.
+pub struct Onggi {
+    pub root: Scratch,
+}
+
+impl Onggi {
+    pub fn new() -> Onggi {
+        preconditions();
+        Onggi { root: Scratch::new("root") }
+    }
+
+    pub fn command(&self) -> Command {
+        let mut c = Command::new(onggi_bin());
+        c.arg("--root").arg(self.root.path());
+        c.stdin(Stdio::null());
+        c
+    }
+
+    /// Runs onggi with `args`, capturing stdout and stderr into files (not pipes: a container
+    /// that `create` or `run -d` leaves running keeps its stdio open, and a pipe reader would
+    /// wait for it).
+    pub fn run(&self, args: &[&str]) -> Output {
+        let n = N.fetch_add(1, Ordering::SeqCst);
+        let io = Scratch::new(&format!("io{n}"));
+        let (o, e) = (io.path().join("out"), io.path().join("err"));
+        let status = self
+            .command()
+            .args(args)
+            .stdout(std::fs::File::create(&o).expect("stdout file"))
+            .stderr(std::fs::File::create(&e).expect("stderr file"))
+            .status()
+            .expect("spawn onggi");
+        Output { status, stdout: std::fs::read(&o).unwrap_or_default(), stderr: std::fs::read(&e).unwrap_or_default() }
+    }
+
+    /// Runs and requires success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(o.status.success(), "onggi {args:?} failed: {}", text(&o.stderr));
+        text(&o.stdout)
+    }
+
+    /// Runs and requires failure; returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(!o.status.success(), "onggi {args:?} should fail; stdout: {}", text(&o.stdout));
+        text(&o.stderr)
+    }
+
+    pub fn state(&self, id: &str) -> Value {
+        serde_json::from_str(&self.ok(&["state", id])).expect("state is JSON")
+    }
+
+    pub fn status(&self, id: &str) -> String {
+        self.state(id)["status"].as_str().expect("status").to_string()
+    }
+
+    /// `run` in the foreground; returns (exit code, stdout, stderr).
+    pub fn run_container(&self, bundle: &Bundle, id: &str) -> (i32, String, String) {
+        let o = self.run(&["run", "--bundle", bundle.dir(), id]);
+        (o.status.code().unwrap_or(-1), text(&o.stdout), text(&o.stderr))
+    }
+
+    /// Runs the bundle in the foreground and requires exit 0; returns stdout.
+    pub fn output_of(&self, bundle: &Bundle) -> String {
+        let id = format!("t{}", N.fetch_add(1, Ordering::SeqCst));
+        let (code, out, err) = self.run_container(bundle, &id);
+        assert_eq!(code, 0, "container failed: {err}");
+        out
+    }
+
+    /// The container directories left in the state root.
+    pub fn leftovers(&self) -> Vec<String> {
+        std::fs::read_dir(self.root.path())
+            .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Onggi {
+    fn drop(&mut self) {
+        for id in self.leftovers() {
+            let _ = self.run(&["delete", "--force", &id]);
+        }
+    }
+}
+
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A bundle: config.json (onggi's default with terminal off) and a private copy of the rootfs.
+pub struct Bundle {
+    pub scratch: Scratch,
+    pub config: Value,
+}
+
+impl Bundle {
+    pub fn new(args: &[&str]) -> Bundle {
+        preconditions();
+        let scratch = Scratch::new("bundle");
+        let src = format!("{}/bundles/rootfs", env!("CARGO_MANIFEST_DIR"));
+        let st = Command::new("cp")
+            .args(["-a", &src, &scratch.path().join("rootfs").to_string_lossy()])
+            .status()
+            .expect("cp");
+        assert!(st.success(), "cannot copy the rootfs");
+        let out = Command::new(onggi_bin()).args(["spec", "--bundle"]).arg(scratch.path()).output().expect("spec");
+        assert!(out.status.success(), "onggi spec failed: {}", text(&out.stderr));
+        let mut config: Value =
+            serde_json::from_slice(&std::fs::read(scratch.path().join("config.json")).expect("read")).expect("json");
+        config["process"]["terminal"] = json!(false);
+        config["process"]["args"] = json!(args);
+        config["root"]["readonly"] = json!(false);
+        let b = Bundle { scratch, config };
+        b.write();
+        b
+    }
+
+    pub fn dir(&self) -> &str {
+        self.scratch.path().to_str().expect("utf8")
+    }
+
+    pub fn rootfs(&self) -> PathBuf {
+        self.scratch.path().join("rootfs")
+    }
+
+    /// Changes the config (and writes it).
+    pub fn with(mut self, f: impl FnOnce(&mut Value)) -> Bundle {
+        f(&mut self.config);
+        self.write();
+        self
+    }
+
+    pub fn write(&self) {
+        std::fs::write(self.scratch.path().join("config.json"), serde_json::to_vec_pretty(&self.config).expect("ser"))
+            .expect("write config");
+    }
+}
+
+/// `sh -c SCRIPT` as process.args.
+pub fn sh(script: &str) -> Bundle {
+    Bundle::new(&["sh", "-c", script])
+}
+
+/// Mount points in this (the test's) mount namespace under `prefix`.
+pub fn host_mounts_under(prefix: &Path) -> Vec<String> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .expect("mountinfo")
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|mp| Path::new(mp).starts_with(prefix))
+        .map(String::from)
+        .collect()
+}
+
+/// The value of a `Key:` line of /proc/<x>/status text.
+pub fn status_field<'a>(status: &'a str, key: &str) -> &'a str {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(':')))
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("no {key} in status:\n{status}"))
+}
