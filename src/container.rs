@@ -30,25 +30,37 @@ pub fn start(store: &Store, id: &str) -> Result<()> {
         }
         Status::Creating => bail!("{id}: the container is still being created"),
     }
-    if !state.has_process {
-        bail!("{id}: config.json has no process: there is nothing to start");
-    }
+    // Without `process` there is nothing to run: start fails (runtime.md: "MUST generate an
+    // error if process was not set"), and the idle init is released so the container stops.
     trace::step("start_gate", |c| {
-        let gate = dir.gate_path();
-        // O_NONBLOCK: if the init is gone there is no reader and open fails (ENXIO) at once.
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-            .open(&gate)
-            .with_context(|| {
-                format!("{id}: the container init is not waiting at its start gate")
-            })?;
-        // Unlinked first, so `state` never reports "created" for a started container.
-        std::fs::remove_file(&gate).context("cannot remove exec.fifo")?;
-        f.write_all(b"0").context("cannot write to exec.fifo")?;
+        open_gate(&dir)?;
         c.note(|| "write(exec.fifo, \"0\")".into());
         Ok::<_, anyhow::Error>(())
-    })
+    })?;
+    if !state.has_process {
+        bail!("{id}: config.json has no process: there was nothing to start, the container has stopped");
+    }
+    Ok(())
+}
+
+/// Opens the gate and releases the init waiting behind it.
+fn open_gate(dir: &ContainerDir) -> Result<()> {
+    let gate = dir.gate_path();
+    // O_NONBLOCK: if the init is gone there is no reader and open fails (ENXIO) at once.
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(&gate)
+        .with_context(|| {
+            format!(
+                "{}: the container init is not waiting at its start gate",
+                dir.id
+            )
+        })?;
+    // Unlinked first, so `state` never reports "created" for a started container.
+    std::fs::remove_file(&gate).context("cannot remove exec.fifo")?;
+    f.write_all(b"0").context("cannot write to exec.fifo")?;
+    Ok(())
 }
 
 /// The OCI state of a container, with runc's extra fields (rootfs, created, owner).

@@ -94,7 +94,40 @@ fn setup(ctx: &InitContext<'_>) -> Result<Option<Prepared>> {
     let spec = &ctx.bundle.spec;
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
     namespaces::join_namespaces(ctx.bundle.namespaces())?;
-    rootfs::setup(spec, &ctx.bundle.rootfs, &ctx.bundle.dir, ctx.no_pivot)?;
+    let userns = ctx
+        .bundle
+        .has_namespace(oci_spec::runtime::LinuxNamespaceType::User);
+    if ctx
+        .bundle
+        .new_namespace(oci_spec::runtime::LinuxNamespaceType::User)
+    {
+        // onggi has written our id maps: become root of the new user namespace (when 0 is
+        // mapped; otherwise we stay the overflow id, with the namespace's capabilities).
+        trace::step("userns_root", |c| {
+            use nix::unistd::{setresgid, setresuid, Gid, Uid};
+            let g = Gid::from_raw(0);
+            let u = Uid::from_raw(0);
+            if setresgid(g, g, g).is_ok() && setresuid(u, u, u).is_ok() {
+                c.note(|| "setresgid(0) setresuid(0) in the new user namespace".into());
+            }
+            Ok::<_, anyhow::Error>(())
+        })?;
+    }
+    if ctx
+        .bundle
+        .has_namespace(oci_spec::runtime::LinuxNamespaceType::Mount)
+    {
+        rootfs::setup(
+            spec,
+            &ctx.bundle.rootfs,
+            &ctx.bundle.dir,
+            ctx.no_pivot,
+            userns,
+        )?;
+    } else {
+        // The runtime's own mount namespace is shared with the host: change nothing in it.
+        trace::step("chroot", |c| rootfs::chroot_only(&ctx.bundle.rootfs, c))?;
+    }
     if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
         trace::step("hostname", |c| {
             nix::unistd::sethostname(h).with_context(|| format!("sethostname({h:?})"))?;
@@ -115,7 +148,8 @@ fn setup(ctx: &InitContext<'_>) -> Result<Option<Prepared>> {
             keys.sort();
             for (k, v) in keys {
                 let rel = PathBuf::from("sys").join(k.replace('.', "/"));
-                write_proc(ctx.procfs, &rel, v).with_context(|| format!("linux.sysctl {k}"))?;
+                crate::procfs::write(ctx.procfs, &rel, v)
+                    .with_context(|| format!("linux.sysctl {k}"))?;
                 c.note(|| format!("write /proc/{} = {v:?}", rel.display()));
             }
             Ok::<_, anyhow::Error>(())
@@ -124,18 +158,6 @@ fn setup(ctx: &InitContext<'_>) -> Result<Option<Prepared>> {
     let Some(process) = spec.process() else {
         return Ok(None);
     };
-    if let Some(adj) = process.oom_score_adj() {
-        trace::step("oom_score_adj", |c| {
-            write_proc(
-                ctx.procfs,
-                Path::new("self/oom_score_adj"),
-                &adj.to_string(),
-            )
-            .context("process.oomScoreAdj")?;
-            c.note(|| format!("write /proc/self/oom_score_adj = {adj}"));
-            Ok::<_, anyhow::Error>(())
-        })?;
-    }
     if !ctx.no_new_keyring {
         trace::step("session_keyring", |c| {
             let name = format!("_ses.{}", ctx.id);
@@ -218,23 +240,6 @@ fn setup(ctx: &InitContext<'_>) -> Result<Option<Prepared>> {
         env: env.iter().map(|e| cs(e)).collect::<Result<_>>()?,
         umask: process.user().umask().unwrap_or(0o022),
     }))
-}
-
-/// Writes a /proc file through the verified host procfs handle: resolved beneath it, never
-/// crossing into another filesystem or through a magic link, and checked to be procfs.
-fn write_proc(procfs: BorrowedFd<'_>, rel: &Path, value: &str) -> Result<()> {
-    let how = sys::RESOLVE_BENEATH | sys::RESOLVE_NO_XDEV | sys::RESOLVE_NO_MAGICLINKS;
-    let fd = sys::openat2(procfs, rel, libc::O_WRONLY, 0, how)
-        .with_context(|| format!("cannot open /proc/{}", rel.display()))?;
-    if sys::fs_magic(fd.as_fd())? != libc::PROC_SUPER_MAGIC {
-        bail!(
-            "/proc/{} is not on procfs: refusing to write it",
-            rel.display()
-        );
-    }
-    nix::unistd::write(fd.as_fd(), value.as_bytes())
-        .with_context(|| format!("cannot write {value:?} to /proc/{}", rel.display()))?;
-    Ok(())
 }
 
 fn rlimit_resource(t: PosixRlimitType) -> libc::__rlimit_resource_t {

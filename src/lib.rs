@@ -8,6 +8,7 @@
 //! * [`init`]: the container init's setup steps, up to execve;
 //! * [`namespaces`], [`rootfs`], [`capabilities`]: what the init sets up;
 //! * [`container`]: start, state, kill, delete, list, run, features;
+//! * [`procfs`]: every /proc write, through a verified handle;
 //! * [`signal`], [`logging`], [`trace`]: signal names, the --log contract, step events;
 //! * [`sys`]: the only `unsafe` code, small system-call wrappers.
 
@@ -18,6 +19,7 @@ pub mod init;
 pub mod logging;
 pub mod namespaces;
 pub mod process;
+pub mod procfs;
 pub mod rootfs;
 pub mod signal;
 pub mod spec;

@@ -1,7 +1,7 @@
 //! Linux namespaces: which ones the container gets new (clone3 flags) and which it joins by path
 //! (setns), in the order the kernel requires.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use oci_spec::runtime::{LinuxNamespace, LinuxNamespaceType};
 use std::os::fd::AsFd;
 use std::path::Path;
@@ -93,8 +93,7 @@ fn open_ns(t: LinuxNamespaceType, path: &Path) -> Result<std::fs::File> {
     Ok(f)
 }
 
-fn setns(t: LinuxNamespaceType, path: &Path, calls: &mut trace::Calls) -> Result<()> {
-    let f = open_ns(t, path)?;
+fn setns_file(t: LinuxNamespaceType, path: &Path, f: &std::fs::File) -> Result<()> {
     let flag = nix::sched::CloneFlags::from_bits_truncate(clone_flag(t) as i32);
     nix::sched::setns(f.as_fd(), flag).map_err(|e| {
         let hint = if e == nix::errno::Errno::EINVAL {
@@ -107,9 +106,7 @@ fn setns(t: LinuxNamespaceType, path: &Path, calls: &mut trace::Calls) -> Result
             name(t),
             path.display()
         )
-    })?;
-    calls.note(|| format!("setns({}, {})", path.display(), name(t)));
-    Ok(())
+    })
 }
 
 /// In the parent, before clone3: a pid namespace given by path must be entered by the process
@@ -121,13 +118,18 @@ pub fn join_pid_namespace(list: &[LinuxNamespace]) -> Result<()> {
     };
     let Some(path) = ns.path() else { return Ok(()) };
     trace::step("join_pid_namespace", |c| {
-        setns(LinuxNamespaceType::Pid, path, c)
+        setns_file(
+            LinuxNamespaceType::Pid,
+            path,
+            &open_ns(LinuxNamespaceType::Pid, path)?,
+        )?;
+        c.note(|| format!("setns({}, pid)", path.display()));
+        Ok(())
     })
 }
 
 /// In the init: join every namespace given by path, except pid (already done by the parent).
-/// Mount comes last so that the other namespace files are opened from the original mount
-/// namespace.
+/// All files are opened first, from the original mount namespace.
 pub fn join_namespaces(list: &[LinuxNamespace]) -> Result<()> {
     trace::step("join_namespaces", |c| {
         let mut joined: Vec<(LinuxNamespaceType, &Path)> = list
@@ -135,21 +137,19 @@ pub fn join_namespaces(list: &[LinuxNamespace]) -> Result<()> {
             .filter(|n| n.typ() != LinuxNamespaceType::Pid)
             .filter_map(|n| n.path().as_deref().map(|p| (n.typ(), p)))
             .collect();
-        joined.sort_by_key(|(t, _)| *t == LinuxNamespaceType::Mount);
+        // A user namespace first (it grants the rights to join the others), mount last.
+        joined.sort_by_key(|(t, _)| match t {
+            LinuxNamespaceType::User => 0,
+            LinuxNamespaceType::Mount => 2,
+            _ => 1,
+        });
         // Open all first (paths are host paths, resolved before any setns changes our view).
         let files = joined
             .iter()
             .map(|(t, p)| open_ns(*t, p).map(|f| (*t, *p, f)))
             .collect::<Result<Vec<_>>>()?;
         for (t, p, f) in files {
-            let flag = nix::sched::CloneFlags::from_bits_truncate(clone_flag(t) as i32);
-            if let Err(e) = nix::sched::setns(f.as_fd(), flag) {
-                bail!(
-                    "linux.namespaces {} path {}: setns: {e}",
-                    name(t),
-                    p.display()
-                );
-            }
+            setns_file(t, p, &f)?;
             c.note(|| format!("setns({}, {})", p.display(), name(t)));
         }
         Ok(())

@@ -137,22 +137,6 @@ impl Drop for Cleanup {
     }
 }
 
-/// Opens the host's /proc and checks that it is procfs (rows 5 and 10 of the checklist).
-fn open_host_procfs() -> Result<OwnedFd> {
-    let fd = sys::openat2(
-        sys::at_fdcwd(),
-        Path::new("/proc"),
-        libc::O_PATH | libc::O_DIRECTORY,
-        0,
-        sys::RESOLVE_NO_SYMLINKS,
-    )
-    .context("cannot open /proc")?;
-    if sys::fs_magic(fd.as_fd())? != libc::PROC_SUPER_MAGIC {
-        bail!("/proc on this host is not procfs: refusing to run");
-    }
-    Ok(fd)
-}
-
 /// Creates the start gate: a FIFO the init holds open read-write and blocks reading.
 fn make_gate(dir: &ContainerDir) -> Result<OwnedFd> {
     let path = dir.gate_path();
@@ -197,6 +181,12 @@ pub fn create(store: &Store, o: &CreateOptions<'_>) -> Result<Created> {
             );
         }
     }
+    if !bundle.has_namespace(oci_spec::runtime::LinuxNamespaceType::Mount) {
+        let n = bundle.spec.mounts().as_ref().map_or(0, |m| m.len());
+        crate::logging::warn(&format!(
+            "linux.namespaces has no \"mount\": the container shares onggi's mount namespace, so onggi only chroots into the rootfs and skips the {n} mounts, masked and read-only paths of config.json"
+        ));
+    }
     let dir = store.create(o.id)?;
     let mut guard = Cleanup {
         dir: Some(dir),
@@ -208,7 +198,7 @@ pub fn create(store: &Store, o: &CreateOptions<'_>) -> Result<Created> {
         .ok_or_else(|| anyhow!("state directory vanished"))?;
     dir.save_config(&bundle.spec)?;
     let gate = make_gate(dir)?;
-    let procfs = open_host_procfs()?;
+    let procfs = crate::procfs::open_host()?;
     let (parent_end, child_end) = Channel::pair()?;
     namespaces::join_pid_namespace(bundle.namespaces())?;
     let flags = namespaces::new_namespace_flags(bundle.namespaces());
@@ -272,6 +262,7 @@ pub fn create(store: &Store, o: &CreateOptions<'_>) -> Result<Created> {
         own_pid_namespace: bundle.new_namespace(oci_spec::runtime::LinuxNamespaceType::Pid),
     };
     dir.save(&state)?;
+    parent_side_setup(&bundle, procfs.as_fd(), pid)?;
     parent_end.send(&Msg::Go)?;
     trace::step("wait_ready", |_| match parent_end.recv()? {
         Some(Msg::Ready) => Ok(()),
@@ -294,6 +285,45 @@ pub fn create(store: &Store, o: &CreateOptions<'_>) -> Result<Created> {
     }
     guard.disarm();
     Ok(Created { pid, pidfd })
+}
+
+/// What onggi, still root on the host, writes for the init while it waits for Go: the id maps
+/// of a new user namespace (the init cannot write its own), and the oom score adjustment (a
+/// non-dumpable init's /proc files belong to host root).
+fn parent_side_setup(bundle: &Bundle, procfs: BorrowedFd<'_>, pid: i32) -> Result<()> {
+    let linux = bundle.spec.linux().as_ref();
+    if bundle.new_namespace(oci_spec::runtime::LinuxNamespaceType::User) {
+        trace::step("id_maps", |c| {
+            for (file, maps) in [
+                ("uid_map", linux.and_then(|l| l.uid_mappings().as_deref())),
+                ("gid_map", linux.and_then(|l| l.gid_mappings().as_deref())),
+            ] {
+                let text = crate::procfs::id_map_text(maps.unwrap_or(&[]));
+                if text.is_empty() {
+                    continue;
+                }
+                let rel = PathBuf::from(pid.to_string()).join(file);
+                crate::procfs::write(procfs, &rel, &text)
+                    .with_context(|| format!("linux.{}Mappings", &file[..3]))?;
+                c.note(|| format!("write /proc/{pid}/{file} = {:?}", text.trim_end()));
+            }
+            Ok::<_, anyhow::Error>(())
+        })?;
+    }
+    if let Some(adj) = bundle
+        .spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.oom_score_adj())
+    {
+        trace::step("oom_score_adj", |c| {
+            let rel = PathBuf::from(pid.to_string()).join("oom_score_adj");
+            crate::procfs::write(procfs, &rel, &adj.to_string()).context("process.oomScoreAdj")?;
+            c.note(|| format!("write /proc/{pid}/oom_score_adj = {adj}"));
+            Ok::<_, anyhow::Error>(())
+        })?;
+    }
+    Ok(())
 }
 
 /// A pidfd for the container's init, checked to be that very process (pid and start time).

@@ -14,7 +14,6 @@ use anyhow::{anyhow, bail, Context, Result};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Mount, Spec};
 use std::ffi::OsStr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use crate::sys;
@@ -280,7 +279,13 @@ fn fd_path(fd: BorrowedFd<'_>) -> PathBuf {
 }
 
 /// The whole rootfs setup, in order. Runs in the init, inside its new mount namespace.
-pub fn setup(spec: &Spec, rootfs: &Path, bundle: &Path, no_pivot: bool) -> Result<()> {
+pub fn setup(
+    spec: &Spec,
+    rootfs: &Path,
+    bundle: &Path,
+    no_pivot: bool,
+    userns: bool,
+) -> Result<()> {
     let linux = spec.linux().as_ref();
     let root_prop = linux.and_then(|l| l.rootfs_propagation().as_deref());
     trace::step("rootfs_propagation", |c| {
@@ -304,13 +309,13 @@ pub fn setup(spec: &Spec, rootfs: &Path, bundle: &Path, no_pivot: bool) -> Resul
                 .any(|o| o == "bind" || o == "rbind")
     });
     if !dev_is_bind {
-        trace::step("dev", |c| setup_dev(root.as_fd(), dev.is_none(), c))?;
+        trace::step("dev", |c| setup_dev(root.as_fd(), dev.is_none(), userns, c))?;
     }
     let devices = linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[]);
     trace::step("devices", |c| {
         devices
             .iter()
-            .try_for_each(|d| create_device(root.as_fd(), d, c))
+            .try_for_each(|d| create_device(root.as_fd(), d, userns, c))
     })?;
     let masked = linux
         .and_then(|l| l.masked_paths().as_deref())
@@ -634,7 +639,7 @@ const DEV_LINKS: &[(&str, &str)] = &[
     ("ptmx", "pts/ptmx"),
 ];
 
-fn setup_dev(root: BorrowedFd<'_>, mount_tmpfs: bool, c: &mut Calls) -> Result<()> {
+fn setup_dev(root: BorrowedFd<'_>, mount_tmpfs: bool, userns: bool, c: &mut Calls) -> Result<()> {
     // The rootfs /dev must be a real directory, never a symlink (CVE-2026-41579).
     match sys::openat2(
         root,
@@ -672,17 +677,21 @@ fn setup_dev(root: BorrowedFd<'_>, mount_tmpfs: bool, c: &mut Calls) -> Result<(
         0,
     )?;
     for (name, major, minor) in DEFAULT_DEVICES {
-        mknod_at(
-            dir.as_fd(),
-            name,
-            libc::S_IFCHR,
-            0o666,
-            *major,
-            *minor,
-            0,
-            0,
-        )?;
-        c.note(|| format!("mknodat(/dev/{name}, S_IFCHR|0666, {major}:{minor})"));
+        if userns {
+            bind_host_device(dir.as_fd(), name, &Path::new("/dev").join(name), c)?;
+        } else {
+            mknod_at(
+                dir.as_fd(),
+                name,
+                libc::S_IFCHR,
+                0o666,
+                *major,
+                *minor,
+                0,
+                0,
+            )?;
+            c.note(|| format!("mknodat(/dev/{name}, S_IFCHR|0666, {major}:{minor})"));
+        }
     }
     for (name, target) in DEV_LINKS {
         if *name == "ptmx" {
@@ -756,7 +765,7 @@ fn mknod_at(
     Ok(())
 }
 
-fn create_device(root: BorrowedFd<'_>, d: &LinuxDevice, c: &mut Calls) -> Result<()> {
+fn create_device(root: BorrowedFd<'_>, d: &LinuxDevice, userns: bool, c: &mut Calls) -> Result<()> {
     let path = d.path();
     let kind = match d.typ() {
         LinuxDeviceType::C | LinuxDeviceType::U => libc::S_IFCHR,
@@ -784,6 +793,11 @@ fn create_device(root: BorrowedFd<'_>, d: &LinuxDevice, c: &mut Calls) -> Result
         (d.major() as u64, d.minor() as u64)
     };
     let name = name.to_str().context("device name is not UTF-8")?;
+    if userns {
+        // mknod is refused in a user namespace: bind the host's node (as runc does).
+        return bind_host_device(dir.as_fd(), name, path, c)
+            .with_context(|| format!("linux.devices {}", path.display()));
+    }
     mknod_at(
         dir.as_fd(),
         name,
@@ -801,6 +815,45 @@ fn create_device(root: BorrowedFd<'_>, d: &LinuxDevice, c: &mut Calls) -> Result
             path.display()
         )
     });
+    Ok(())
+}
+
+/// Binds the host's device node `host` onto an empty file `name` in `dir` (user namespaces).
+fn bind_host_device(dir: BorrowedFd<'_>, name: &str, host: &Path, c: &mut Calls) -> Result<()> {
+    let st =
+        nix::sys::stat::stat(host).with_context(|| format!("host device {}", host.display()))?;
+    let kind = st.st_mode & libc::S_IFMT;
+    if kind != libc::S_IFCHR && kind != libc::S_IFBLK {
+        bail!("host path {} is not a device node", host.display());
+    }
+    let _ = nix::unistd::unlinkat(
+        Some(dir.as_raw_fd()),
+        name,
+        nix::unistd::UnlinkatFlags::NoRemoveDir,
+    );
+    let f = nix::fcntl::openat(
+        Some(dir.as_raw_fd()),
+        name,
+        nix::fcntl::OFlag::O_CREAT
+            | nix::fcntl::OFlag::O_EXCL
+            | nix::fcntl::OFlag::O_RDONLY
+            | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::from_bits_truncate(0o644),
+    )
+    .with_context(|| format!("cannot create /dev/{name}"))?;
+    nix::unistd::close(f)?;
+    let target = sys::openat2(
+        dir,
+        Path::new(name),
+        libc::O_PATH,
+        0,
+        sys::RESOLVE_BENEATH | sys::RESOLVE_NO_SYMLINKS,
+    )?;
+    let tree = sys::open_tree(cwd(), host, sys::OPEN_TREE_CLONE)
+        .with_context(|| format!("cannot clone the host's {}", host.display()))?;
+    sys::move_mount(tree.as_fd(), target.as_fd())
+        .with_context(|| format!("cannot bind {}", host.display()))?;
+    c.note(|| format!("open_tree({}) + move_mount(-> /dev/{name})", host.display()));
     Ok(())
 }
 
@@ -926,9 +979,19 @@ fn move_root(rootfs: &Path, c: &mut Calls) -> Result<()> {
     Ok(())
 }
 
-/// Whether an OsStr-ish path holds only bytes we can hand to the kernel.
-pub fn has_nul(p: &Path) -> bool {
-    p.as_os_str().as_bytes().contains(&0)
+/// For a container that shares onggi's mount namespace: no mount at all (they would land in
+/// the shared namespace), only chroot(2) into the rootfs.
+pub fn chroot_only(rootfs: &Path, c: &mut Calls) -> Result<()> {
+    nix::unistd::chdir(rootfs).context("cannot enter the rootfs")?;
+    nix::unistd::chroot(".").context("chroot")?;
+    nix::unistd::chdir("/").context("chdir /")?;
+    c.note(|| {
+        format!(
+            "chroot({}) without a mount namespace: no mounts",
+            rootfs.display()
+        )
+    });
+    Ok(())
 }
 
 #[cfg(test)]

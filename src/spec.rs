@@ -184,9 +184,6 @@ fn validate(spec: &Spec) -> Result<()> {
                 );
             }
         }
-        if ns.typ() == LinuxNamespaceType::User {
-            bail!("config.json: user namespaces are not supported yet (linux.namespaces has \"user\")");
-        }
         if ns.typ() == LinuxNamespaceType::Time {
             bail!("config.json: time namespaces are not supported yet (linux.namespaces has \"time\")");
         }
@@ -227,10 +224,15 @@ fn validate(spec: &Spec) -> Result<()> {
         crate::rootfs::propagation_flag(p)
             .with_context(|| format!("config.json: linux.rootfsPropagation {p:?}"))?;
     }
-    if linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
-        || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty())
-    {
-        bail!("config.json: linux.uidMappings/gidMappings need user namespaces, which are not supported yet");
+    let maps = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
+        || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty());
+    let new_userns = linux
+        .namespaces()
+        .iter()
+        .flatten()
+        .any(|n| n.typ() == LinuxNamespaceType::User && n.path().is_none());
+    if maps && !new_userns {
+        bail!("config.json: linux.uidMappings/gidMappings need a new user namespace (linux.namespaces has no \"user\" without a path)");
     }
     Ok(())
 }

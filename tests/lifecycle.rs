@@ -14,11 +14,21 @@ fn create_start_kill_delete_with_statuses() {
     let b = sh(WAIT_FOR_TERM);
     let pidfile = Scratch::new("pid");
     let pf = pidfile.path().join("c.pid");
-    o.ok(&["create", "--bundle", b.dir(), "--pid-file", pf.to_str().unwrap(), "c1"]);
+    o.ok(&[
+        "create",
+        "--bundle",
+        b.dir(),
+        "--pid-file",
+        pf.to_str().unwrap(),
+        "c1",
+    ]);
 
     // The pid file: the bare host pid, no newline, present when create returns.
     let pid_text = std::fs::read_to_string(&pf).expect("pid file exists after create");
-    assert!(!pid_text.ends_with('\n'), "pid file must have no newline: {pid_text:?}");
+    assert!(
+        !pid_text.ends_with('\n'),
+        "pid file must have no newline: {pid_text:?}"
+    );
     let pid: i32 = pid_text.parse().expect("bare decimal pid");
 
     let st = o.state("c1");
@@ -44,15 +54,27 @@ fn create_start_kill_delete_with_statuses() {
 
     let e = o.fails(&["kill", "c1", "KILL"]);
     assert!(e.contains("container not running"), "{e}");
-    o.run(&["kill", "--all", "c1", "KILL"]).status.success().then_some(()).expect("kill --all on stopped is silent");
+    o.run(&["kill", "--all", "c1", "KILL"])
+        .status
+        .success()
+        .then_some(())
+        .expect("kill --all on stopped is silent");
 
     o.ok(&["delete", "c1"]);
-    assert!(o.leftovers().is_empty(), "state directory left: {:?}", o.leftovers());
+    assert!(
+        o.leftovers().is_empty(),
+        "state directory left: {:?}",
+        o.leftovers()
+    );
     let e = o.fails(&["state", "c1"]);
     assert!(e.contains("container does not exist"), "{e}");
     // delete --force of a missing id: silent success.
     let out = o.run(&["delete", "--force", "c1"]);
-    assert!(out.status.success() && out.stderr.is_empty(), "{}", text(&out.stderr));
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 fn wait_for(mut f: impl FnMut() -> bool) {
@@ -108,7 +130,13 @@ fn delete_refuses_a_live_container_without_force() {
 
 fn is_zombie_or_gone(pid: i64) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+        .map(|s| {
+            s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
         .unwrap_or(true)
 }
 
@@ -117,8 +145,15 @@ fn run_in_the_foreground_returns_the_exit_code_and_cleans_up() {
     let o = Onggi::new();
     let (code, out, _) = o.run_container(&sh("echo out; exit 7"), "fg");
     assert_eq!(code, 7);
-    assert_eq!(out, "out\n", "the container's stdout is onggi's stdout, and onggi adds nothing");
-    assert!(o.leftovers().is_empty(), "run deletes the container: {:?}", o.leftovers());
+    assert_eq!(
+        out, "out\n",
+        "the container's stdout is onggi's stdout, and onggi adds nothing"
+    );
+    assert!(
+        o.leftovers().is_empty(),
+        "run deletes the container: {:?}",
+        o.leftovers()
+    );
     // Killed by a signal (from the host: PID 1 ignores even SIGKILL from inside its own
     // namespace): 128 + N, as a shell reports it.
     let b = sh(WAIT_FOR_TERM);
@@ -138,10 +173,18 @@ fn run_in_the_foreground_returns_the_exit_code_and_cleans_up() {
 fn run_relays_signals_to_the_container() {
     let o = Onggi::new();
     let b = sh(WAIT_FOR_TERM);
-    let mut fg = o.command().args(["run", "--bundle", b.dir(), "relay"]).spawn().unwrap();
+    let mut fg = o
+        .command()
+        .args(["run", "--bundle", b.dir(), "relay"])
+        .spawn()
+        .unwrap();
     wait_for(|| o.run(&["state", "relay"]).status.success() && o.status("relay") == "running");
     // SIGTERM to onggi itself reaches the container, whose trap exits 3.
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(fg.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(fg.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
     assert_eq!(fg.wait().unwrap().code(), Some(3));
 }
 
@@ -165,7 +208,8 @@ fn a_container_without_process_can_be_created_not_started() {
     assert_eq!(o.status("np"), "created");
     let e = o.fails(&["start", "np"]);
     assert!(e.contains("no process"), "{e}");
-    o.ok(&["delete", "--force", "np"]);
+    wait_for(|| o.status("np") == "stopped");
+    o.ok(&["delete", "np"]);
 }
 
 #[test]
@@ -190,16 +234,25 @@ fn spec_writes_a_runc_style_config_and_never_overwrites() {
     let d = Scratch::new("spec");
     let o = Onggi::new();
     o.ok(&["spec", "--bundle", d.path().to_str().unwrap()]);
-    let v: Value = serde_json::from_slice(&std::fs::read(d.path().join("config.json")).unwrap()).unwrap();
+    let v: Value =
+        serde_json::from_slice(&std::fs::read(d.path().join("config.json")).unwrap()).unwrap();
     assert_eq!(v["root"]["path"], "rootfs");
     assert_eq!(v["process"]["args"][0], "sh");
     assert_eq!(v["process"]["terminal"], true);
-    assert!(v["process"]["capabilities"].get("inheritable").is_none(), "no inheritable caps by default");
+    assert!(
+        v["process"]["capabilities"].get("inheritable").is_none(),
+        "no inheritable caps by default"
+    );
     let e = o.fails(&["spec", "--bundle", d.path().to_str().unwrap()]);
     assert!(e.contains("exists already"), "{e}");
     // Without --bundle: the current directory.
     let d2 = Scratch::new("spec2");
-    let st = o.command().arg("spec").current_dir(d2.path()).status().unwrap();
+    let st = o
+        .command()
+        .arg("spec")
+        .current_dir(d2.path())
+        .status()
+        .unwrap();
     assert!(st.success() && d2.path().join("config.json").exists());
 }
 
@@ -208,11 +261,23 @@ fn features_are_truthful() {
     let o = Onggi::new();
     let v: Value = serde_json::from_str(&o.ok(&["features"])).unwrap();
     assert_eq!(v["ociVersionMax"], "1.2.1");
-    assert_eq!(v["linux"]["seccomp"]["enabled"], false, "no seccomp support yet");
+    assert_eq!(
+        v["linux"]["seccomp"]["enabled"], false,
+        "no seccomp support yet"
+    );
     assert_eq!(v["linux"]["cgroup"]["v1"], false);
-    let ns: Vec<&str> = v["linux"]["namespaces"].as_array().unwrap().iter().map(|x| x.as_str().unwrap()).collect();
+    let ns: Vec<&str> = v["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap())
+        .collect();
     assert!(ns.contains(&"pid") && !ns.contains(&"user"), "{ns:?}");
-    assert!(v["mountOptions"].as_array().unwrap().iter().any(|o| o == "rro"));
+    assert!(v["mountOptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|o| o == "rro"));
 }
 
 #[test]
@@ -244,11 +309,19 @@ fn config_changes_after_create_do_not_affect_the_container() {
     let out = Scratch::new("out");
     let file = std::fs::File::create(out.path().join("stdout")).unwrap();
     // The container's stdio is create's stdio: here a file the test reads afterwards.
-    let st = o.command().args(["create", "--bundle", b.dir(), "cfg"]).stdout(file).status().unwrap();
+    let st = o
+        .command()
+        .args(["create", "--bundle", b.dir(), "cfg"])
+        .stdout(file)
+        .status()
+        .unwrap();
     assert!(st.success());
     let _b = b.with(|c| c["process"]["args"] = serde_json::json!(["sh", "-c", "echo second"]));
     o.ok(&["start", "cfg"]);
     wait_for(|| o.status("cfg") == "stopped");
-    assert_eq!(std::fs::read_to_string(out.path().join("stdout")).unwrap(), "first\n");
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("stdout")).unwrap(),
+        "first\n"
+    );
     o.ok(&["delete", "cfg"]);
 }

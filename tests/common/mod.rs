@@ -18,13 +18,20 @@ pub fn onggi_bin() -> &'static str {
 }
 
 fn preconditions() {
-    assert!(nix::unistd::geteuid().is_root(), "the integration tests create containers: run them as root");
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "the integration tests create containers: run them as root"
+    );
     assert!(
         in_private_mount_ns(),
         "run the integration tests in a private mount namespace: `make test`, or `unshare -m --propagation private cargo test`"
     );
     assert!(
-        Path::new(&format!("{}/bundles/rootfs/bin/busybox", env!("CARGO_MANIFEST_DIR"))).exists(),
+        Path::new(&format!(
+            "{}/bundles/rootfs/bin/busybox",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .exists(),
         "bundles/rootfs is missing: run `make bundles`"
     );
 }
@@ -36,8 +43,14 @@ fn in_private_mount_ns() -> bool {
     let mine = ns(std::process::id() as i32);
     let mut pid = std::process::id() as i32;
     while pid > 1 {
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
-        let Some(ppid) = stat.rsplit(')').next().and_then(|r| r.split_whitespace().nth(1)).and_then(|p| p.parse().ok())
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            return false;
+        };
+        let Some(ppid) = stat
+            .rsplit(')')
+            .next()
+            .and_then(|r| r.split_whitespace().nth(1))
+            .and_then(|p| p.parse().ok())
         else {
             return false;
         };
@@ -81,7 +94,9 @@ pub struct Onggi {
 impl Onggi {
     pub fn new() -> Onggi {
         preconditions();
-        Onggi { root: Scratch::new("root") }
+        Onggi {
+            root: Scratch::new("root"),
+        }
     }
 
     pub fn command(&self) -> Command {
@@ -105,20 +120,32 @@ impl Onggi {
             .stderr(std::fs::File::create(&e).expect("stderr file"))
             .status()
             .expect("spawn onggi");
-        Output { status, stdout: std::fs::read(&o).unwrap_or_default(), stderr: std::fs::read(&e).unwrap_or_default() }
+        Output {
+            status,
+            stdout: std::fs::read(&o).unwrap_or_default(),
+            stderr: std::fs::read(&e).unwrap_or_default(),
+        }
     }
 
     /// Runs and requires success; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let o = self.run(args);
-        assert!(o.status.success(), "onggi {args:?} failed: {}", text(&o.stderr));
+        assert!(
+            o.status.success(),
+            "onggi {args:?} failed: {}",
+            text(&o.stderr)
+        );
         text(&o.stdout)
     }
 
     /// Runs and requires failure; returns stderr.
     pub fn fails(&self, args: &[&str]) -> String {
         let o = self.run(args);
-        assert!(!o.status.success(), "onggi {args:?} should fail; stdout: {}", text(&o.stdout));
+        assert!(
+            !o.status.success(),
+            "onggi {args:?} should fail; stdout: {}",
+            text(&o.stdout)
+        );
         text(&o.stderr)
     }
 
@@ -127,13 +154,20 @@ impl Onggi {
     }
 
     pub fn status(&self, id: &str) -> String {
-        self.state(id)["status"].as_str().expect("status").to_string()
+        self.state(id)["status"]
+            .as_str()
+            .expect("status")
+            .to_string()
     }
 
     /// `run` in the foreground; returns (exit code, stdout, stderr).
     pub fn run_container(&self, bundle: &Bundle, id: &str) -> (i32, String, String) {
         let o = self.run(&["run", "--bundle", bundle.dir(), id]);
-        (o.status.code().unwrap_or(-1), text(&o.stdout), text(&o.stderr))
+        (
+            o.status.code().unwrap_or(-1),
+            text(&o.stdout),
+            text(&o.stderr),
+        )
     }
 
     /// Runs the bundle in the foreground and requires exit 0; returns stdout.
@@ -147,7 +181,11 @@ impl Onggi {
     /// The container directories left in the state root.
     pub fn leftovers(&self) -> Vec<String> {
         std::fs::read_dir(self.root.path())
-            .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }
@@ -180,10 +218,20 @@ impl Bundle {
             .status()
             .expect("cp");
         assert!(st.success(), "cannot copy the rootfs");
-        let out = Command::new(onggi_bin()).args(["spec", "--bundle"]).arg(scratch.path()).output().expect("spec");
-        assert!(out.status.success(), "onggi spec failed: {}", text(&out.stderr));
-        let mut config: Value =
-            serde_json::from_slice(&std::fs::read(scratch.path().join("config.json")).expect("read")).expect("json");
+        let out = Command::new(onggi_bin())
+            .args(["spec", "--bundle"])
+            .arg(scratch.path())
+            .output()
+            .expect("spec");
+        assert!(
+            out.status.success(),
+            "onggi spec failed: {}",
+            text(&out.stderr)
+        );
+        let mut config: Value = serde_json::from_slice(
+            &std::fs::read(scratch.path().join("config.json")).expect("read"),
+        )
+        .expect("json");
         config["process"]["terminal"] = json!(false);
         config["process"]["args"] = json!(args);
         config["root"]["readonly"] = json!(false);
@@ -208,8 +256,11 @@ impl Bundle {
     }
 
     pub fn write(&self) {
-        std::fs::write(self.scratch.path().join("config.json"), serde_json::to_vec_pretty(&self.config).expect("ser"))
-            .expect("write config");
+        std::fs::write(
+            self.scratch.path().join("config.json"),
+            serde_json::to_vec_pretty(&self.config).expect("ser"),
+        )
+        .expect("write config");
     }
 }
 
