@@ -377,28 +377,22 @@ fn cwd() -> BorrowedFd<'static> {
 /// Makes the whole tree rslave (or the configured propagation) so nothing we mount reaches the
 /// host, and the mount holding the rootfs private so pivot_root accepts it.
 fn prepare_propagation(rootfs: &Path, prop: Option<&str>, c: &mut Calls) -> Result<()> {
-    let flag = match prop {
-        Some(p) => propagation_flag(p)? | libc::MS_REC,
-        None => libc::MS_SLAVE | libc::MS_REC,
-    };
-    // Only slave/private here: a shared / would send our mounts back to the host.
-    let first = if flag & libc::MS_SHARED != 0 {
-        libc::MS_SLAVE | libc::MS_REC
-    } else {
-        flag
-    };
+    // The tree we inherited becomes rslave (rprivate if asked): our mounts never reach the
+    // host, and host mounts stay clonable. The configured propagation is applied to the
+    // container's root after pivot_root (step root_propagation_final), where it belongs.
+    let private = matches!(prop, Some("private" | "rprivate"));
+    let first = libc::MS_REC
+        | if private {
+            libc::MS_PRIVATE
+        } else {
+            libc::MS_SLAVE
+        };
     sys::mount(None, Path::new("/"), None, first, None)
         .context("cannot change the propagation of /")?;
     c.note(|| {
         format!(
             "mount(/, MS_REC|{})",
-            if first & libc::MS_PRIVATE != 0 {
-                "MS_PRIVATE"
-            } else if first & libc::MS_UNBINDABLE != 0 {
-                "MS_UNBINDABLE"
-            } else {
-                "MS_SLAVE"
-            }
+            if private { "MS_PRIVATE" } else { "MS_SLAVE" }
         )
     });
     let parent = mount_point_of(rootfs)?;
