@@ -158,8 +158,17 @@ fn scan_log_flags(args: &[OsString]) -> (Option<PathBuf>, LogFormat) {
         };
         match flag.as_str() {
             "--log" => log = val.or_else(|| it.next()).map(PathBuf::from),
-            "--log-format" if val.or_else(|| it.next()).as_deref() == Some("json") => {
-                fmt = LogFormat::Json
+            "--log-format" => {
+                let v = val.or_else(|| it.next());
+                fmt = if v.as_deref() == Some("json") {
+                    LogFormat::Json
+                } else {
+                    LogFormat::Text
+                };
+            }
+            // Global flags with a value: skip the value too.
+            "--root" | "--criu" | "--rootless" => {
+                let _ = val.or_else(|| it.next());
             }
             _ if !flag.starts_with('-') => break,
             _ => {}
