@@ -264,7 +264,24 @@ pub fn ensure_in_root(root: BorrowedFd<'_>, path: &Path, kind: TargetKind) -> Re
             )
         };
         match created {
-            Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+            Ok(()) => {}
+            // EEXIST from mkdirat, ELOOP from openat(O_NOFOLLOW) of a file target.
+            Err(nix::errno::Errno::EEXIST | nix::errno::Errno::ELOOP) => {
+                // It exists but did not resolve: a symlink whose target is missing inside the
+                // rootfs. onggi does not create through it (CVE-2024-45310 class).
+                let is_link = nix::sys::stat::fstatat(
+                    Some(parent.as_raw_fd()),
+                    *name,
+                    nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+                )
+                .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFLNK);
+                if is_link {
+                    bail!(
+                        "{} is a symlink whose target does not exist inside the rootfs: refusing to create anything through it",
+                        sofar.display()
+                    );
+                }
+            }
             Err(e) => bail!("cannot create {} in the rootfs: {e}", sofar.display()),
         }
         parent = open_in_root(root, &sofar)
