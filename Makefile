@@ -47,7 +47,7 @@ conformance: build
 
 ## bench: onggi vs runc vs crun, side by side (see README "Speed")
 bench: build bundles
-	$(PRIVATE) bash bench/run.sh $(ONGGI)
+	bash bundles/bench/bench.sh $(ONGGI)
 
 clean:
 	$(CARGO) clean

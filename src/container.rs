@@ -63,7 +63,8 @@ fn open_gate(dir: &ContainerDir) -> Result<()> {
     Ok(())
 }
 
-/// The OCI state of a container, with runc's extra fields (rootfs, created, owner).
+/// The OCI state of a container, with runc's extra fields (rootfs, created, owner: empty here,
+/// as in runc's `state`; `list` fills it in).
 pub fn oci_state(dir: &ContainerDir, s: &State) -> serde_json::Value {
     let status = dir.status(s);
     let pid = if status == Status::Stopped { 0 } else { s.pid };
@@ -75,7 +76,7 @@ pub fn oci_state(dir: &ContainerDir, s: &State) -> serde_json::Value {
         "bundle": s.bundle,
         "rootfs": s.rootfs,
         "created": s.created,
-        "owner": s.owner,
+        "owner": "",
         "annotations": s.annotations,
     })
 }
@@ -190,7 +191,14 @@ pub fn list(store: &Store, quiet: bool, json: bool) -> Result<()> {
     for id in store.ids()? {
         let Ok(dir) = store.get(&id) else { continue };
         let Ok(Some(s)) = dir.load() else { continue };
-        rows.push(oci_state(&dir, &s));
+        let mut v = oci_state(&dir, &s);
+        // The owner's name is looked up here only (NSS is too slow for every create).
+        v["owner"] = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(s.owner_uid))
+            .ok()
+            .flatten()
+            .map_or_else(|| s.owner_uid.to_string(), |u| u.name)
+            .into();
+        rows.push(v);
     }
     let mut out = std::io::stdout().lock();
     if quiet {

@@ -252,11 +252,7 @@ pub fn create(store: &Store, o: &CreateOptions<'_>) -> Result<Created> {
         rootfs: bundle.rootfs.clone(),
         created: crate::logging::rfc3339(std::time::SystemTime::now()),
         annotations: bundle.spec.annotations().clone().unwrap_or_default(),
-        owner: nix::unistd::User::from_uid(nix::unistd::geteuid())
-            .ok()
-            .flatten()
-            .map(|u| u.name)
-            .unwrap_or_default(),
+        owner_uid: nix::unistd::geteuid().as_raw(),
         recorded: Status::Creating,
         has_process: bundle.spec.process().is_some(),
         own_pid_namespace: bundle.new_namespace(oci_spec::runtime::LinuxNamespaceType::Pid),

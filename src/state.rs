@@ -80,7 +80,8 @@ pub struct State {
     pub created: String,
     #[serde(default)]
     pub annotations: HashMap<String, String>,
-    pub owner: String,
+    /// The euid that created the container (its name is looked up only by `list`).
+    pub owner_uid: u32,
     /// `creating` until the init reports ready, then `created`; the live status is derived.
     pub recorded: Status,
     /// Whether config.json had a `process` (a container without one can be created, not started).
