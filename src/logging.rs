@@ -91,28 +91,23 @@ fn quote(s: &str) -> String {
 
 /// Reports a failure: one line on stderr, one line in the log file.
 pub fn error(msg: &str) {
-    let mut stderr = std::io::stderr();
-    let _ = writeln!(stderr, "onggi: {msg}");
-    if let Some(Logger {
-        file: Some(f),
-        format,
-        ..
-    }) = LOGGER.get()
-    {
-        let _ = (&*f).write_all(line(*format, "error", msg).as_bytes());
-    }
+    report("error", "", msg);
 }
 
 /// A warning: stderr and the log file, like an error, but the command goes on.
 pub fn warn(msg: &str) {
-    let _ = writeln!(std::io::stderr(), "onggi: warning: {msg}");
+    report("warning", "warning: ", msg);
+}
+
+fn report(level: &str, prefix: &str, msg: &str) {
+    let _ = writeln!(std::io::stderr(), "onggi: {prefix}{msg}");
     if let Some(Logger {
         file: Some(f),
         format,
         ..
     }) = LOGGER.get()
     {
-        let _ = (&*f).write_all(line(*format, "warning", msg).as_bytes());
+        let _ = (&*f).write_all(line(*format, level, msg).as_bytes());
     }
 }
 

@@ -246,16 +246,7 @@ pub fn ensure_in_root(root: BorrowedFd<'_>, path: &Path, kind: TargetKind) -> Re
         // created relative to it (never through a path string that could be swapped).
         let dirfd = Some(parent.as_raw_fd());
         let created = if last && kind == TargetKind::File {
-            nix::fcntl::openat(
-                dirfd,
-                *name,
-                nix::fcntl::OFlag::O_CREAT
-                    | nix::fcntl::OFlag::O_RDONLY
-                    | nix::fcntl::OFlag::O_NOFOLLOW
-                    | nix::fcntl::OFlag::O_CLOEXEC,
-                nix::sys::stat::Mode::from_bits_truncate(0o644),
-            )
-            .and_then(nix::unistd::close)
+            create_file_at(parent.as_fd(), name, false)
         } else {
             nix::sys::stat::mkdirat(
                 dirfd,
@@ -829,6 +820,23 @@ fn create_device(root: BorrowedFd<'_>, d: &LinuxDevice, userns: bool, c: &mut Ca
     Ok(())
 }
 
+/// Creates an empty regular file `name` in the resolved directory `dir`, never following a
+/// symlink there (`exclusive`: fail if anything exists already).
+fn create_file_at(dir: BorrowedFd<'_>, name: &OsStr, exclusive: bool) -> nix::Result<()> {
+    use nix::fcntl::OFlag;
+    let mut flags = OFlag::O_CREAT | OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    if exclusive {
+        flags |= OFlag::O_EXCL;
+    }
+    let fd = nix::fcntl::openat(
+        Some(dir.as_raw_fd()),
+        name,
+        flags,
+        nix::sys::stat::Mode::from_bits_truncate(0o644),
+    )?;
+    nix::unistd::close(fd)
+}
+
 /// Binds the host's device node `host` onto an empty file `name` in `dir` (user namespaces).
 fn bind_host_device(dir: BorrowedFd<'_>, name: &str, host: &Path, c: &mut Calls) -> Result<()> {
     let st =
@@ -842,17 +850,8 @@ fn bind_host_device(dir: BorrowedFd<'_>, name: &str, host: &Path, c: &mut Calls)
         name,
         nix::unistd::UnlinkatFlags::NoRemoveDir,
     );
-    let f = nix::fcntl::openat(
-        Some(dir.as_raw_fd()),
-        name,
-        nix::fcntl::OFlag::O_CREAT
-            | nix::fcntl::OFlag::O_EXCL
-            | nix::fcntl::OFlag::O_RDONLY
-            | nix::fcntl::OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::from_bits_truncate(0o644),
-    )
-    .with_context(|| format!("cannot create /dev/{name}"))?;
-    nix::unistd::close(f)?;
+    create_file_at(dir, OsStr::new(name), true)
+        .with_context(|| format!("cannot create /dev/{name}"))?;
     let target = sys::openat2(
         dir,
         Path::new(name),
@@ -868,12 +867,19 @@ fn bind_host_device(dir: BorrowedFd<'_>, name: &str, host: &Path, c: &mut Calls)
     Ok(())
 }
 
+/// Opens `p` inside the root; None when it does not exist (nothing to mask or protect).
+fn open_if_exists(root: BorrowedFd<'_>, p: &str, field: &str) -> Result<Option<OwnedFd>> {
+    match open_in_root(root, Path::new(p)) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("{field} {p}")),
+    }
+}
+
 /// Covers `p` with /dev/null (a file) or an empty read-only tmpfs (a directory).
 fn mask_path(root: BorrowedFd<'_>, p: &str, c: &mut Calls) -> Result<()> {
-    let target = match open_in_root(root, Path::new(p)) {
-        Ok(fd) => fd,
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
-        Err(e) => return Err(e).with_context(|| format!("maskedPaths {p}")),
+    let Some(target) = open_if_exists(root, p, "maskedPaths")? else {
+        return Ok(());
     };
     let st =
         nix::sys::stat::fstat(target.as_raw_fd()).with_context(|| format!("maskedPaths {p}"))?;
@@ -923,10 +929,8 @@ pub fn check_dev_null(fd: BorrowedFd<'_>) -> Result<()> {
 
 /// Makes `p` read-only: a recursive bind of it onto itself, set read-only before it is attached.
 fn readonly_path(root: BorrowedFd<'_>, p: &str, c: &mut Calls) -> Result<()> {
-    let target = match open_in_root(root, Path::new(p)) {
-        Ok(fd) => fd,
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
-        Err(e) => return Err(e).with_context(|| format!("readonlyPaths {p}")),
+    let Some(target) = open_if_exists(root, p, "readonlyPaths")? else {
+        return Ok(());
     };
     let tree = sys::open_tree(
         target.as_fd(),

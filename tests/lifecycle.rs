@@ -5,8 +5,15 @@ mod common;
 use common::*;
 use serde_json::Value;
 
-/// A process that exits 3 on SIGTERM (as PID 1 it needs a handler to be signalled at all).
-const WAIT_FOR_TERM: &str = "trap 'exit 3' TERM; while :; do sleep 0.05; done";
+/// A process that exits 3 on SIGTERM (as PID 1 it needs a handler to be signalled at all). It
+/// touches /ready once the handler is in place: `running` only means execve happened, and a
+/// SIGTERM sent before the trap exists is ignored by a PID 1 (as with any runtime).
+const WAIT_FOR_TERM: &str = "trap 'exit 3' TERM; touch /ready; while :; do sleep 0.05; done";
+
+/// Waits until a WAIT_FOR_TERM container has its TERM handler.
+fn trapped(b: &Bundle) {
+    wait_for(|| b.rootfs().join("ready").exists());
+}
 
 #[test]
 fn create_start_kill_delete_with_statuses() {
@@ -47,6 +54,7 @@ fn create_start_kill_delete_with_statuses() {
     assert_eq!(o.status("c1"), "running");
     let again = o.fails(&["start", "c1"]);
     assert!(again.contains("already running"), "{again}");
+    trapped(&b);
 
     o.ok(&["kill", "c1", "TERM"]);
     wait_for(|| o.status("c1") == "stopped");
@@ -92,7 +100,9 @@ fn signals_by_name_and_number() {
     let o = Onggi::new();
     for (i, sig) in ["TERM", "SIGTERM", "15", "sigterm"].iter().enumerate() {
         let id = format!("s{i}");
-        o.ok(&["run", "-d", "--bundle", sh(WAIT_FOR_TERM).dir(), &id]);
+        let b = sh(WAIT_FOR_TERM);
+        o.ok(&["run", "-d", "--bundle", b.dir(), &id]);
+        trapped(&b);
         o.ok(&["kill", &id, sig]);
         wait_for(|| o.status(&id) == "stopped");
         o.ok(&["delete", &id]);
@@ -165,7 +175,7 @@ fn run_in_the_foreground_returns_the_exit_code_and_cleans_up() {
         .unwrap();
     wait_for(|| o.run(&["state", "sig"]).status.success() && o.status("sig") == "running");
     o.ok(&["kill", "sig", "KILL"]);
-    assert_eq!(fg.wait().unwrap().code(), Some(137));
+    assert_eq!(wait_child(&mut fg).code(), Some(137));
     assert!(o.leftovers().is_empty());
 }
 
@@ -185,14 +195,16 @@ fn run_relays_signals_to_the_container() {
         nix::sys::signal::Signal::SIGTERM,
     )
     .unwrap();
-    assert_eq!(fg.wait().unwrap().code(), Some(3));
+    assert_eq!(wait_child(&mut fg).code(), Some(3));
 }
 
 #[test]
 fn run_detached_returns_while_the_container_runs() {
     let o = Onggi::new();
-    o.ok(&["run", "-d", "--bundle", sh(WAIT_FOR_TERM).dir(), "bg"]);
+    let b = sh(WAIT_FOR_TERM);
+    o.ok(&["run", "-d", "--bundle", b.dir(), "bg"]);
     assert_eq!(o.status("bg"), "running");
+    trapped(&b);
     o.ok(&["kill", "bg"]);
     wait_for(|| o.status("bg") == "stopped");
     o.ok(&["delete", "bg"]);

@@ -269,6 +269,19 @@ pub fn sh(script: &str) -> Bundle {
     Bundle::new(&["sh", "-c", script])
 }
 
+/// Waits for a child onggi (e.g. `run` in the foreground) for at most 30 s: a hang fails the
+/// test instead of stalling the suite.
+pub fn wait_child(c: &mut std::process::Child) -> std::process::ExitStatus {
+    for _ in 0..1200 {
+        if let Some(st) = c.try_wait().expect("try_wait") {
+            return st;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    let _ = c.kill();
+    panic!("onggi (pid {}) did not exit within 30 s", c.id());
+}
+
 /// Mount points in this (the test's) mount namespace under `prefix`.
 pub fn host_mounts_under(prefix: &Path) -> Vec<String> {
     std::fs::read_to_string("/proc/self/mountinfo")
