@@ -42,8 +42,7 @@ CONFORMANCE := create state start kill kill_no_effect killsig delete delete_only
   linux_rootfs_propagation process process_user process_rlimits_fail process_oom_score_adj \
   process_capabilities_fail config_updates_without_affect
 conformance: build
-	../shared/conformance/build-runtime-tools.sh >/dev/null
-	RUNTIME=$(ONGGI) ../shared/conformance/run-runtime-tools.sh $(CONFORMANCE)
+	bash tests/conformance.sh $(ONGGI) $(CONFORMANCE)
 
 ## bench: onggi vs runc vs crun, side by side (see README "Speed")
 bench: build bundles
