@@ -114,6 +114,10 @@ pub enum Command {
     Start { id: String },
     /// Print a container's OCI state as JSON
     State { id: String },
+    /// Freeze every process of a running container (cgroup.freeze)
+    Pause { id: String },
+    /// Thaw a paused container
+    Resume { id: String },
     /// Send a signal (default TERM) to the container's init
     Kill {
         /// Signal every process of the container
@@ -257,6 +261,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Start { id } => container::start(&store()?, &id)?,
         Command::State { id } => container::state(&store()?, &id)?,
+        Command::Pause { id } => container::pause(&store()?, &id, true)?,
+        Command::Resume { id } => container::pause(&store()?, &id, false)?,
         Command::Kill { all, id, signal } => container::kill(&store()?, &id, &signal, all)?,
         Command::Delete { force, id } => container::delete(&store()?, &id, force)?,
         Command::List { quiet, format } => container::list(&store()?, quiet, format == "json")?,

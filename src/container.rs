@@ -109,16 +109,30 @@ pub fn kill(store: &Store, id: &str, sig: &str, all: bool) -> Result<()> {
     if all {
         signal_all(&s, sig)?;
     }
-    sys::pidfd_send_signal(pidfd.as_fd(), sig)
-        .with_context(|| format!("{id}: cannot send {} to pid {}", signal::name(sig), s.pid))?;
-    Ok(())
+    match sys::pidfd_send_signal(pidfd.as_fd(), sig) {
+        Ok(()) => Ok(()),
+        // Gone since we looked: after --all that is success, else it was not running.
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {
+            if all {
+                Ok(())
+            } else {
+                bail!("{id}: container not running")
+            }
+        }
+        Err(e) => Err(e)
+            .with_context(|| format!("{id}: cannot send {} to pid {}", signal::name(sig), s.pid)),
+    }
 }
 
-/// Every process in the container's pid namespace (when it has its own), init excluded.
+/// Every process of the container: through its cgroup (cgroup.kill for SIGKILL; freeze,
+/// signal each, thaw otherwise), else through its own pid namespace, else only the init.
 fn signal_all(s: &State, sig: i32) -> Result<()> {
+    if let Some(cg) = &s.cgroup {
+        return crate::cgroups::kill_all(cg, sig);
+    }
     if !s.own_pid_namespace {
         crate::logging::warn(&format!(
-            "{}: kill --all without a pid namespace of its own reaches only the init until cgroups land",
+            "{}: no cgroup and no pid namespace of its own: kill --all reaches only the init",
             s.id
         ));
         return Ok(());
@@ -142,6 +156,25 @@ fn signal_all(s: &State, sig: i32) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `pause` / `resume`: freeze or thaw the container's cgroup.
+pub fn pause(store: &Store, id: &str, on: bool) -> Result<()> {
+    let (dir, s) = open(store, id)?;
+    let Some(cg) = &s.cgroup else {
+        bail!("{id}: the container has no cgroup (this host has no cgroup v2 hierarchy): cannot pause");
+    };
+    match (dir.status(&s), on) {
+        (Status::Running, true) | (Status::Paused, false) => {}
+        (Status::Paused, true) => bail!("{id}: container already paused"),
+        (other, true) => bail!("{id}: container not running ({other})"),
+        (other, false) => bail!("{id}: container not paused ({other})"),
+    }
+    trace::step(if on { "pause" } else { "resume" }, |c| {
+        crate::cgroups::freeze(cg, on)?;
+        c.note(|| format!("write {}/cgroup.freeze = {}", cg.display(), u8::from(on)));
+        Ok::<_, anyhow::Error>(())
+    })
 }
 
 /// Waits (up to `secs`) for the process behind `pidfd` to exit.
@@ -173,7 +206,13 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
         }
         if let Some(pidfd) = process::open_init(&s)? {
             signal_all(&s, libc::SIGKILL)?;
-            sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL).context("cannot kill the init")?;
+            match sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL) {
+                // cgroup.kill may have been faster.
+                Err(e) if e.raw_os_error() != Some(libc::ESRCH) => {
+                    return Err(e).context("cannot kill the init")
+                }
+                _ => {}
+            }
             if !wait_exit(pidfd.as_fd(), 10) {
                 bail!(
                     "{id}: the init (pid {}) did not die within 10 s of SIGKILL",
@@ -181,6 +220,17 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
                 );
             }
         }
+    }
+    if let Some(cg) = s.cgroup.as_deref().filter(|_| s.cgroup_created) {
+        // Processes the init left behind (no pid namespace of its own) go with the container.
+        if !crate::cgroups::procs(cg).is_empty() {
+            crate::cgroups::kill_all(cg, libc::SIGKILL)?;
+        }
+        trace::step("cgroup_remove", |c| {
+            crate::cgroups::remove(cg)?;
+            c.note(|| format!("rmdir {}", cg.display()));
+            Ok::<_, anyhow::Error>(())
+        })?;
     }
     dir.remove()
 }
@@ -314,7 +364,7 @@ pub fn features() -> serde_json::Value {
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "uts"],
             "capabilities": caps,
-            "cgroup": { "v1": false, "v2": false, "systemd": false, "systemdUser": false, "rdma": false },
+            "cgroup": { "v1": false, "v2": true, "systemd": false, "systemdUser": false, "rdma": true },
             "seccomp": { "enabled": false },
             "apparmor": { "enabled": false },
             "selinux": { "enabled": false },

@@ -116,12 +116,15 @@ pub struct Created {
 struct Cleanup {
     dir: Option<ContainerDir>,
     child: Option<(i32, OwnedFd)>,
+    /// A cgroup directory onggi created for this container.
+    cgroup: Option<PathBuf>,
 }
 
 impl Cleanup {
     fn disarm(mut self) {
         self.dir = None;
         self.child = None;
+        self.cgroup = None;
     }
 }
 
@@ -130,6 +133,9 @@ impl Drop for Cleanup {
         if let Some((pid, pidfd)) = self.child.take() {
             let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
             let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+        }
+        if let Some(cg) = self.cgroup.take() {
+            let _ = crate::cgroups::remove(&cg);
         }
         if let Some(dir) = self.dir.take() {
             let _ = dir.remove();
@@ -191,6 +197,7 @@ pub fn create(store: &Store, o: &CreateOptions<'_>) -> Result<Created> {
     let mut guard = Cleanup {
         dir: Some(dir),
         child: None,
+        cgroup: None,
     };
     let dir = guard
         .dir
@@ -202,10 +209,19 @@ pub fn create(store: &Store, o: &CreateOptions<'_>) -> Result<Created> {
     let (parent_end, child_end) = Channel::pair()?;
     namespaces::join_pid_namespace(bundle.namespaces())?;
     let flags = namespaces::new_namespace_flags(bundle.namespaces());
+    let (cgroup_dir, cgroup_created, cgroup_fd) = match prepare_cgroup(&bundle, o.id)? {
+        Some((dir, created, fd)) => {
+            if created {
+                guard.cgroup = Some(dir.clone());
+            }
+            (Some(dir), created, Some(fd))
+        }
+        None => (None, false, None),
+    };
 
     // Not a trace::step: both processes return from clone3, only the parent reports it.
     let t0 = std::time::Instant::now();
-    let forked = sys::clone3(flags, None).context("clone3")?;
+    let forked = sys::clone3(flags, cgroup_fd.as_ref().map(|f| f.as_fd())).context("clone3")?;
     let (pid, pidfd) = match forked {
         Forked::Child => {
             let mut keep: Vec<RawFd> = vec![
@@ -233,7 +249,11 @@ pub fn create(store: &Store, o: &CreateOptions<'_>) -> Result<Created> {
     trace::event(|| {
         format!(
             "step=clone3 | clone3({}) = pid {pid} | took={}us",
-            namespaces::flag_names(flags | libc::CLONE_PIDFD as u64),
+            namespaces::flag_names(
+                flags
+                    | libc::CLONE_PIDFD as u64
+                    | cgroup_fd.as_ref().map_or(0, |_| sys::CLONE_INTO_CGROUP)
+            ),
             t0.elapsed().as_micros()
         )
     });
@@ -256,6 +276,8 @@ pub fn create(store: &Store, o: &CreateOptions<'_>) -> Result<Created> {
         recorded: Status::Creating,
         has_process: bundle.spec.process().is_some(),
         own_pid_namespace: bundle.new_namespace(oci_spec::runtime::LinuxNamespaceType::Pid),
+        cgroup: cgroup_dir,
+        cgroup_created,
     };
     dir.save(&state)?;
     parent_side_setup(&bundle, procfs.as_fd(), pid)?;
@@ -281,6 +303,39 @@ pub fn create(store: &Store, o: &CreateOptions<'_>) -> Result<Created> {
     }
     guard.disarm();
     Ok(Created { pid, pidfd })
+}
+
+/// Creates the container's cgroup with its resources, before the clone (the init is born in
+/// it). None when the host has no cgroup v2 hierarchy and the config asks for no resources.
+fn prepare_cgroup(bundle: &Bundle, id: &str) -> Result<Option<(PathBuf, bool, OwnedFd)>> {
+    let linux = bundle.spec.linux().as_ref();
+    let writes = match linux.and_then(|l| l.resources().as_ref()) {
+        Some(r) => crate::cgroups::resource_writes(r)?,
+        None => Vec::new(),
+    };
+    let mount = match crate::cgroups::v2_mount() {
+        Ok(m) => m,
+        Err(e) if writes.is_empty() => {
+            trace::event(|| format!("no cgroup for the container: {e:#}"));
+            return Ok(None);
+        }
+        Err(e) => return Err(e.context("linux.resources needs a cgroup v2 hierarchy")),
+    };
+    let own = crate::cgroups::own_cgroup()?;
+    let rel =
+        crate::cgroups::container_path(linux.and_then(|l| l.cgroups_path().as_deref()), &own, id)?;
+    let cg = crate::cgroups::Cgroup { mount, rel };
+    let controllers = cg.check_controllers(&writes)?;
+    let created = trace::step("cgroup", |c| cg.create(&controllers, c))?;
+    let fail = |e: anyhow::Error| {
+        if created {
+            let _ = crate::cgroups::remove(&cg.dir());
+        }
+        e
+    };
+    trace::step("cgroup_resources", |c| cg.apply(&writes, c)).map_err(fail)?;
+    let fd = cg.open().map_err(fail)?;
+    Ok(Some((cg.dir(), created, fd)))
 }
 
 /// What onggi, still root on the host, writes for the init while it waits for Go: the id maps

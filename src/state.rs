@@ -88,6 +88,12 @@ pub struct State {
     pub has_process: bool,
     /// Whether the init has its own pid namespace (then killing it kills everything inside).
     pub own_pid_namespace: bool,
+    /// The container's cgroup directory (absolute), if it has one.
+    #[serde(default)]
+    pub cgroup: Option<PathBuf>,
+    /// Whether onggi created that cgroup (then `delete` removes it).
+    #[serde(default)]
+    pub cgroup_created: bool,
 }
 
 /// The store at `--root`.
@@ -263,6 +269,8 @@ impl ContainerDir {
                     Status::Creating
                 } else if self.gate_path().exists() {
                     Status::Created
+                } else if s.cgroup.as_deref().is_some_and(crate::cgroups::is_frozen) {
+                    Status::Paused
                 } else {
                     Status::Running
                 }

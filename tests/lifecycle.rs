@@ -85,16 +85,6 @@ fn create_start_kill_delete_with_statuses() {
     );
 }
 
-fn wait_for(mut f: impl FnMut() -> bool) {
-    for _ in 0..400 {
-        if f() {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(25));
-    }
-    panic!("condition not reached within 10 s");
-}
-
 #[test]
 fn signals_by_name_and_number() {
     let o = Onggi::new();

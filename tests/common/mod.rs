@@ -269,6 +269,17 @@ pub fn sh(script: &str) -> Bundle {
     Bundle::new(&["sh", "-c", script])
 }
 
+/// Polls `f` every 25 ms for up to 10 s.
+pub fn wait_for(mut f: impl FnMut() -> bool) {
+    for _ in 0..400 {
+        if f() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    panic!("condition not reached within 10 s");
+}
+
 /// Waits for a child onggi (e.g. `run` in the foreground) for at most 30 s: a hang fails the
 /// test instead of stalling the suite.
 pub fn wait_child(c: &mut std::process::Child) -> std::process::ExitStatus {

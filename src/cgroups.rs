@@ -1,0 +1,543 @@
+//! The cgroup v2 driver. onggi is v2-only: it finds the cgroup2 mount in /proc/self/mountinfo
+//! (on a hybrid host it is not /sys/fs/cgroup) and never touches a v1 hierarchy.
+//!
+//! * `linux.cgroupsPath`: absolute → below the v2 root; relative → below onggi's own cgroup;
+//!   absent → `/<id>` (as runc's cgroupfs driver).
+//! * Every controller the config needs is checked before anything is created; a missing one is
+//!   one clear error naming it and the mount, and nothing is left behind.
+//! * Controllers are enabled in each ancestor's `cgroup.subtree_control`, the resources are
+//!   written, and the init is cloned straight into the cgroup (clone3 CLONE_INTO_CGROUP), so it
+//!   never runs a moment outside it.
+//! * pause/resume write `cgroup.freeze` and wait for `frozen` in `cgroup.events`; `kill --all`
+//!   and `delete --force` use `cgroup.kill`.
+
+use anyhow::{bail, Context, Result};
+use oci_spec::runtime::LinuxResources;
+use std::collections::BTreeSet;
+use std::os::fd::OwnedFd;
+use std::path::{Component, Path, PathBuf};
+
+use crate::{sys, trace};
+
+/// The cgroup2 mount point, from /proc/self/mountinfo.
+pub fn v2_mount() -> Result<PathBuf> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo")
+        .context("cannot read /proc/self/mountinfo")?;
+    parse_v2_mount(&info)
+        .context("no cgroup2 filesystem is mounted on this host (onggi needs cgroup v2)")
+}
+
+fn parse_v2_mount(info: &str) -> Option<PathBuf> {
+    info.lines().find_map(|l| {
+        let (left, right) = l.split_once(" - ")?;
+        (right.split(' ').next()? == "cgroup2")
+            .then(|| PathBuf::from(left.split(' ').nth(4).unwrap_or("/")))
+    })
+}
+
+/// onggi's own cgroup (the `0::` line of /proc/self/cgroup).
+pub fn own_cgroup() -> Result<PathBuf> {
+    let text =
+        std::fs::read_to_string("/proc/self/cgroup").context("cannot read /proc/self/cgroup")?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .map(PathBuf::from)
+        .context("/proc/self/cgroup has no cgroup v2 entry")
+}
+
+/// The container's cgroup relative to the v2 root, from `linux.cgroupsPath`.
+pub fn container_path(cgroups_path: Option<&Path>, own: &Path, id: &str) -> Result<PathBuf> {
+    let p = match cgroups_path {
+        Some(p) if p.as_os_str().is_empty() => PathBuf::from("/").join(id),
+        Some(p) if p.is_absolute() => p.to_path_buf(),
+        Some(p) => own.join(p),
+        None => PathBuf::from("/").join(id),
+    };
+    if p.components().any(|c| c == Component::ParentDir) {
+        bail!("linux.cgroupsPath {p:?} must not contain \"..\"");
+    }
+    // A systemd-style "slice:prefix:name" is not a path onggi understands.
+    if p.to_string_lossy().contains(':') {
+        bail!("linux.cgroupsPath {p:?} looks like a systemd slice; onggi's cgroupfs driver takes a path");
+    }
+    if p == Path::new("/") {
+        bail!("linux.cgroupsPath must not be the root cgroup");
+    }
+    Ok(p)
+}
+
+/// One file write the resources turn into.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Write {
+    pub controller: &'static str,
+    pub file: String,
+    pub value: String,
+}
+
+fn w(controller: &'static str, file: impl Into<String>, value: impl Into<String>) -> Write {
+    Write {
+        controller,
+        file: file.into(),
+        value: value.into(),
+    }
+}
+
+/// cpu.shares (cgroup v1, 2..262144) to cpu.weight (1..10000), runc's and crun's linear formula.
+pub fn shares_to_weight(shares: u64) -> u64 {
+    if shares == 0 {
+        return 0;
+    }
+    let s = shares.clamp(2, 262_144);
+    1 + ((s - 2) * 9999) / 262_142
+}
+
+/// blkio.weight (10..1000) to io.weight (1..10000), as runc converts it.
+pub fn blkio_to_io_weight(w: u16) -> u64 {
+    if w == 0 {
+        return 0;
+    }
+    let w = u64::from(w).clamp(10, 1000);
+    1 + (w - 10) * 9999 / 990
+}
+
+/// memory.swap.max from the spec's `swap` (memory + swap, as in cgroup v1) and `limit`.
+pub fn swap_max(limit: Option<i64>, swap: Option<i64>) -> Result<Option<String>> {
+    match (limit, swap) {
+        (_, None) => Ok(None),
+        (_, Some(-1)) => Ok(Some("max".into())),
+        (None | Some(-1), Some(s)) => bail!(
+            "linux.resources.memory.swap {s} needs memory.limit too (swap is memory+swap, as in cgroup v1)"
+        ),
+        (Some(l), Some(s)) if s < l => {
+            bail!("linux.resources.memory.swap {s} is below memory.limit {l} (swap is memory+swap)")
+        }
+        (Some(l), Some(s)) => Ok(Some((s - l).to_string())),
+    }
+}
+
+fn max_or(v: i64) -> String {
+    if v < 0 {
+        "max".into()
+    } else {
+        v.to_string()
+    }
+}
+
+/// The cgroup file writes for `r`, in order (pure: the conversions are unit-tested).
+pub fn resource_writes(r: &LinuxResources) -> Result<Vec<Write>> {
+    let mut out = Vec::new();
+    if let Some(m) = r.memory() {
+        if let Some(l) = m.limit() {
+            out.push(w("memory", "memory.max", max_or(l)));
+        }
+        if let Some(l) = m.reservation() {
+            out.push(w("memory", "memory.low", max_or(l)));
+        }
+        if let Some(s) = swap_max(m.limit(), m.swap())? {
+            out.push(w("memory", "memory.swap.max", s));
+        }
+        if m.kernel().is_some() || m.kernel_tcp().is_some() {
+            trace::event(|| {
+                "warning: memory.kernel and kernelTCP do not exist in cgroup v2; ignored".into()
+            });
+        }
+        if m.disable_oom_killer() == Some(true) {
+            bail!("linux.resources.memory.disableOOMKiller is not supported by cgroup v2");
+        }
+    }
+    if let Some(c) = r.cpu() {
+        if c.realtime_runtime().is_some() || c.realtime_period().is_some() {
+            bail!(
+                "linux.resources.cpu.realtimeRuntime/realtimePeriod are not supported by cgroup v2"
+            );
+        }
+        if let Some(s) = c.shares().filter(|s| *s > 0) {
+            out.push(w("cpu", "cpu.weight", shares_to_weight(s).to_string()));
+        }
+        if c.quota().is_some() || c.period().is_some() {
+            let quota = c
+                .quota()
+                .filter(|q| *q > 0)
+                .map_or("max".to_string(), |q| q.to_string());
+            let period = c.period().unwrap_or(100_000);
+            out.push(w("cpu", "cpu.max", format!("{quota} {period}")));
+        }
+        if let Some(b) = c.burst() {
+            out.push(w("cpu", "cpu.max.burst", b.to_string()));
+        }
+        if let Some(i) = c.idle() {
+            out.push(w("cpu", "cpu.idle", i.to_string()));
+        }
+        if let Some(cpus) = c.cpus().as_deref().filter(|s| !s.is_empty()) {
+            out.push(w("cpuset", "cpuset.cpus", cpus));
+        }
+        if let Some(mems) = c.mems().as_deref().filter(|s| !s.is_empty()) {
+            out.push(w("cpuset", "cpuset.mems", mems));
+        }
+    }
+    if let Some(p) = r.pids() {
+        out.push(w(
+            "pids",
+            "pids.max",
+            if p.limit() > 0 {
+                p.limit().to_string()
+            } else {
+                "max".into()
+            },
+        ));
+    }
+    if let Some(b) = r.block_io() {
+        if let Some(weight) = b.weight() {
+            out.push(w(
+                "io",
+                "io.weight",
+                format!("default {}", blkio_to_io_weight(weight)),
+            ));
+        }
+        for d in b.weight_device().iter().flatten() {
+            if let Some(weight) = d.weight() {
+                out.push(w(
+                    "io",
+                    "io.weight",
+                    format!("{}:{} {}", d.major(), d.minor(), blkio_to_io_weight(weight)),
+                ));
+            }
+        }
+        let throttles = [
+            ("rbps", b.throttle_read_bps_device()),
+            ("wbps", b.throttle_write_bps_device()),
+            ("riops", b.throttle_read_iops_device()),
+            ("wiops", b.throttle_write_iops_device()),
+        ];
+        for (key, list) in throttles {
+            for d in list.iter().flatten() {
+                out.push(w(
+                    "io",
+                    "io.max",
+                    format!("{}:{} {key}={}", d.major(), d.minor(), d.rate()),
+                ));
+            }
+        }
+    }
+    for h in r.hugepage_limits().iter().flatten() {
+        out.push(w(
+            "hugetlb",
+            format!("hugetlb.{}.max", h.page_size()),
+            h.limit().to_string(),
+        ));
+    }
+    for (dev, l) in r.rdma().iter().flatten() {
+        let mut v = Vec::new();
+        if let Some(h) = l.hca_handles() {
+            v.push(format!("hca_handle={h}"));
+        }
+        if let Some(o) = l.hca_objects() {
+            v.push(format!("hca_object={o}"));
+        }
+        out.push(w("rdma", "rdma.max", format!("{dev} {}", v.join(" "))));
+    }
+    let mut unified: Vec<_> = r.unified().iter().flatten().collect();
+    unified.sort();
+    for (k, v) in unified {
+        if k.contains('/') || k.starts_with('.') {
+            bail!("linux.resources.unified key {k:?} is not a cgroup file name");
+        }
+        let controller = match k.split('.').next().unwrap_or("") {
+            "memory" => "memory",
+            "cpu" => "cpu",
+            "cpuset" => "cpuset",
+            "io" => "io",
+            "pids" => "pids",
+            "hugetlb" => "hugetlb",
+            "rdma" => "rdma",
+            "misc" => "misc",
+            _ => "",
+        };
+        out.push(w(controller, k.clone(), v.clone()));
+    }
+    if r.network().is_some() {
+        bail!("linux.resources.network (net_cls/net_prio) does not exist in cgroup v2");
+    }
+    Ok(out)
+}
+
+/// A container's cgroup.
+pub struct Cgroup {
+    /// The v2 mount point.
+    pub mount: PathBuf,
+    /// The path below it.
+    pub rel: PathBuf,
+}
+
+impl Cgroup {
+    pub fn dir(&self) -> PathBuf {
+        self.mount
+            .join(self.rel.strip_prefix("/").unwrap_or(&self.rel))
+    }
+
+    /// Checks that the hierarchy has every controller `writes` need (before creating anything).
+    pub fn check_controllers(&self, writes: &[Write]) -> Result<BTreeSet<&'static str>> {
+        let available = read_controllers(&self.mount.join("cgroup.controllers"))?;
+        let needed: BTreeSet<&'static str> = writes
+            .iter()
+            .map(|w| w.controller)
+            .filter(|c| !c.is_empty())
+            .collect();
+        for c in &needed {
+            if !available.contains(*c) {
+                let what = writes
+                    .iter()
+                    .find(|w| w.controller == *c)
+                    .map_or(String::new(), |w| w.file.clone());
+                bail!(
+                    "linux.resources needs the {c} controller ({what}), which the cgroup v2 hierarchy at {} does not have (it has: {})",
+                    self.mount.display(),
+                    if available.is_empty() { "none".into() } else { available.iter().cloned().collect::<Vec<_>>().join(" ") }
+                );
+            }
+        }
+        Ok(needed)
+    }
+
+    /// Creates the cgroup (and missing parents) and enables `controllers` down to it. Returns
+    /// whether onggi created the leaf (only then does delete remove it).
+    pub fn create(
+        &self,
+        controllers: &BTreeSet<&'static str>,
+        c: &mut trace::Calls,
+    ) -> Result<bool> {
+        let dir = self.dir();
+        let created = !dir.exists();
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create the cgroup {}", dir.display()))?;
+        c.note(|| format!("mkdir {}", dir.display()));
+        if !controllers.is_empty() {
+            let line: String = controllers.iter().map(|c| format!("+{c} ")).collect();
+            let mut cur = self.mount.clone();
+            for comp in self
+                .rel
+                .components()
+                .filter(|c| matches!(c, Component::Normal(_)))
+            {
+                let file = cur.join("cgroup.subtree_control");
+                std::fs::write(&file, line.trim_end()).with_context(|| {
+                    format!("cannot enable {} in {}", line.trim_end(), file.display())
+                })?;
+                c.note(|| format!("write {} = {:?}", file.display(), line.trim_end()));
+                cur.push(comp);
+            }
+        }
+        Ok(created)
+    }
+
+    /// Writes the resource files.
+    pub fn apply(&self, writes: &[Write], c: &mut trace::Calls) -> Result<()> {
+        let dir = self.dir();
+        for wr in writes {
+            let file = dir.join(&wr.file);
+            if !file.exists() {
+                bail!("cgroup file {} does not exist (linux.resources: unknown key or missing controller)", file.display());
+            }
+            std::fs::write(&file, &wr.value)
+                .with_context(|| format!("cannot write {:?} to {}", wr.value, file.display()))?;
+            c.note(|| format!("write {} = {:?}", wr.file, wr.value));
+        }
+        Ok(())
+    }
+
+    /// A directory descriptor for clone3(CLONE_INTO_CGROUP).
+    pub fn open(&self) -> Result<OwnedFd> {
+        sys::openat2(
+            sys::at_fdcwd(),
+            &self.dir(),
+            libc::O_PATH | libc::O_DIRECTORY,
+            0,
+            sys::RESOLVE_NO_SYMLINKS,
+        )
+        .with_context(|| format!("cannot open the cgroup {}", self.dir().display()))
+    }
+}
+
+fn read_controllers(path: &Path) -> Result<BTreeSet<String>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(text.split_whitespace().map(String::from).collect())
+}
+
+/// The pids in a cgroup (`cgroup.procs`).
+pub fn procs(dir: &Path) -> Vec<i32> {
+    std::fs::read_to_string(dir.join("cgroup.procs"))
+        .map(|t| t.lines().filter_map(|l| l.trim().parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+/// Whether the cgroup is frozen (`frozen 1` in cgroup.events).
+pub fn is_frozen(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join("cgroup.events"))
+        .map(|t| t.lines().any(|l| l == "frozen 1"))
+        .unwrap_or(false)
+}
+
+/// Freezes or thaws, and waits (up to 5 s) until cgroup.events says so.
+pub fn freeze(dir: &Path, on: bool) -> Result<()> {
+    let file = dir.join("cgroup.freeze");
+    std::fs::write(&file, if on { "1" } else { "0" })
+        .with_context(|| format!("cannot write {}", file.display()))?;
+    for _ in 0..5000 {
+        if is_frozen(dir) == on {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    bail!(
+        "the cgroup {} did not {} within 5 s",
+        dir.display(),
+        if on { "freeze" } else { "thaw" }
+    )
+}
+
+/// SIGKILL to every process of the cgroup (cgroup.kill; else freeze, signal each, thaw).
+pub fn kill_all(dir: &Path, sig: i32) -> Result<()> {
+    let kill_file = dir.join("cgroup.kill");
+    if sig == libc::SIGKILL && kill_file.exists() {
+        return std::fs::write(&kill_file, "1")
+            .with_context(|| format!("cannot write {}", kill_file.display()));
+    }
+    // Frozen, nobody can fork away between reading cgroup.procs and signalling.
+    freeze(dir, true)?;
+    for pid in procs(dir) {
+        if let Ok(fd) = sys::pidfd_open(pid) {
+            let _ = sys::pidfd_send_signal(std::os::fd::AsFd::as_fd(&fd), sig);
+        }
+    }
+    freeze(dir, false)
+}
+
+/// Removes the cgroup directory once its processes are gone (retrying briefly on EBUSY).
+pub fn remove(dir: &Path) -> Result<()> {
+    for _ in 0..500 {
+        match std::fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                std::thread::sleep(std::time::Duration::from_millis(10))
+            }
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("cannot remove the cgroup {}", dir.display()))
+            }
+        }
+    }
+    bail!("the cgroup {} still has processes after 5 s", dir.display())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_v2_mount_on_a_hybrid_host() {
+        let info = "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755\n\
+                    35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n\
+                    41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n";
+        assert_eq!(
+            parse_v2_mount(info),
+            Some(PathBuf::from("/sys/fs/cgroup/unified"))
+        );
+        let pure = "30 23 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n";
+        assert_eq!(parse_v2_mount(pure), Some(PathBuf::from("/sys/fs/cgroup")));
+        assert_eq!(parse_v2_mount("1 0 0:1 / / rw - ext4 /dev/vda rw\n"), None);
+    }
+
+    #[test]
+    fn cgroups_path_resolution() {
+        let own = Path::new("/system.slice/shim");
+        assert_eq!(
+            container_path(None, own, "c1").unwrap(),
+            PathBuf::from("/c1")
+        );
+        assert_eq!(
+            container_path(Some(Path::new("/a/b")), own, "c1").unwrap(),
+            PathBuf::from("/a/b")
+        );
+        assert_eq!(
+            container_path(Some(Path::new("x/y")), own, "c1").unwrap(),
+            PathBuf::from("/system.slice/shim/x/y")
+        );
+        assert!(container_path(Some(Path::new("/a/../b")), own, "c1").is_err());
+        assert!(container_path(Some(Path::new("system.slice:docker:abc")), own, "c1").is_err());
+        assert!(container_path(Some(Path::new("/")), own, "c1").is_err());
+    }
+
+    #[test]
+    fn cpu_shares_to_weight() {
+        assert_eq!(shares_to_weight(2), 1);
+        assert_eq!(shares_to_weight(1024), 39);
+        assert_eq!(shares_to_weight(262_144), 10_000);
+        assert_eq!(shares_to_weight(0), 0);
+    }
+
+    #[test]
+    fn blkio_weight_to_io_weight() {
+        assert_eq!(blkio_to_io_weight(10), 1);
+        assert_eq!(blkio_to_io_weight(500), 4950);
+        assert_eq!(blkio_to_io_weight(1000), 10_000);
+    }
+
+    #[test]
+    fn swap_is_memory_plus_swap() {
+        assert_eq!(swap_max(Some(100), Some(300)).unwrap(), Some("200".into()));
+        assert_eq!(swap_max(Some(100), Some(-1)).unwrap(), Some("max".into()));
+        assert_eq!(swap_max(Some(100), None).unwrap(), None);
+        assert!(swap_max(Some(300), Some(100)).is_err());
+        assert!(swap_max(None, Some(100)).is_err());
+    }
+
+    #[test]
+    fn resources_to_files() {
+        let r: LinuxResources = serde_json::from_value(serde_json::json!({
+            "memory": {"limit": 1048576, "reservation": 524288, "swap": 2097152},
+            "cpu": {"shares": 1024, "quota": 50000, "period": 100000, "cpus": "0", "mems": "0"},
+            "pids": {"limit": 10},
+            "blockIO": {"weight": 500, "throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 1000}]},
+            "hugepageLimits": [{"pageSize": "2MB", "limit": 4194304}],
+            "unified": {"memory.high": "2000000"}
+        }))
+        .unwrap();
+        let got: Vec<(String, String)> = resource_writes(&r)
+            .unwrap()
+            .into_iter()
+            .map(|w| (w.file, w.value))
+            .collect();
+        let want = [
+            ("memory.max", "1048576"),
+            ("memory.low", "524288"),
+            ("memory.swap.max", "1048576"),
+            ("cpu.weight", "39"),
+            ("cpu.max", "50000 100000"),
+            ("cpuset.cpus", "0"),
+            ("cpuset.mems", "0"),
+            ("pids.max", "10"),
+            ("io.weight", "default 4950"),
+            ("io.max", "8:0 rbps=1000"),
+            ("hugetlb.2MB.max", "4194304"),
+            ("memory.high", "2000000"),
+        ];
+        let want: Vec<(String, String)> = want
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn quota_without_limit_is_max_and_realtime_is_refused() {
+        let r: LinuxResources =
+            serde_json::from_value(serde_json::json!({"cpu": {"quota": -1, "period": 50000}}))
+                .unwrap();
+        assert_eq!(resource_writes(&r).unwrap()[0].value, "max 50000");
+        let r: LinuxResources =
+            serde_json::from_value(serde_json::json!({"cpu": {"realtimeRuntime": 10}})).unwrap();
+        assert!(resource_writes(&r).is_err());
+    }
+}

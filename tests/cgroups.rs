@@ -1,0 +1,323 @@
+//! cgroup v2 on the host the tests run on: placement, the container's view, pause/resume,
+//! kill --all, removal, and resource files. Controllers are detected: a test that needs one the
+//! hierarchy lacks says so and skips, unless ONGGI_REQUIRE_CGROUP_V2=1 (set for the pure-v2
+//! guest), where a missing controller fails.
+
+mod common;
+use common::*;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+
+fn v2_mount() -> PathBuf {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    info.lines()
+        .find_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            right
+                .starts_with("cgroup2 ")
+                .then(|| PathBuf::from(left.split(' ').nth(4).unwrap()))
+        })
+        .expect("these tests need a cgroup v2 hierarchy")
+}
+
+/// Whether the v2 root has `controller`; when not, skips (or fails under
+/// ONGGI_REQUIRE_CGROUP_V2=1).
+fn has_controller(controller: &str) -> bool {
+    let list = std::fs::read_to_string(v2_mount().join("cgroup.controllers")).unwrap();
+    let ok = list.split_whitespace().any(|c| c == controller);
+    if !ok {
+        assert!(
+            std::env::var("ONGGI_REQUIRE_CGROUP_V2").as_deref() != Ok("1"),
+            "ONGGI_REQUIRE_CGROUP_V2=1 but the hierarchy at {} has no {controller} controller",
+            v2_mount().display()
+        );
+        eprintln!(
+            "SKIPPED: the cgroup v2 hierarchy at {} has no {controller} controller",
+            v2_mount().display()
+        );
+    }
+    ok
+}
+
+fn pid_of(o: &Onggi, id: &str) -> i64 {
+    o.state(id)["pid"].as_i64().unwrap()
+}
+
+/// A unique cgroup path for a test, below the v2 root.
+fn unique(tag: &str) -> String {
+    format!("/onggi-test-{}-{tag}", std::process::id())
+}
+
+#[test]
+fn the_init_is_born_in_its_cgroup_and_sees_only_its_own() {
+    let o = Onggi::new();
+    let path = unique("place");
+    let b = sh("cat /proc/self/cgroup; touch /ready; while :; do sleep 0.05; done")
+        .with(|c| c["linux"]["cgroupsPath"] = json!(path));
+    let out = Scratch::new("out");
+    let f = std::fs::File::create(out.path().join("o")).unwrap();
+    assert!(o
+        .command()
+        .args(["run", "-d", "--bundle", b.dir(), "p"])
+        .stdout(f)
+        .status()
+        .unwrap()
+        .success());
+    wait_for(|| b.rootfs().join("ready").exists());
+    let dir = v2_mount().join(path.trim_start_matches('/'));
+    assert!(
+        dir.is_dir(),
+        "{} exists while the container runs",
+        dir.display()
+    );
+    let pid = pid_of(&o, "p");
+    let host_view = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    assert!(
+        host_view.lines().any(|l| l == format!("0::{path}")),
+        "{host_view}"
+    );
+    assert!(std::fs::read_to_string(dir.join("cgroup.procs"))
+        .unwrap()
+        .contains(&pid.to_string()));
+    // Inside, with a cgroup namespace, the container's cgroup is the root.
+    let inside = std::fs::read_to_string(out.path().join("o")).unwrap();
+    assert!(inside.lines().any(|l| l == "0::/"), "{inside}");
+    o.ok(&["delete", "--force", "p"]);
+    assert!(!dir.exists(), "delete removes the cgroup");
+}
+
+#[test]
+fn the_default_cgroup_is_slash_id_and_run_removes_it() {
+    let o = Onggi::new();
+    let id = format!("onggi-default-{}", std::process::id());
+    let b = sh("cat /proc/1/cgroup >/dev/null; grep -c . /proc/self/cgroup");
+    let out = o.run(&["run", "--bundle", b.dir(), &id]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        !v2_mount().join(&id).exists(),
+        "run deletes the cgroup with the container"
+    );
+    // While it runs it is at /<id>:
+    let b = sh("touch /ready; while :; do sleep 0.05; done");
+    o.ok(&["run", "-d", "--bundle", b.dir(), &id]);
+    assert!(v2_mount().join(&id).is_dir());
+    o.ok(&["delete", "-f", &id]);
+    assert!(!v2_mount().join(&id).exists());
+}
+
+#[test]
+fn pause_freezes_every_process_and_resume_thaws() {
+    let o = Onggi::new();
+    let b = sh("i=0; while :; do i=$((i+1)); echo $i > /counter; sleep 0.01; done");
+    o.ok(&["run", "-d", "--bundle", b.dir(), "fz"]);
+    let counter = || {
+        std::fs::read_to_string(b.rootfs().join("counter"))
+            .unwrap_or_default()
+            .trim()
+            .parse::<u64>()
+            .unwrap_or(0)
+    };
+    wait_for(|| counter() > 3);
+    o.ok(&["pause", "fz"]);
+    assert_eq!(o.status("fz"), "paused");
+    let e = o.fails(&["pause", "fz"]);
+    assert!(e.contains("already paused"), "{e}");
+    let frozen_at = counter();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(
+        counter(),
+        frozen_at,
+        "the counter must not move while paused"
+    );
+    o.ok(&["resume", "fz"]);
+    assert_eq!(o.status("fz"), "running");
+    wait_for(|| counter() > frozen_at + 3);
+    let e = o.fails(&["resume", "fz"]);
+    assert!(e.contains("not paused"), "{e}");
+    o.ok(&["delete", "--force", "fz"]);
+}
+
+#[test]
+fn kill_all_reaches_every_process_without_a_pid_namespace() {
+    let o = Onggi::new();
+    // No pid namespace: killing the init would leave its children; --all must use the cgroup.
+    let b = sh(
+        "sh -c 'sleep 1000 & echo $! > /grandchild; wait' & echo $! > /child; touch /ready; wait",
+    )
+    .with(|c| {
+        c["linux"]["namespaces"] = json!([{"type": "mount"}, {"type": "uts"}, {"type": "ipc"}]);
+    });
+    o.ok(&["run", "-d", "--bundle", b.dir(), "ka"]);
+    wait_for(|| b.rootfs().join("ready").exists() && b.rootfs().join("grandchild").exists());
+    let read = |f: &str| {
+        std::fs::read_to_string(b.rootfs().join(f))
+            .unwrap()
+            .trim()
+            .parse::<i32>()
+            .unwrap()
+    };
+    let (child, grandchild) = (read("child"), read("grandchild"));
+    let init = pid_of(&o, "ka") as i32;
+    o.ok(&["kill", "--all", "ka", "KILL"]);
+    let gone = |p: i32| {
+        std::fs::read_to_string(format!("/proc/{p}/stat"))
+            .map(|s| {
+                s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
+            .unwrap_or(true)
+    };
+    wait_for(|| gone(init) && gone(child) && gone(grandchild));
+    o.ok(&["delete", "ka"]);
+}
+
+#[test]
+fn a_missing_controller_is_one_clear_error_and_leaves_nothing() {
+    let o = Onggi::new();
+    let available = std::fs::read_to_string(v2_mount().join("cgroup.controllers")).unwrap();
+    let (missing, resources) = if !available.split_whitespace().any(|c| c == "pids") {
+        ("pids", json!({"pids": {"limit": 10}}))
+    } else if !available.split_whitespace().any(|c| c == "memory") {
+        ("memory", json!({"memory": {"limit": 10485760}}))
+    } else {
+        eprintln!("SKIPPED: this hierarchy has every controller; nothing is missing");
+        return;
+    };
+    let path = unique("missing");
+    let b = sh("true").with(|c| {
+        c["linux"]["resources"] = resources;
+        c["linux"]["cgroupsPath"] = json!(path);
+    });
+    let e = o.fails(&["create", "--bundle", b.dir(), "mc"]);
+    assert!(
+        e.contains(&format!("needs the {missing} controller")),
+        "{e}"
+    );
+    assert!(
+        e.contains(v2_mount().to_str().unwrap()),
+        "names the mount: {e}"
+    );
+    assert_eq!(e.trim_end().lines().count(), 1, "{e}");
+    assert!(
+        !v2_mount().join(path.trim_start_matches('/')).exists(),
+        "no cgroup left"
+    );
+    assert!(o.leftovers().is_empty());
+}
+
+#[test]
+fn hugetlb_limits_land_in_their_files() {
+    if !has_controller("hugetlb")
+        || !Path::new("/sys/kernel/mm/hugepages/hugepages-2048kB").exists()
+    {
+        return;
+    }
+    let o = Onggi::new();
+    let path = unique("huge");
+    let b = sh("touch /ready; while :; do sleep 0.05; done").with(|c| {
+        c["linux"]["cgroupsPath"] = json!(path);
+        c["linux"]["resources"] =
+            json!({"hugepageLimits": [{"pageSize": "2MB", "limit": 4194304}]});
+    });
+    o.ok(&["run", "-d", "--bundle", b.dir(), "hp"]);
+    let dir = v2_mount().join(path.trim_start_matches('/'));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("hugetlb.2MB.max"))
+            .unwrap()
+            .trim(),
+        "4194304"
+    );
+    o.ok(&["delete", "--force", "hp"]);
+    assert!(!dir.exists());
+}
+
+#[test]
+fn an_unknown_unified_key_is_refused_and_cleaned_up() {
+    let o = Onggi::new();
+    let path = unique("unified");
+    let b = sh("true").with(|c| {
+        c["linux"]["cgroupsPath"] = json!(path);
+        c["linux"]["resources"] = json!({"unified": {"cgroup.nosuchfile": "1"}});
+    });
+    let e = o.fails(&["create", "--bundle", b.dir(), "uk"]);
+    assert!(e.contains("cgroup.nosuchfile"), "{e}");
+    assert!(!v2_mount().join(path.trim_start_matches('/')).exists());
+    assert!(o.leftovers().is_empty());
+}
+
+#[test]
+fn memory_and_pids_limits_in_a_full_hierarchy() {
+    if !has_controller("memory") || !has_controller("pids") {
+        return;
+    }
+    let o = Onggi::new();
+    let path = unique("mem");
+    let b = sh("cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max").with(|c| {
+        c["linux"]["cgroupsPath"] = json!(path);
+        c["linux"]["resources"] = json!({"memory": {"limit": 33554432}, "pids": {"limit": 20}});
+        // cgroupfs is read-only inside, but readable.
+    });
+    assert_eq!(o.output_of(&b), "33554432\n20\n");
+    assert!(!v2_mount().join(path.trim_start_matches('/')).exists());
+}
+
+#[test]
+fn a_memory_hog_is_oom_killed() {
+    if !has_controller("memory") {
+        return;
+    }
+    let o = Onggi::new();
+    // dd as PID 1 touches a 64 MiB buffer in a 16 MiB cgroup without swap.
+    let b = Bundle::new(&["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"]).with(|c| {
+        c["linux"]["cgroupsPath"] = json!(unique("oom"));
+        c["linux"]["resources"] = json!({"memory": {"limit": 16777216, "swap": 16777216}});
+    });
+    let (code, _, _) = o.run_container(&b, "oom");
+    assert_eq!(code, 137, "SIGKILL by the OOM killer");
+}
+
+#[test]
+fn a_fork_loop_stops_at_pids_max() {
+    if !has_controller("pids") {
+        return;
+    }
+    let o = Onggi::new();
+    let path = unique("pids");
+    // A subshell forks until the kernel refuses; PID 1 reports pids.current with builtins only
+    // (it cannot fork either once the limit is reached).
+    let b = sh("(while :; do sleep 5 & done) 2>/dev/null & \
+                while :; do read x < /sys/fs/cgroup/pids.current; echo $x > /cur.tmp; mv -f /cur.tmp /cur 2>/dev/null || echo $x > /cur; done")
+    .with(|c| {
+        c["linux"]["cgroupsPath"] = json!(path);
+        c["linux"]["resources"] = json!({"pids": {"limit": 10}});
+    });
+    o.ok(&["run", "-d", "--bundle", b.dir(), "fork"]);
+    let dir = v2_mount().join(path.trim_start_matches('/'));
+    let refused = || {
+        std::fs::read_to_string(dir.join("pids.events"))
+            .ok()
+            .and_then(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix("max "))
+                    .and_then(|n| n.trim().parse::<u64>().ok())
+            })
+            .unwrap_or(0)
+    };
+    wait_for(|| refused() > 0);
+    let current: u32 = std::fs::read_to_string(dir.join("pids.current"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(current <= 10, "pids.current {current} above pids.max 10");
+    let inside = std::fs::read_to_string(b.rootfs().join("cur")).unwrap_or_default();
+    assert!(
+        inside.trim().parse::<u32>().is_ok_and(|n| n <= 10),
+        "inside: {inside:?}"
+    );
+    o.ok(&["delete", "--force", "fork"]);
+    assert!(!dir.exists());
+}
