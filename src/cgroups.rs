@@ -142,7 +142,10 @@ pub fn resource_writes(r: &LinuxResources) -> Result<Vec<Write>> {
             });
         }
         if m.disable_oom_killer() == Some(true) {
-            bail!("linux.resources.memory.disableOOMKiller is not supported by cgroup v2");
+            // runc and crun ignore it on v2 too (there is no such knob); managers may send it.
+            crate::logging::warn(
+                "linux.resources.memory.disableOOMKiller has no cgroup v2 equivalent: ignored",
+            );
         }
     }
     if let Some(c) = r.cpu() {

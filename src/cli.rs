@@ -118,6 +118,22 @@ pub enum Command {
     Pause { id: String },
     /// Thaw a paused container
     Resume { id: String },
+    /// Change the resources of a running container (LinuxResources JSON and/or runc's flags)
+    Update {
+        #[command(flatten)]
+        flags: crate::cgroup_commands::UpdateFlags,
+        id: String,
+    },
+    /// Print the container's events as JSON lines (stats every interval, oom)
+    Events {
+        /// One stats event, then exit
+        #[arg(long)]
+        stats: bool,
+        /// How often to print stats
+        #[arg(long, default_value = "5s")]
+        interval: String,
+        id: String,
+    },
     /// Send a signal (default TERM) to the container's init
     Kill {
         /// Signal every process of the container
@@ -263,6 +279,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::State { id } => container::state(&store()?, &id)?,
         Command::Pause { id } => container::pause(&store()?, &id, true)?,
         Command::Resume { id } => container::pause(&store()?, &id, false)?,
+        Command::Update { flags, id } => crate::cgroup_commands::update(&store()?, &id, &flags)?,
+        Command::Events {
+            stats,
+            interval,
+            id,
+        } => crate::cgroup_commands::events(&store()?, &id, stats, &interval)?,
         Command::Kill { all, id, signal } => container::kill(&store()?, &id, &signal, all)?,
         Command::Delete { force, id } => container::delete(&store()?, &id, force)?,
         Command::List { quiet, format } => container::list(&store()?, quiet, format == "json")?,

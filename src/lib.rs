@@ -7,13 +7,14 @@
 //! * [`process`]: the create flow in onggi (clone3, the init channel, cleanup);
 //! * [`init`]: the container init's setup steps, up to execve;
 //! * [`namespaces`], [`rootfs`], [`capabilities`]: what the init sets up;
-//! * [`cgroups`]: the cgroup v2 driver (resources, freeze, kill);
+//! * [`cgroups`]: the cgroup v2 driver (resources, freeze, kill); [`cgroup_commands`]: update, events;
 //! * [`container`]: start, state, kill, delete, list, run, features;
 //! * [`procfs`]: every /proc write, through a verified handle;
 //! * [`signal`], [`logging`], [`trace`]: signal names, the --log contract, step events;
 //! * [`sys`]: the only `unsafe` code, small system-call wrappers.
 
 pub mod capabilities;
+pub mod cgroup_commands;
 pub mod cgroups;
 pub mod cli;
 pub mod container;

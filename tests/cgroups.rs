@@ -321,3 +321,105 @@ fn a_fork_loop_stops_at_pids_max() {
     o.ok(&["delete", "--force", "fork"]);
     assert!(!dir.exists());
 }
+
+#[test]
+fn events_stats_is_runc_shaped_json() {
+    let o = Onggi::new();
+    let b = sh("i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done; touch /ready; while :; do sleep 0.05; done");
+    o.ok(&["run", "-d", "--bundle", b.dir(), "ev"]);
+    wait_for(|| b.rootfs().join("ready").exists());
+    let line = o.ok(&["events", "--stats", "ev"]);
+    assert_eq!(line.lines().count(), 1, "{line}");
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["type"], "stats");
+    assert_eq!(v["id"], "ev");
+    assert!(
+        v["data"]["cpu"]["usage"]["total"].as_u64().unwrap() > 0,
+        "{v}"
+    );
+    assert!(v["data"]["memory"]["usage"].is_object());
+    o.ok(&["delete", "--force", "ev"]);
+    let e = o.fails(&["events", "--stats", "ev"]);
+    assert!(e.contains("does not exist"), "{e}");
+}
+
+#[test]
+fn update_changes_limits_live() {
+    if !has_controller("memory") || !has_controller("pids") {
+        return;
+    }
+    let o = Onggi::new();
+    let path = unique("update");
+    let b = sh("touch /ready; while :; do sleep 0.05; done").with(|c| {
+        c["linux"]["cgroupsPath"] = json!(path);
+        c["linux"]["resources"] = json!({"memory": {"limit": 67108864}, "pids": {"limit": 50}});
+    });
+    o.ok(&["run", "-d", "--bundle", b.dir(), "up"]);
+    let dir = v2_mount().join(path.trim_start_matches('/'));
+    let read = |f: &str| {
+        std::fs::read_to_string(dir.join(f))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    assert_eq!(read("memory.max"), "67108864");
+    o.ok(&["update", "--memory", "32m", "--pids-limit", "7", "up"]);
+    assert_eq!(read("memory.max"), "33554432");
+    assert_eq!(read("pids.max"), "7");
+    // LinuxResources JSON on stdin, as containerd and podman send it.
+    let mut child = o
+        .command()
+        .args(["update", "--resources", "-", "up"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(br#"{"memory": {"limit": 50331648}}"#)
+        .unwrap();
+    assert!(wait_child(&mut child).success());
+    assert_eq!(read("memory.max"), "50331648");
+    let v: serde_json::Value = serde_json::from_str(&o.ok(&["events", "--stats", "up"])).unwrap();
+    assert_eq!(v["data"]["memory"]["usage"]["limit"], 50331648);
+    assert_eq!(v["data"]["pids"]["limit"], 7);
+    let e = o.fails(&["update", "--memory", "lots", "up"]);
+    assert!(e.contains("\"lots\""), "{e}");
+    o.ok(&["delete", "--force", "up"]);
+}
+
+#[test]
+fn events_reports_an_oom_kill() {
+    if !has_controller("memory") {
+        return;
+    }
+    let o = Onggi::new();
+    // PID 1 survives; a child hog is OOM-killed inside the 16 MiB cgroup.
+    let b = sh("touch /ready; sleep 0.5; dd if=/dev/zero of=/dev/null bs=64M count=1; while :; do sleep 0.05; done")
+        .with(|c| {
+            c["linux"]["cgroupsPath"] = json!(unique("oomev"));
+            c["linux"]["resources"] = json!({"memory": {"limit": 16777216, "swap": 16777216}});
+        });
+    o.ok(&["run", "-d", "--bundle", b.dir(), "oe"]);
+    wait_for(|| b.rootfs().join("ready").exists());
+    let out = Scratch::new("events");
+    let f = std::fs::File::create(out.path().join("ev")).unwrap();
+    let mut ev = o
+        .command()
+        .args(["events", "--interval", "100ms", "oe"])
+        .stdout(f)
+        .spawn()
+        .unwrap();
+    wait_for(|| {
+        std::fs::read_to_string(out.path().join("ev"))
+            .unwrap()
+            .contains(r#""type":"oom""#)
+    });
+    o.ok(&["delete", "--force", "oe"]);
+    assert!(
+        wait_child(&mut ev).success(),
+        "events ends when the container is gone"
+    );
+}
