@@ -353,7 +353,7 @@ impl Cgroup {
         sys::openat2(
             sys::at_fdcwd(),
             &self.dir(),
-            libc::O_PATH | libc::O_DIRECTORY,
+            libc::O_RDONLY | libc::O_DIRECTORY,
             0,
             sys::RESOLVE_NO_SYMLINKS,
         )

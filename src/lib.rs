@@ -8,6 +8,7 @@
 //! * [`init`]: the container init's setup steps, up to execve;
 //! * [`namespaces`], [`rootfs`], [`capabilities`]: what the init sets up;
 //! * [`cgroups`]: the cgroup v2 driver (resources, freeze, kill); [`cgroup_commands`]: update, events;
+//! * [`devices`]: the eBPF device filter of the container's cgroup;
 //! * [`container`]: start, state, kill, delete, list, run, features;
 //! * [`procfs`]: every /proc write, through a verified handle;
 //! * [`signal`], [`logging`], [`trace`]: signal names, the --log contract, step events;
@@ -18,6 +19,7 @@ pub mod cgroup_commands;
 pub mod cgroups;
 pub mod cli;
 pub mod container;
+pub mod devices;
 pub mod init;
 pub mod logging;
 pub mod namespaces;

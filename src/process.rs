@@ -335,6 +335,26 @@ fn prepare_cgroup(bundle: &Bundle, id: &str) -> Result<Option<(PathBuf, bool, Ow
     };
     trace::step("cgroup_resources", |c| cg.apply(&writes, c)).map_err(fail)?;
     let fd = cg.open().map_err(fail)?;
+    trace::step("cgroup_devices", |c| {
+        let resources = linux.and_then(|l| l.resources().as_ref());
+        let rules = crate::devices::rules(
+            resources
+                .and_then(|r| r.devices().as_deref())
+                .unwrap_or(&[]),
+            linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[]),
+        )?;
+        let prog = crate::devices::compile(&rules);
+        crate::devices::attach(fd.as_fd(), &prog)?;
+        c.note(|| {
+            format!(
+                "bpf(BPF_PROG_LOAD, CGROUP_DEVICE, {} rules, {} insns) + bpf(BPF_PROG_ATTACH)",
+                rules.len(),
+                prog.len()
+            )
+        });
+        Ok::<_, anyhow::Error>(())
+    })
+    .map_err(fail)?;
     Ok(Some((cg.dir(), created, fd)))
 }
 

@@ -461,6 +461,113 @@ pub fn umount(path: &Path, flags: libc::c_int) -> io::Result<()> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// eBPF (the cgroup v2 device filter)
+// ---------------------------------------------------------------------------------------------
+
+/// The part of `union bpf_attr` BPF_PROG_LOAD reads (the rest stays zero).
+#[repr(C)]
+#[derive(Default)]
+struct ProgLoadAttr {
+    prog_type: u32,
+    insn_cnt: u32,
+    insns: u64,
+    license: u64,
+    log_level: u32,
+    log_size: u32,
+    log_buf: u64,
+    kern_version: u32,
+    prog_flags: u32,
+    prog_name: [u8; 16],
+    prog_ifindex: u32,
+    expected_attach_type: u32,
+    _rest: [u64; 8],
+}
+
+/// The part of `union bpf_attr` BPF_PROG_ATTACH reads.
+#[repr(C)]
+#[derive(Default)]
+struct ProgAttachAttr {
+    target_fd: u32,
+    attach_bpf_fd: u32,
+    attach_type: u32,
+    attach_flags: u32,
+    replace_bpf_fd: u32,
+    _rest: [u32; 11],
+}
+
+const BPF_PROG_LOAD: libc::c_long = 5;
+const BPF_PROG_ATTACH: libc::c_long = 8;
+const BPF_PROG_TYPE_CGROUP_DEVICE: u32 = 15;
+const BPF_CGROUP_DEVICE: u32 = 6;
+const BPF_F_ALLOW_MULTI: u32 = 2;
+
+/// Loads a BPF_PROG_TYPE_CGROUP_DEVICE program made of raw `struct bpf_insn` (8 bytes each).
+/// The verifier's log is asked for only when a first load fails (it is costly to produce),
+/// and then comes back in the error.
+pub fn bpf_load_device_program(insns: &[[u8; 8]]) -> io::Result<OwnedFd> {
+    bpf_prog_load(insns, false).or_else(|_| bpf_prog_load(insns, true))
+}
+
+fn bpf_prog_load(insns: &[[u8; 8]], with_log: bool) -> io::Result<OwnedFd> {
+    let license = c"Apache-2.0";
+    let mut log = vec![0u8; if with_log { 64 * 1024 } else { 0 }];
+    let mut name = [0u8; 16];
+    name[..12].copy_from_slice(b"onggi_device");
+    let attr = ProgLoadAttr {
+        prog_type: BPF_PROG_TYPE_CGROUP_DEVICE,
+        insn_cnt: insns.len() as u32,
+        insns: insns.as_ptr() as u64,
+        license: license.as_ptr() as u64,
+        log_level: u32::from(with_log),
+        log_size: log.len() as u32,
+        log_buf: if with_log { log.as_mut_ptr() as u64 } else { 0 },
+        prog_name: name,
+        expected_attach_type: BPF_CGROUP_DEVICE,
+        ..Default::default()
+    };
+    // SAFETY: `attr` and every buffer it points to (instructions, license, log) outlive the
+    // call; the size passed is the struct's size.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_LOAD,
+            &attr as *const ProgLoadAttr,
+            std::mem::size_of::<ProgLoadAttr>(),
+        )
+    };
+    check(ret).map(owned).map_err(|e| {
+        let text = c_string_lossy(&log);
+        if text.is_empty() {
+            e
+        } else {
+            io::Error::new(e.kind(), format!("{e}; verifier: {}", text.trim_end()))
+        }
+    })
+}
+
+/// Attaches a device program to a cgroup (BPF_F_ALLOW_MULTI: programs of parent cgroups keep
+/// applying too).
+pub fn bpf_attach_device_program(cgroup: BorrowedFd<'_>, prog: BorrowedFd<'_>) -> io::Result<()> {
+    let attr = ProgAttachAttr {
+        target_fd: cgroup.as_raw_fd() as u32,
+        attach_bpf_fd: prog.as_raw_fd() as u32,
+        attach_type: BPF_CGROUP_DEVICE,
+        attach_flags: BPF_F_ALLOW_MULTI,
+        ..Default::default()
+    };
+    // SAFETY: `attr` is valid for the call and its size is passed.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_ATTACH,
+            &attr as *const ProgAttachAttr,
+            std::mem::size_of::<ProgAttachAttr>(),
+        )
+    };
+    check(ret).map(|_| ())
+}
+
+// ---------------------------------------------------------------------------------------------
 // Sockets
 // ---------------------------------------------------------------------------------------------
 

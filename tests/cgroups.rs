@@ -423,3 +423,28 @@ fn events_reports_an_oom_kill() {
         "events ends when the container is gone"
     );
 }
+
+#[test]
+fn the_device_filter_allows_only_what_the_rules_allow() {
+    let o = Onggi::new();
+    // mknod of any node is allowed (c/b *:* m); opening is what the eBPF program decides.
+    let script = "mknod /dev/myloop b 7 0; mknod /dev/mynull c 1 3; \
+                  if (: < /dev/myloop) 2>&1 | grep -q 'Operation not permitted'; then echo loop-denied; else echo loop-allowed; fi; \
+                  (: < /dev/mynull) && echo null-allowed";
+    let caps = json!(["CAP_MKNOD", "CAP_KILL"]);
+    let with_rules = |rules: serde_json::Value| {
+        sh(script).with(|c| {
+            c["process"]["capabilities"] =
+                json!({"bounding": caps, "effective": caps, "permitted": caps});
+            c["linux"]["resources"] = json!({"devices": rules});
+        })
+    };
+    // The default config's deny-all, then the default allow-list: /dev/null yes, a disk no.
+    let b = with_rules(json!([{"allow": false, "access": "rwm"}]));
+    assert_eq!(o.output_of(&b), "loop-denied\nnull-allowed\n");
+    // A later allow rule for b 7:0 opens it (whether a loop0 exists or not, it is not EPERM).
+    let b = with_rules(
+        json!([{"allow": false, "access": "rwm"}, {"allow": true, "type": "b", "major": 7, "minor": 0, "access": "r"}]),
+    );
+    assert_eq!(o.output_of(&b), "loop-allowed\nnull-allowed\n");
+}
