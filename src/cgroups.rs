@@ -23,16 +23,24 @@ use crate::{sys, trace};
 pub fn v2_mount() -> Result<PathBuf> {
     let info = std::fs::read_to_string("/proc/self/mountinfo")
         .context("cannot read /proc/self/mountinfo")?;
-    parse_v2_mount(&info)
+    // A mount stacked on top hides an earlier one (mountinfo lists both): take the last one
+    // that is reachable.
+    v2_mounts(&info)
+        .into_iter()
+        .rev()
+        .find(|m| m.join("cgroup.controllers").exists())
         .context("no cgroup2 filesystem is mounted on this host (onggi needs cgroup v2)")
 }
 
-fn parse_v2_mount(info: &str) -> Option<PathBuf> {
-    info.lines().find_map(|l| {
-        let (left, right) = l.split_once(" - ")?;
-        (right.split(' ').next()? == "cgroup2")
-            .then(|| PathBuf::from(left.split(' ').nth(4).unwrap_or("/")))
-    })
+/// Every cgroup2 mount point in mountinfo, in mount order.
+fn v2_mounts(info: &str) -> Vec<PathBuf> {
+    info.lines()
+        .filter_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            (right.split(' ').next()? == "cgroup2")
+                .then(|| PathBuf::from(left.split(' ').nth(4).unwrap_or("/")))
+        })
+        .collect()
 }
 
 /// onggi's own cgroup (the `0::` line of /proc/self/cgroup).
@@ -439,17 +447,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn finds_the_v2_mount_on_a_hybrid_host() {
+    fn finds_the_v2_mounts_on_a_hybrid_host() {
         let info = "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755\n\
                     35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n\
-                    41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n";
-        assert_eq!(
-            parse_v2_mount(info),
-            Some(PathBuf::from("/sys/fs/cgroup/unified"))
-        );
-        let pure = "30 23 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n";
-        assert_eq!(parse_v2_mount(pure), Some(PathBuf::from("/sys/fs/cgroup")));
-        assert_eq!(parse_v2_mount("1 0 0:1 / / rw - ext4 /dev/vda rw\n"), None);
+                    41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n\
+                    90 31 0:38 / /sys/fs/cgroup rw,relatime - cgroup2 none rw\n";
+        let want = [
+            PathBuf::from("/sys/fs/cgroup/unified"),
+            PathBuf::from("/sys/fs/cgroup"),
+        ];
+        assert_eq!(v2_mounts(info), want);
+        assert!(v2_mounts("1 0 0:1 / / rw - ext4 /dev/vda rw\n").is_empty());
     }
 
     #[test]
