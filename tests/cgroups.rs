@@ -448,3 +448,63 @@ fn the_device_filter_allows_only_what_the_rules_allow() {
     );
     assert_eq!(o.output_of(&b), "loop-allowed\nnull-allowed\n");
 }
+
+#[test]
+fn cpu_max_throttles_and_cpuset_pins() {
+    if !has_controller("cpu") || !has_controller("cpuset") {
+        return;
+    }
+    let o = Onggi::new();
+    let path = unique("cpu");
+    // A busy loop under 10 ms per 100 ms period must be throttled; cpus "0" pins it.
+    let b = sh("grep Cpus_allowed_list /proc/self/status; i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done; touch /done; \
+                while :; do sleep 0.05; done")
+    .with(|c| {
+        c["linux"]["cgroupsPath"] = json!(path);
+        c["linux"]["resources"] = json!({"cpu": {"quota": 10000, "period": 100000, "cpus": "0", "mems": "0"}});
+    });
+    let out = Scratch::new("cpu-out");
+    let f = std::fs::File::create(out.path().join("o")).unwrap();
+    assert!(o
+        .command()
+        .args(["run", "-d", "--bundle", b.dir(), "cpu"])
+        .stdout(f)
+        .status()
+        .unwrap()
+        .success());
+    let dir = v2_mount().join(path.trim_start_matches('/'));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("cpu.max")).unwrap().trim(),
+        "10000 100000"
+    );
+    wait_for(|| {
+        let v: serde_json::Value =
+            serde_json::from_str(&o.ok(&["events", "--stats", "cpu"])).unwrap();
+        v["data"]["cpu"]["throttling"]["throttledPeriods"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0
+    });
+    let read = || std::fs::read_to_string(out.path().join("o")).unwrap_or_default();
+    wait_for(|| read().contains('\n'));
+    assert_eq!(status_field(&read(), "Cpus_allowed_list"), "0");
+    o.ok(&["delete", "--force", "cpu"]);
+}
+
+#[test]
+fn io_weight_lands_in_its_file() {
+    if !has_controller("io") {
+        return;
+    }
+    let o = Onggi::new();
+    let path = unique("io");
+    let b = sh("touch /ready; while :; do sleep 0.05; done").with(|c| {
+        c["linux"]["cgroupsPath"] = json!(path);
+        c["linux"]["resources"] = json!({"blockIO": {"weight": 500}});
+    });
+    o.ok(&["run", "-d", "--bundle", b.dir(), "io"]);
+    let dir = v2_mount().join(path.trim_start_matches('/'));
+    let w = std::fs::read_to_string(dir.join("io.weight")).unwrap();
+    assert!(w.lines().any(|l| l == "default 4950"), "{w}");
+    o.ok(&["delete", "--force", "io"]);
+}
