@@ -165,7 +165,32 @@ pub fn update(store: &Store, id: &str, flags: &UpdateFlags) -> Result<()> {
     crate::trace::step("update", |c| {
         group.create(&controllers, c)?;
         group.apply(&writes, c)
-    })
+    })?;
+    if let Some(devs) = r.devices() {
+        // The new rules replace the filter atomically; linux.devices stay allowed.
+        let config = store.get(id)?.load_config()?;
+        let devices = config
+            .linux()
+            .as_ref()
+            .and_then(|l| l.devices().clone())
+            .unwrap_or_default();
+        let rules = crate::devices::rules(devs, &devices)?;
+        crate::trace::step("update_devices", |c| {
+            let fd = group.open()?;
+            crate::devices::attach(
+                std::os::fd::AsFd::as_fd(&fd),
+                &crate::devices::compile(&rules),
+            )?;
+            c.note(|| {
+                format!(
+                    "bpf(BPF_PROG_ATTACH, BPF_F_REPLACE) with {} rules",
+                    rules.len()
+                )
+            });
+            Ok::<_, anyhow::Error>(())
+        })?;
+    }
+    Ok(())
 }
 
 fn read_num(p: &Path) -> Option<u64> {

@@ -187,7 +187,8 @@ pub fn compile(rules: &[Rule]) -> Vec<Insn> {
     p
 }
 
-/// Loads the program and attaches it to the cgroup `dir` (an O_RDONLY directory descriptor).
+/// Loads the program and attaches it to the cgroup (an O_RDONLY directory descriptor). When
+/// the cgroup already has onggi's filter (an `update`), the new one replaces it atomically.
 pub fn attach(cgroup: std::os::fd::BorrowedFd<'_>, prog: &[Insn]) -> Result<()> {
     use anyhow::Context;
     let raw: Vec<[u8; 8]> = prog
@@ -203,7 +204,16 @@ pub fn attach(cgroup: std::os::fd::BorrowedFd<'_>, prog: &[Insn]) -> Result<()> 
         .collect();
     let fd =
         crate::sys::bpf_load_device_program(&raw).context("cannot load the device eBPF program")?;
-    crate::sys::bpf_attach_device_program(cgroup, std::os::fd::AsFd::as_fd(&fd))
+    let old = crate::sys::bpf_attached_device_programs(cgroup)
+        .context("cannot query the cgroup's device programs")?;
+    if old.len() > 1 {
+        anyhow::bail!(
+            "the cgroup has {} device programs attached; onggi manages exactly one",
+            old.len()
+        );
+    }
+    let replace = old.first().map(std::os::fd::AsFd::as_fd);
+    crate::sys::bpf_attach_device_program(cgroup, std::os::fd::AsFd::as_fd(&fd), replace)
         .context("cannot attach the device eBPF program to the cgroup")
 }
 

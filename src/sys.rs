@@ -500,6 +500,73 @@ const BPF_PROG_ATTACH: libc::c_long = 8;
 const BPF_PROG_TYPE_CGROUP_DEVICE: u32 = 15;
 const BPF_CGROUP_DEVICE: u32 = 6;
 const BPF_F_ALLOW_MULTI: u32 = 2;
+const BPF_F_REPLACE: u32 = 4;
+const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
+const BPF_PROG_QUERY: libc::c_long = 16;
+
+#[repr(C)]
+#[derive(Default)]
+struct ProgQueryAttr {
+    target_fd: u32,
+    attach_type: u32,
+    query_flags: u32,
+    attach_flags: u32,
+    prog_ids: u64,
+    prog_cnt: u32,
+    _rest: [u32; 11],
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct GetFdByIdAttr {
+    id: u32,
+    next_id: u32,
+    open_flags: u32,
+    _rest: [u32; 13],
+}
+
+/// The device programs attached directly to a cgroup, as descriptors.
+pub fn bpf_attached_device_programs(cgroup: BorrowedFd<'_>) -> io::Result<Vec<OwnedFd>> {
+    let mut ids = [0u32; 64];
+    let mut attr = ProgQueryAttr {
+        target_fd: cgroup.as_raw_fd() as u32,
+        attach_type: BPF_CGROUP_DEVICE,
+        prog_ids: ids.as_mut_ptr() as u64,
+        prog_cnt: ids.len() as u32,
+        ..Default::default()
+    };
+    // SAFETY: `attr` and the `ids` buffer it points to outlive the call; the kernel writes at
+    // most prog_cnt ids and updates prog_cnt.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_QUERY,
+            &mut attr as *mut ProgQueryAttr,
+            std::mem::size_of::<ProgQueryAttr>(),
+        )
+    };
+    check(ret)?;
+    let n = (attr.prog_cnt as usize).min(ids.len());
+    ids[..n]
+        .iter()
+        .map(|id| {
+            let a = GetFdByIdAttr {
+                id: *id,
+                ..Default::default()
+            };
+            // SAFETY: `a` is valid for the call and its size is passed.
+            let r = unsafe {
+                libc::syscall(
+                    libc::SYS_bpf,
+                    BPF_PROG_GET_FD_BY_ID,
+                    &a as *const GetFdByIdAttr,
+                    std::mem::size_of::<GetFdByIdAttr>(),
+                )
+            };
+            check(r).map(owned)
+        })
+        .collect()
+}
 
 /// Loads a BPF_PROG_TYPE_CGROUP_DEVICE program made of raw `struct bpf_insn` (8 bytes each).
 /// The verifier's log is asked for only when a first load fails (it is costly to produce),
@@ -546,13 +613,19 @@ fn bpf_prog_load(insns: &[[u8; 8]], with_log: bool) -> io::Result<OwnedFd> {
 }
 
 /// Attaches a device program to a cgroup (BPF_F_ALLOW_MULTI: programs of parent cgroups keep
-/// applying too).
-pub fn bpf_attach_device_program(cgroup: BorrowedFd<'_>, prog: BorrowedFd<'_>) -> io::Result<()> {
+/// applying too). With `replace`, the given program is swapped for the new one atomically
+/// (BPF_F_REPLACE): there is no moment without a filter.
+pub fn bpf_attach_device_program(
+    cgroup: BorrowedFd<'_>,
+    prog: BorrowedFd<'_>,
+    replace: Option<BorrowedFd<'_>>,
+) -> io::Result<()> {
     let attr = ProgAttachAttr {
         target_fd: cgroup.as_raw_fd() as u32,
         attach_bpf_fd: prog.as_raw_fd() as u32,
         attach_type: BPF_CGROUP_DEVICE,
-        attach_flags: BPF_F_ALLOW_MULTI,
+        attach_flags: BPF_F_ALLOW_MULTI | if replace.is_some() { BPF_F_REPLACE } else { 0 },
+        replace_bpf_fd: replace.map_or(0, |r| r.as_raw_fd() as u32),
         ..Default::default()
     };
     // SAFETY: `attr` is valid for the call and its size is passed.

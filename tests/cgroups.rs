@@ -508,3 +508,29 @@ fn io_weight_lands_in_its_file() {
     assert!(w.lines().any(|l| l == "default 4950"), "{w}");
     o.ok(&["delete", "--force", "io"]);
 }
+
+#[test]
+fn update_replaces_the_device_filter_live() {
+    let o = Onggi::new();
+    let caps = json!(["CAP_MKNOD"]);
+    let b = sh("mknod /dev/myloop b 7 0; while :; do \
+                  if (: < /dev/myloop) 2>&1 | grep -q 'Operation not permitted'; then echo denied > /st.tmp; else echo allowed > /st.tmp; fi; \
+                  mv /st.tmp /state; sleep 0.05; done")
+    .with(|c| {
+        c["process"]["capabilities"] = json!({"bounding": caps, "effective": caps, "permitted": caps});
+        c["linux"]["resources"] = json!({"devices": [{"allow": false, "access": "rwm"}]});
+    });
+    o.ok(&["run", "-d", "--bundle", b.dir(), "dev"]);
+    let state = || std::fs::read_to_string(b.rootfs().join("state")).unwrap_or_default();
+    wait_for(|| state() == "denied\n");
+    let rules = Scratch::new("rules");
+    let f = rules.path().join("r.json");
+    std::fs::write(
+        &f,
+        r#"{"devices": [{"allow": false, "access": "rwm"}, {"allow": true, "type": "b", "major": 7, "minor": 0, "access": "r"}]}"#,
+    )
+    .unwrap();
+    o.ok(&["update", "--resources", f.to_str().unwrap(), "dev"]);
+    wait_for(|| state() == "allowed\n");
+    o.ok(&["delete", "--force", "dev"]);
+}
