@@ -365,12 +365,12 @@ mod tests {
 
     #[test]
     fn sizes() {
-        assert_eq!(parse_bytes("1048576").unwrap(), 1 << 20);
-        assert_eq!(parse_bytes("512k").unwrap(), 512 << 10);
-        assert_eq!(parse_bytes("64M").unwrap(), 64 << 20);
-        assert_eq!(parse_bytes("2g").unwrap(), 2 << 30);
-        assert_eq!(parse_bytes("1gb").unwrap(), 1 << 30);
-        assert_eq!(parse_bytes("-1").unwrap(), -1);
+        assert_eq!(parse_bytes("1048576").expect("valid test input"), 1 << 20);
+        assert_eq!(parse_bytes("512k").expect("valid test input"), 512 << 10);
+        assert_eq!(parse_bytes("64M").expect("valid test input"), 64 << 20);
+        assert_eq!(parse_bytes("2g").expect("valid test input"), 2 << 30);
+        assert_eq!(parse_bytes("1gb").expect("valid test input"), 1 << 30);
+        assert_eq!(parse_bytes("-1").expect("valid test input"), -1);
         assert!(parse_bytes("lots").is_err());
         assert!(parse_bytes("9999999999t").is_err());
     }
@@ -378,15 +378,15 @@ mod tests {
     #[test]
     fn intervals() {
         assert_eq!(
-            parse_interval("5s").unwrap(),
+            parse_interval("5s").expect("valid test input"),
             std::time::Duration::from_secs(5)
         );
         assert_eq!(
-            parse_interval("250ms").unwrap(),
+            parse_interval("250ms").expect("valid test input"),
             std::time::Duration::from_millis(250)
         );
         assert_eq!(
-            parse_interval("2").unwrap(),
+            parse_interval("2").expect("valid test input"),
             std::time::Duration::from_secs(2)
         );
         assert!(parse_interval("0s").is_err());
@@ -401,10 +401,16 @@ mod tests {
             cpu_quota: Some(-1),
             ..Default::default()
         };
-        let r = requested(&f).unwrap();
-        assert_eq!(r.memory().as_ref().unwrap().limit(), Some(64 << 20));
-        assert_eq!(r.pids().as_ref().unwrap().limit(), 5);
-        assert_eq!(r.cpu().as_ref().unwrap().quota(), Some(-1));
+        let r = requested(&f).expect("valid test input");
+        assert_eq!(
+            r.memory().as_ref().expect("valid test input").limit(),
+            Some(64 << 20)
+        );
+        assert_eq!(r.pids().as_ref().expect("valid test input").limit(), 5);
+        assert_eq!(
+            r.cpu().as_ref().expect("valid test input").quota(),
+            Some(-1)
+        );
     }
 
     #[test]

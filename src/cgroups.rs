@@ -464,15 +464,15 @@ mod tests {
     fn cgroups_path_resolution() {
         let own = Path::new("/system.slice/shim");
         assert_eq!(
-            container_path(None, own, "c1").unwrap(),
+            container_path(None, own, "c1").expect("valid test input"),
             PathBuf::from("/c1")
         );
         assert_eq!(
-            container_path(Some(Path::new("/a/b")), own, "c1").unwrap(),
+            container_path(Some(Path::new("/a/b")), own, "c1").expect("valid test input"),
             PathBuf::from("/a/b")
         );
         assert_eq!(
-            container_path(Some(Path::new("x/y")), own, "c1").unwrap(),
+            container_path(Some(Path::new("x/y")), own, "c1").expect("valid test input"),
             PathBuf::from("/system.slice/shim/x/y")
         );
         assert!(container_path(Some(Path::new("/a/../b")), own, "c1").is_err());
@@ -497,9 +497,15 @@ mod tests {
 
     #[test]
     fn swap_is_memory_plus_swap() {
-        assert_eq!(swap_max(Some(100), Some(300)).unwrap(), Some("200".into()));
-        assert_eq!(swap_max(Some(100), Some(-1)).unwrap(), Some("max".into()));
-        assert_eq!(swap_max(Some(100), None).unwrap(), None);
+        assert_eq!(
+            swap_max(Some(100), Some(300)).expect("valid test input"),
+            Some("200".into())
+        );
+        assert_eq!(
+            swap_max(Some(100), Some(-1)).expect("valid test input"),
+            Some("max".into())
+        );
+        assert_eq!(swap_max(Some(100), None).expect("valid test input"), None);
         assert!(swap_max(Some(300), Some(100)).is_err());
         assert!(swap_max(None, Some(100)).is_err());
     }
@@ -514,9 +520,9 @@ mod tests {
             "hugepageLimits": [{"pageSize": "2MB", "limit": 4194304}],
             "unified": {"memory.high": "2000000"}
         }))
-        .unwrap();
+        .expect("valid test input");
         let got: Vec<(String, String)> = resource_writes(&r)
-            .unwrap()
+            .expect("valid test input")
             .into_iter()
             .map(|w| (w.file, w.value))
             .collect();
@@ -545,10 +551,14 @@ mod tests {
     fn quota_without_limit_is_max_and_realtime_is_refused() {
         let r: LinuxResources =
             serde_json::from_value(serde_json::json!({"cpu": {"quota": -1, "period": 50000}}))
-                .unwrap();
-        assert_eq!(resource_writes(&r).unwrap()[0].value, "max 50000");
+                .expect("valid test input");
+        assert_eq!(
+            resource_writes(&r).expect("valid test input")[0].value,
+            "max 50000"
+        );
         let r: LinuxResources =
-            serde_json::from_value(serde_json::json!({"cpu": {"realtimeRuntime": 10}})).unwrap();
+            serde_json::from_value(serde_json::json!({"cpu": {"realtimeRuntime": 10}}))
+                .expect("valid test input");
         assert!(resource_writes(&r).is_err());
     }
 }

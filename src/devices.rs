@@ -258,7 +258,7 @@ mod tests {
                 &cg(serde_json::json!([{"allow": false, "access": "rwm"}])),
                 &[],
             )
-            .unwrap(),
+            .expect("valid test input"),
         );
         assert!(
             evaluate(&p, DEV_CHAR, ACC_READ | ACC_WRITE, 1, 3),
@@ -284,7 +284,7 @@ mod tests {
             ])),
             &[],
         )
-        .unwrap();
+        .expect("valid test input");
         let p = compile(&rules);
         assert!(evaluate(&p, DEV_BLOCK, ACC_READ, 7, 0));
         assert!(
@@ -303,8 +303,8 @@ mod tests {
         let dev: Vec<LinuxDevice> = serde_json::from_value(
             serde_json::json!([{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}]),
         )
-        .unwrap();
-        let p = compile(&rules(&[], &dev).unwrap());
+        .expect("valid test input");
+        let p = compile(&rules(&[], &dev).expect("valid test input"));
         assert!(evaluate(&p, DEV_CHAR, ACC_READ | ACC_WRITE, 10, 229));
         assert!(!evaluate(&p, DEV_CHAR, ACC_READ, 10, 228));
         let allow_all = compile(
@@ -312,7 +312,7 @@ mod tests {
                 &cg(serde_json::json!([{"allow": true, "access": "rwm"}])),
                 &[],
             )
-            .unwrap(),
+            .expect("valid test input"),
         );
         assert!(evaluate(&allow_all, DEV_BLOCK, ACC_READ | ACC_WRITE, 8, 0));
     }
@@ -342,7 +342,7 @@ mod tests {
             serde_json::json!([{"allow": false, "access": "rwm"}]),
             serde_json::json!([{"allow": true, "access": "rwm"}, {"allow": false, "type": "b", "access": "rwm"}]),
         ] {
-            let p = compile(&rules(&cg(rules_json.clone()), &[]).unwrap());
+            let p = compile(&rules(&cg(rules_json.clone()), &[]).expect("valid test input"));
             assert!(all_reachable(&p), "{rules_json}");
         }
     }
