@@ -158,6 +158,14 @@ pub enum Command {
         #[arg(short = 'f', long, value_parser = ["table", "json"], default_value = "table")]
         format: String,
     },
+    /// Run a new process in a running container
+    Exec(crate::exec::ExecArgs),
+    /// List the host pids of a container's processes
+    Ps {
+        #[arg(short = 'f', long, value_parser = ["table", "json"], default_value = "table")]
+        format: String,
+        id: String,
+    },
     /// Print the features this runtime supports (runtime-spec features.md)
     Features,
 }
@@ -276,6 +284,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             return container::run(&store()?, &create.options(), detach);
         }
         Command::Start { id } => container::start(&store()?, &id)?,
+        Command::Exec(a) => return crate::exec::exec(&store()?, &a),
+        Command::Ps { format, id } => crate::exec::ps(&store()?, &id, format == "json")?,
         Command::State { id } => container::state(&store()?, &id)?,
         Command::Pause { id } => container::pause(&store()?, &id, true)?,
         Command::Resume { id } => container::pause(&store()?, &id, false)?,

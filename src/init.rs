@@ -32,7 +32,7 @@ pub struct InitContext<'a> {
 }
 
 /// Everything execve needs, prepared before the init reports Ready.
-struct Prepared {
+pub struct Prepared {
     path: CString,
     args: Vec<CString>,
     env: Vec<CString>,
@@ -76,8 +76,13 @@ pub fn run(ctx: InitContext<'_>) -> ! {
 /// Closes every descriptor inherited from onggi except the ones the init needs (the state
 /// directory's lock above all: it must not stay held while the container lives).
 fn close_inherited(ctx: &InitContext<'_>) -> Result<()> {
-    let first = 3 + ctx.preserve_fds as RawFd;
-    let mut keep: Vec<RawFd> = ctx.keep.iter().copied().filter(|&k| k >= first).collect();
+    close_inherited_except(&ctx.keep, ctx.preserve_fds)
+}
+
+/// Closes every descriptor from 3 + `preserve_fds` up, except `keep`.
+pub fn close_inherited_except(keep: &[RawFd], preserve_fds: u32) -> Result<()> {
+    let first = 3 + preserve_fds as RawFd;
+    let mut keep: Vec<RawFd> = keep.iter().copied().filter(|&k| k >= first).collect();
     keep.sort_unstable();
     keep.dedup();
     let mut from = first;
@@ -170,7 +175,6 @@ fn setup(ctx: &InitContext<'_>) -> Result<Option<Prepared>> {
             Ok::<_, anyhow::Error>(())
         })?;
     }
-    trace::step("rlimits", |c| set_rlimits(process, c))?;
     // The working directory is created (as runc does) while we are still root in the rootfs.
     let cwd = process.cwd();
     trace::step("cwd_create", |_| {
@@ -184,6 +188,15 @@ fn setup(ctx: &InitContext<'_>) -> Result<Option<Prepared>> {
         rootfs::ensure_in_root(root.as_fd(), cwd, TargetKind::Dir).map(|_| ())
     })
     .with_context(|| format!("process.cwd {}", cwd.display()))?;
+    prepare_process(process).map(Some)
+}
+
+/// The process half of the setup, shared by the init and `exec`: rlimits, capabilities and the
+/// user switch, the working directory (checked to be inside the root), the environment, the
+/// PATH lookup and no_new_privs. After it only the execve is left.
+pub fn prepare_process(process: &Process) -> Result<Prepared> {
+    let cwd = process.cwd();
+    trace::step("rlimits", |c| set_rlimits(process, c))?;
     let caps = process
         .capabilities()
         .as_ref()
@@ -228,7 +241,7 @@ fn setup(ctx: &InitContext<'_>) -> Result<Option<Prepared>> {
         })?;
     }
     let cs = |s: &str| CString::new(s).map_err(|_| anyhow!("{s:?} contains a NUL byte"));
-    Ok(Some(Prepared {
+    Ok(Prepared {
         path: CString::new(path.as_os_str().as_bytes())
             .map_err(|_| anyhow!("path has a NUL byte"))?,
         args: process
@@ -239,7 +252,7 @@ fn setup(ctx: &InitContext<'_>) -> Result<Option<Prepared>> {
             .collect::<Result<_>>()?,
         env: env.iter().map(|e| cs(e)).collect::<Result<_>>()?,
         umask: process.user().umask().unwrap_or(0o022),
-    }))
+    })
 }
 
 fn rlimit_resource(t: PosixRlimitType) -> libc::__rlimit_resource_t {
@@ -388,7 +401,9 @@ fn wait_at_gate(gate: BorrowedFd<'_>) {
     }
 }
 
-fn exec(p: Prepared, preserve_fds: u32) -> ! {
+/// Marks descriptors ≥ 3 + `preserve_fds` close-on-exec, resets every signal disposition,
+/// sets the umask, and execs. Never returns (127/126/1 when execve fails).
+pub fn exec(p: Prepared, preserve_fds: u32) -> ! {
     // Only stdio and the --preserve-fds survive execve (CVE-2024-21626).
     if sys::cloexec_from(3 + preserve_fds).is_err() {
         sys::exit_now(1);

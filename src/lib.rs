@@ -9,7 +9,7 @@
 //! * [`namespaces`], [`rootfs`], [`capabilities`]: what the init sets up;
 //! * [`cgroups`]: the cgroup v2 driver (resources, freeze, kill); [`cgroup_commands`]: update, events;
 //! * [`devices`]: the eBPF device filter of the container's cgroup;
-//! * [`container`]: start, state, kill, delete, list, run, features;
+//! * [`container`]: start, state, kill, delete, list, run, features; [`exec`]: exec and ps;
 //! * [`procfs`]: every /proc write, through a verified handle;
 //! * [`signal`], [`logging`], [`trace`]: signal names, the --log contract, step events;
 //! * [`sys`]: the only `unsafe` code, small system-call wrappers.
@@ -20,6 +20,7 @@ pub mod cgroups;
 pub mod cli;
 pub mod container;
 pub mod devices;
+pub mod exec;
 pub mod init;
 pub mod logging;
 pub mod namespaces;

@@ -1,0 +1,433 @@
+//! `exec`: a new process in a running container, and `ps`.
+//!
+//! ```text
+//!   onggi exec                                joining process (clone3 child)
+//!   ──────────                                ──────────────────────────────
+//!   read state + saved config, build process
+//!   pidfd of the init (checked start time)
+//!   setns(pidfd, CLONE_NEWPID)  (children only)
+//!   clone3(CLONE_INTO_CGROUP) ─────────────▶ close inherited fds, non-dumpable,
+//!                                            setns(pidfd, user|mnt|net|ipc|uts|cgroup),
+//!                                            rlimits, user, capabilities, cwd (inside the
+//!                                            root), PATH lookup, no_new_privs
+//!   recv Error, or EOF (the channel is        execve (the channel closes: CLOEXEC)
+//!   close-on-exec: EOF means execve ran)
+//!   pid file; wait and relay signals, or --detach
+//! ```
+//!
+//! The process is born in the container's cgroup and pid namespace (no second fork: onggi
+//! enters the pid namespace for its children before cloning), and it is non-dumpable before it
+//! joins any namespace, so container root cannot ptrace it or open its /proc files while it
+//! holds host descriptors (CVE-2016-9962, CVE-2019-5736).
+
+use anyhow::{anyhow, bail, Context, Result};
+use oci_spec::runtime::{LinuxNamespaceType, Process};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::path::{Path, PathBuf};
+
+use crate::process::{Channel, Msg};
+use crate::state::{Status, Store, StoreError};
+use crate::sys::{self, Forked};
+use crate::{init, namespaces, trace};
+
+/// What `exec` takes from the command line.
+#[derive(Debug, Default, clap::Args)]
+pub struct ExecArgs {
+    /// process.json (config.json's `process` object) instead of the flags below
+    #[arg(short = 'p', long, value_name = "FILE")]
+    pub process: Option<PathBuf>,
+    /// KEY=VALUE added to (or replacing in) the container's environment
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Working directory inside the container
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<PathBuf>,
+    /// uid[:gid], numbers only
+    #[arg(
+        short = 'u',
+        long,
+        value_name = "UID[:GID]",
+        allow_hyphen_values = true
+    )]
+    pub user: Option<String>,
+    /// Supplementary group ids
+    #[arg(short = 'g', long = "additional-gids", value_name = "GID")]
+    pub additional_gids: Vec<u32>,
+    /// Add a capability (CAP_NAME) to the bounding, effective and permitted sets
+    #[arg(short = 'c', long = "cap", value_name = "CAP")]
+    pub caps: Vec<String>,
+    /// Set no_new_privs for the process
+    #[arg(long)]
+    pub no_new_privs: bool,
+    /// Allocate a pseudo-terminal (not supported yet)
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Socket for the pty master (not supported yet)
+    #[arg(long, value_name = "PATH")]
+    pub console_socket: Option<PathBuf>,
+    /// Return once the process runs
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Write the process's host pid here (no newline)
+    #[arg(long, value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+    /// Exec even into a paused container (the process starts frozen)
+    #[arg(long)]
+    pub ignore_paused: bool,
+    /// Pass N extra fds (3 .. 3+N-1)
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub preserve_fds: u32,
+    /// The container id
+    pub id: String,
+    /// The command and its arguments
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+/// Parses `--user`: `uid` or `uid:gid`, decimal digits only (crun CVE-2026-30892: a lenient
+/// parser ran processes as root).
+pub fn parse_user(s: &str) -> Result<(u32, Option<u32>)> {
+    let bad = || anyhow!("--user {s:?}: use a numeric uid or uid:gid");
+    let num = |t: &str| -> Result<u32> {
+        if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        t.parse().map_err(|_| bad())
+    };
+    match s.split_once(':') {
+        None => Ok((num(s)?, None)),
+        Some((u, g)) => Ok((num(u)?, Some(num(g)?))),
+    }
+}
+
+/// The process to run: --process, or the container's own process with the flags applied.
+fn build_process(args: &ExecArgs, base: Option<&Process>) -> Result<Process> {
+    if let Some(f) = &args.process {
+        let text = std::fs::read(f).with_context(|| format!("--process {}", f.display()))?;
+        return serde_json::from_slice(&text)
+            .with_context(|| format!("--process {}: not a process object", f.display()));
+    }
+    if args.command.is_empty() {
+        bail!("exec needs a command (or --process FILE)");
+    }
+    let mut v = match base {
+        Some(p) => serde_json::to_value(p)?,
+        None => serde_json::json!({"user": {"uid": 0, "gid": 0}, "cwd": "/"}),
+    };
+    v["args"] = serde_json::json!(args.command);
+    v["terminal"] = serde_json::json!(false);
+    let mut env: Vec<String> = serde_json::from_value(v["env"].take()).unwrap_or_default();
+    for e in &args.env {
+        let key = e.split('=').next().unwrap_or("");
+        if !e.contains('=') || key.is_empty() {
+            bail!("--env {e:?}: use KEY=VALUE");
+        }
+        env.retain(|x| x.split('=').next() != Some(key));
+        env.push(e.clone());
+    }
+    v["env"] = serde_json::json!(env);
+    if let Some(c) = &args.cwd {
+        if !c.is_absolute() {
+            bail!("--cwd {c:?} must be absolute");
+        }
+        v["cwd"] = serde_json::json!(c);
+    }
+    if let Some(u) = &args.user {
+        let (uid, gid) = parse_user(u)?;
+        v["user"]["uid"] = serde_json::json!(uid);
+        v["user"]["gid"] = serde_json::json!(gid.unwrap_or(0));
+    }
+    if !args.additional_gids.is_empty() {
+        v["user"]["additionalGids"] = serde_json::json!(args.additional_gids);
+    }
+    if !args.caps.is_empty() {
+        for set in ["bounding", "effective", "permitted"] {
+            let list = v["capabilities"][set]
+                .as_array_mut()
+                .map(std::mem::take)
+                .unwrap_or_default();
+            let mut list: Vec<serde_json::Value> = list;
+            for c in &args.caps {
+                if !list.iter().any(|x| x == c) {
+                    list.push(serde_json::json!(c));
+                }
+            }
+            v["capabilities"][set] = serde_json::Value::Array(list);
+        }
+    }
+    if args.no_new_privs {
+        v["noNewPrivileges"] = serde_json::json!(true);
+    }
+    serde_json::from_value(v).context("the exec process is not valid (an unknown --cap?)")
+}
+
+/// `exec`; returns the exit code onggi should exit with.
+pub fn exec(store: &Store, args: &ExecArgs) -> Result<i32> {
+    use nix::sys::signal::{SigSet, Signal};
+    let id = args.id.as_str();
+    if args.tty || args.console_socket.is_some() {
+        bail!("exec --tty / --console-socket: terminals are not supported yet");
+    }
+    let dir = store.get(id)?;
+    let state = dir
+        .load()?
+        .ok_or_else(|| StoreError::NotExist(id.to_string()))?;
+    match dir.status(&state) {
+        Status::Running => {}
+        Status::Paused if args.ignore_paused => {}
+        Status::Paused => bail!("{id}: container is paused (use --ignore-paused to exec anyway)"),
+        Status::Created | Status::Creating => {
+            bail!("{id}: container not running (it is created: start it first)")
+        }
+        Status::Stopped => bail!("{id}: container not running"),
+    }
+    let config = dir.load_config()?;
+    let process = build_process(args, config.process().as_ref())?;
+    let namespaces_list = config
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().clone())
+        .unwrap_or_default();
+    drop(dir);
+
+    let pidfd =
+        crate::process::open_init(&state)?.ok_or_else(|| anyhow!("{id}: container not running"))?;
+    let has = |t: LinuxNamespaceType| namespaces_list.iter().any(|n| n.typ() == t);
+    let join: u64 = [
+        LinuxNamespaceType::User,
+        LinuxNamespaceType::Mount,
+        LinuxNamespaceType::Network,
+        LinuxNamespaceType::Ipc,
+        LinuxNamespaceType::Uts,
+        LinuxNamespaceType::Cgroup,
+    ]
+    .into_iter()
+    .filter(|t| has(*t))
+    .map(namespaces::clone_flag)
+    .fold(0, |a, b| a | b);
+    if has(LinuxNamespaceType::Pid) {
+        // Our future children are born in the container's pid namespace.
+        nix::sched::setns(pidfd.as_fd(), nix::sched::CloneFlags::CLONE_NEWPID)
+            .context("setns(pid)")?;
+    }
+    let cgroup = match &state.cgroup {
+        Some(cg) => Some(
+            sys::openat2(
+                sys::at_fdcwd(),
+                cg,
+                libc::O_RDONLY | libc::O_DIRECTORY,
+                0,
+                sys::RESOLVE_NO_SYMLINKS,
+            )
+            .with_context(|| format!("cannot open the container's cgroup {}", cg.display()))?,
+        ),
+        None => None,
+    };
+    let mut relayed = SigSet::empty();
+    if !args.detach {
+        for s in [
+            Signal::SIGINT,
+            Signal::SIGTERM,
+            Signal::SIGHUP,
+            Signal::SIGQUIT,
+            Signal::SIGUSR1,
+            Signal::SIGUSR2,
+            Signal::SIGWINCH,
+            Signal::SIGCHLD,
+        ] {
+            relayed.add(s);
+        }
+        relayed.thread_block().context("sigprocmask")?;
+    }
+    let (parent_end, child_end) = Channel::pair()?;
+    let own_mount_ns = has(LinuxNamespaceType::Mount);
+    let rootfs = state.rootfs.clone();
+    match sys::clone3(0, cgroup.as_ref().map(|f| f.as_fd())).context("clone3")? {
+        Forked::Child => {
+            let keep = [child_end.fd().as_raw_fd(), pidfd.as_raw_fd()];
+            let r = join_and_prepare(
+                &keep,
+                args.preserve_fds,
+                pidfd.as_fd(),
+                join,
+                own_mount_ns,
+                &rootfs,
+                &process,
+            );
+            match r {
+                Ok(p) => init::exec(p, args.preserve_fds),
+                Err(e) => {
+                    let _ = child_end.send(&Msg::Error(format!("{e:#}")));
+                    sys::exit_now(1)
+                }
+            }
+        }
+        Forked::Parent { pid, pidfd: child } => {
+            drop(child_end);
+            let child_pid = nix::unistd::Pid::from_raw(pid);
+            // The channel is close-on-exec: EOF means the process reached execve.
+            if let Some(Msg::Error(msg)) = parent_end.recv()? {
+                let _ = nix::sys::wait::waitpid(child_pid, None);
+                bail!(msg);
+            }
+            if let Some(f) = &args.pid_file {
+                let f = std::path::absolute(f)?;
+                crate::state::write_atomic(&f, pid.to_string().as_bytes(), 0o644)?;
+            }
+            if args.detach {
+                return Ok(0);
+            }
+            loop {
+                let sig = relayed.wait().context("sigwait")?;
+                if sig == Signal::SIGCHLD {
+                    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+                    match waitpid(child_pid, Some(WaitPidFlag::WNOHANG)) {
+                        Ok(WaitStatus::Exited(_, c)) => return Ok(c),
+                        Ok(WaitStatus::Signaled(_, s, _)) => return Ok(128 + s as i32),
+                        _ => continue,
+                    }
+                }
+                let _ = sys::pidfd_send_signal(child.as_fd(), sig as i32);
+            }
+        }
+    }
+}
+
+/// In the joining process: everything up to execve.
+fn join_and_prepare(
+    keep: &[RawFd],
+    preserve_fds: u32,
+    pidfd: std::os::fd::BorrowedFd<'_>,
+    join: u64,
+    own_mount_ns: bool,
+    rootfs: &Path,
+    process: &Process,
+) -> Result<init::Prepared> {
+    init::close_inherited_except(keep, preserve_fds)?;
+    // Before it enters any namespace: no ptrace, no /proc/<pid>/{exe,fd,mem} for container root.
+    sys::set_dumpable(false).context("prctl(PR_SET_DUMPABLE, 0)")?;
+    sys::unblock_all_signals().context("sigprocmask")?;
+    trace::step("setns", |c| {
+        if join != 0 {
+            let flags = nix::sched::CloneFlags::from_bits_truncate(join as i32);
+            nix::sched::setns(pidfd, flags).context("setns into the container's namespaces")?;
+        }
+        c.note(|| format!("setns(pidfd, {})", namespaces::flag_names(join)));
+        Ok::<_, anyhow::Error>(())
+    })?;
+    if !own_mount_ns {
+        // A container without its own mount namespace was chrooted into its rootfs.
+        nix::unistd::chroot(rootfs).context("chroot")?;
+        nix::unistd::chdir("/").context("chdir /")?;
+    }
+    init::prepare_process(process)
+}
+
+/// `ps`: the host pids of the container's processes.
+pub fn ps(store: &Store, id: &str, json: bool) -> Result<()> {
+    let dir = store.get(id)?;
+    let state = dir
+        .load()?
+        .ok_or_else(|| StoreError::NotExist(id.to_string()))?;
+    if dir.status(&state) == Status::Stopped {
+        bail!("{id}: container not running");
+    }
+    let mut pids = match &state.cgroup {
+        Some(cg) => crate::cgroups::procs(cg),
+        None => vec![state.pid],
+    };
+    pids.sort_unstable();
+    if json {
+        println!("{}", serde_json::to_string(&pids)?);
+    } else {
+        println!("{:>8}  CMD", "PID");
+        for p in pids {
+            let cmd = std::fs::read(format!("/proc/{p}/cmdline"))
+                .map(|b| {
+                    String::from_utf8_lossy(&b)
+                        .replace('\0', " ")
+                        .trim_end()
+                        .to_string()
+                })
+                .unwrap_or_default();
+            println!("{p:>8}  {cmd}");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_parsing_is_strict() {
+        assert_eq!(parse_user("1000").expect("valid"), (1000, None));
+        assert_eq!(parse_user("1000:1001").expect("valid"), (1000, Some(1001)));
+        assert_eq!(parse_user("0").expect("valid"), (0, None));
+        for bad in [
+            "0x1",
+            "1:",
+            ":1",
+            "root",
+            "",
+            "-1",
+            "1:2:3",
+            " 1",
+            "1 ",
+            "+1",
+            "4294967296",
+        ] {
+            assert!(parse_user(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn flags_override_the_container_process() {
+        let base: Process = serde_json::from_value(serde_json::json!({
+            "user": {"uid": 0, "gid": 0}, "cwd": "/", "args": ["sh"],
+            "env": ["PATH=/bin", "A=1"],
+            "capabilities": {"bounding": ["CAP_KILL"], "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"]}
+        }))
+        .expect("valid test input");
+        let a = ExecArgs {
+            command: vec!["id".into()],
+            env: vec!["A=2".into(), "B=3".into()],
+            user: Some("7:8".into()),
+            caps: vec!["CAP_CHOWN".into()],
+            cwd: Some("/tmp".into()),
+            ..Default::default()
+        };
+        let p = build_process(&a, Some(&base)).expect("valid test input");
+        assert_eq!(p.args().as_deref(), Some(&["id".to_string()][..]));
+        assert_eq!(
+            p.env().as_deref(),
+            Some(&["PATH=/bin".to_string(), "A=2".into(), "B=3".into()][..])
+        );
+        assert_eq!((p.user().uid(), p.user().gid()), (7, 8));
+        assert_eq!(p.cwd(), Path::new("/tmp"));
+        assert_eq!(
+            p.capabilities()
+                .as_ref()
+                .expect("caps")
+                .effective()
+                .as_ref()
+                .expect("eff")
+                .len(),
+            2
+        );
+        assert!(build_process(
+            &ExecArgs {
+                command: vec!["x".into()],
+                caps: vec!["CAP_FLY".into()],
+                ..Default::default()
+            },
+            Some(&base)
+        )
+        .is_err());
+        assert!(
+            build_process(&ExecArgs::default(), Some(&base)).is_err(),
+            "no command"
+        );
+    }
+}
