@@ -22,6 +22,8 @@ pub struct InitContext<'a> {
     pub bundle: &'a Bundle,
     pub channel: &'a Channel,
     pub gate: BorrowedFd<'a>,
+    /// The connected --console-socket, when process.terminal is set.
+    pub console: Option<&'a std::os::unix::net::UnixStream>,
     /// The host's /proc, verified to be procfs by onggi: every /proc write goes through it.
     pub procfs: BorrowedFd<'a>,
     pub no_pivot: bool,
@@ -33,6 +35,8 @@ pub struct InitContext<'a> {
 
 /// Everything execve needs, prepared before the init reports Ready.
 pub struct Prepared {
+    /// The pty slave when process.terminal is set (attached as stdio at the gate).
+    pub console: Option<crate::console::Slave>,
     path: CString,
     args: Vec<CString>,
     env: Vec<CString>,
@@ -188,7 +192,20 @@ fn setup(ctx: &InitContext<'_>) -> Result<Option<Prepared>> {
         rootfs::ensure_in_root(root.as_fd(), cwd, TargetKind::Dir).map(|_| ())
     })
     .with_context(|| format!("process.cwd {}", cwd.display()))?;
-    prepare_process(process).map(Some)
+    let console = match ctx.console {
+        Some(sock) => {
+            let size = process
+                .console_size()
+                .map(|b| (b.height() as u16, b.width() as u16));
+            Some(trace::step("console", |c| {
+                crate::console::setup(sock, size, c)
+            })?)
+        }
+        None => None,
+    };
+    let mut prepared = prepare_process(process)?;
+    prepared.console = console;
+    Ok(Some(prepared))
 }
 
 /// The process half of the setup, shared by the init and `exec`: rlimits, capabilities and the
@@ -242,6 +259,7 @@ pub fn prepare_process(process: &Process) -> Result<Prepared> {
     }
     let cs = |s: &str| CString::new(s).map_err(|_| anyhow!("{s:?} contains a NUL byte"));
     Ok(Prepared {
+        console: None,
         path: CString::new(path.as_os_str().as_bytes())
             .map_err(|_| anyhow!("path has a NUL byte"))?,
         args: process
@@ -404,6 +422,12 @@ fn wait_at_gate(gate: BorrowedFd<'_>) {
 /// Marks descriptors ≥ 3 + `preserve_fds` close-on-exec, resets every signal disposition,
 /// sets the umask, and execs. Never returns (127/126/1 when execve fails).
 pub fn exec(p: Prepared, preserve_fds: u32) -> ! {
+    if let Some(slave) = &p.console {
+        if let Err(e) = crate::console::attach(slave) {
+            eprintln!("onggi: cannot attach the terminal: {e:#}");
+            sys::exit_now(1);
+        }
+    }
     // Only stdio and the --preserve-fds survive execve (CVE-2024-21626).
     if sys::cloexec_from(3 + preserve_fds).is_err() {
         sys::exit_now(1);

@@ -11,6 +11,7 @@
 //! * [`devices`]: the eBPF device filter of the container's cgroup;
 //! * [`container`]: start, state, kill, delete, list, run, features; [`exec`]: exec and ps;
 //! * [`procfs`]: every /proc write, through a verified handle;
+//! * [`console`]: ptys and --console-socket;
 //! * [`signal`], [`logging`], [`trace`]: signal names, the --log contract, step events;
 //! * [`sys`]: the only `unsafe` code, small system-call wrappers.
 
@@ -18,6 +19,7 @@ pub mod capabilities;
 pub mod cgroup_commands;
 pub mod cgroups;
 pub mod cli;
+pub mod console;
 pub mod container;
 pub mod devices;
 pub mod exec;

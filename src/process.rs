@@ -177,16 +177,19 @@ pub fn create(store: &Store, o: &CreateOptions<'_>) -> Result<Created> {
         });
         Ok::<_, anyhow::Error>(b)
     })?;
-    if let Some(p) = bundle.spec.process() {
-        if p.terminal().unwrap_or(false) && o.console_socket.is_none() {
-            bail!("process.terminal is true but no --console-socket was given (set terminal to false, or pass a socket)");
-        }
-        if o.console_socket.is_some() {
-            bail!(
-                "--console-socket: terminals are not supported yet (set process.terminal to false)"
-            );
-        }
+    let terminal = bundle
+        .spec
+        .process()
+        .as_ref()
+        .is_some_and(|p| p.terminal().unwrap_or(false));
+    if terminal && o.console_socket.is_none() {
+        bail!("process.terminal is true but no --console-socket was given (set terminal to false, or pass a socket)");
     }
+    if !terminal && o.console_socket.is_some() {
+        bail!("--console-socket was given but process.terminal is false");
+    }
+    // Connected here, where the host path resolves; the init inherits the socket.
+    let console = o.console_socket.map(crate::console::connect).transpose()?;
     if !bundle.has_namespace(oci_spec::runtime::LinuxNamespaceType::Mount) {
         let n = bundle.spec.mounts().as_ref().map_or(0, |m| m.len());
         crate::logging::warn(&format!(
@@ -232,7 +235,11 @@ pub fn create(store: &Store, o: &CreateOptions<'_>) -> Result<Created> {
             if let Some(fd) = trace::sink() {
                 keep.push(fd.as_raw_fd());
             }
+            if let Some(c) = &console {
+                keep.push(c.as_raw_fd());
+            }
             init::run(init::InitContext {
+                console: console.as_ref(),
                 id: o.id,
                 bundle: &bundle,
                 channel: &child_end,

@@ -655,6 +655,19 @@ pub fn send_with_fd(sock: BorrowedFd<'_>, data: &[u8], fd: BorrowedFd<'_>) -> io
         .map_err(io::Error::from)
 }
 
+/// ioctl(TIOCSWINSZ): the terminal's size.
+pub fn set_window_size(fd: BorrowedFd<'_>, ws: &libc::winsize) -> io::Result<()> {
+    // SAFETY: `ws` is a valid winsize for the call.
+    check_int(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, ws as *const libc::winsize) })
+        .map(|_| ())
+}
+
+/// ioctl(TIOCSCTTY, 0): make `fd` the controlling terminal of our (new) session.
+pub fn set_controlling_tty(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: integer-only ioctl.
+    check_int(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSCTTY, 0) }).map(|_| ())
+}
+
 /// Reads a NUL-free C string out of a fixed buffer (for utsname-like kernel answers).
 pub fn c_string_lossy(buf: &[u8]) -> String {
     let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
