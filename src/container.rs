@@ -40,6 +40,26 @@ pub fn start(store: &Store, id: &str) -> Result<()> {
     if !state.has_process {
         bail!("{id}: config.json has no process: there was nothing to start, the container has stopped");
     }
+    if let Some(h) = dir
+        .load_config()?
+        .hooks()
+        .as_ref()
+        .filter(|h| h.poststart().as_ref().is_some_and(|v| !v.is_empty()))
+    {
+        // poststart runs after the user process was executed: wait (up to 10 s) until the
+        // init's image is no longer onggi's.
+        let me = std::fs::read_link("/proc/self/exe").ok();
+        for _ in 0..10_000 {
+            let now = std::fs::read_link(format!("/proc/{}/exe", state.pid)).ok();
+            if now.is_none() || now != me {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let st =
+            crate::hooks::state_json(id, "running", state.pid, &state.bundle, &state.annotations);
+        crate::hooks::run_all_warn("poststart", h.poststart().as_deref().unwrap_or(&[]), &st);
+    }
     Ok(())
 }
 
@@ -232,7 +252,17 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
             Ok::<_, anyhow::Error>(())
         })?;
     }
-    dir.remove()
+    // poststop hooks run once the container is gone (their config read before removal).
+    let poststop = dir
+        .load_config()
+        .ok()
+        .and_then(|c| c.hooks().as_ref().and_then(|h| h.poststop().clone()));
+    dir.remove()?;
+    if let Some(hooks) = poststop {
+        let st = crate::hooks::state_json(id, "stopped", 0, &s.bundle, &s.annotations);
+        crate::hooks::run_all_warn("poststop", &hooks, &st);
+    }
+    Ok(())
 }
 
 /// `list`.
@@ -350,7 +380,7 @@ pub fn features() -> serde_json::Value {
     serde_json::json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": spec::OCI_VERSION,
-        "hooks": [],
+        "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
         "mountOptions": [
             "async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec", "iversion",
             "lazytime", "loud", "mand", "noatime", "nodev", "nodiratime", "noexec", "noiversion",

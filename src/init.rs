@@ -45,20 +45,20 @@ pub struct Prepared {
 
 /// The init's main: never returns.
 pub fn run(ctx: InitContext<'_>) -> ! {
-    let prepared = (|| -> Result<Option<Prepared>> {
+    let prepared = (|| -> Result<(Option<Prepared>, String)> {
         close_inherited(&ctx)?;
         // Until we report Ready, our fate is tied to onggi's: if it dies, so do we.
         sys::set_parent_death_signal(libc::SIGKILL).context("prctl(PR_SET_PDEATHSIG)")?;
         // Nobody in the container may ptrace us or open our /proc files while we hold host fds.
         sys::set_dumpable(false).context("prctl(PR_SET_DUMPABLE, 0)")?;
         sys::unblock_all_signals().context("sigprocmask")?;
-        match ctx.channel.recv()? {
-            Some(Msg::Go) => {}
+        let state = match ctx.channel.recv()? {
+            Some(Msg::Go(state)) => state,
             _ => sys::exit_now(1),
-        }
-        setup(&ctx)
+        };
+        setup(&ctx, &state).map(|p| (p, state))
     })();
-    let prepared = match prepared {
+    let (prepared, state) = match prepared {
         Ok(p) => p,
         Err(e) => {
             let _ = ctx.channel.send(&Msg::Error(format!("{e:#}")));
@@ -70,6 +70,23 @@ pub fn run(ctx: InitContext<'_>) -> ! {
         sys::exit_now(1);
     }
     wait_at_gate(ctx.gate);
+    let hooks = ctx
+        .bundle
+        .spec
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.start_container().clone())
+        .unwrap_or_default();
+    if let Err(e) = crate::hooks::run_all(
+        "startContainer",
+        &hooks,
+        &state.replace("\"creating\"", "\"created\""),
+    ) {
+        // start has returned already: the error goes to the container's stderr, and the
+        // container stops without running its process.
+        eprintln!("onggi: {e:#}");
+        sys::exit_now(1);
+    }
     match prepared {
         Some(p) => exec(p, ctx.preserve_fds),
         // A container created without `process` cannot be started: `start` refuses.
@@ -99,7 +116,7 @@ pub fn close_inherited_except(keep: &[RawFd], preserve_fds: u32) -> Result<()> {
     sys::close_range(from as u32, u32::MAX).context("close_range")
 }
 
-fn setup(ctx: &InitContext<'_>) -> Result<Option<Prepared>> {
+fn setup(ctx: &InitContext<'_>, state: &str) -> Result<Option<Prepared>> {
     let spec = &ctx.bundle.spec;
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
     namespaces::join_namespaces(ctx.bundle.namespaces())?;
@@ -122,6 +139,12 @@ fn setup(ctx: &InitContext<'_>) -> Result<Option<Prepared>> {
             Ok::<_, anyhow::Error>(())
         })?;
     }
+    let create_container = spec
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.create_container().clone())
+        .unwrap_or_default();
+    let mut before_pivot = || crate::hooks::run_all("createContainer", &create_container, state);
     if ctx
         .bundle
         .has_namespace(oci_spec::runtime::LinuxNamespaceType::Mount)
@@ -132,9 +155,11 @@ fn setup(ctx: &InitContext<'_>) -> Result<Option<Prepared>> {
             &ctx.bundle.dir,
             ctx.no_pivot,
             userns,
+            &mut before_pivot,
         )?;
     } else {
         // The runtime's own mount namespace is shared with the host: change nothing in it.
+        before_pivot()?;
         trace::step("chroot", |c| rootfs::chroot_only(&ctx.bundle.rootfs, c))?;
     }
     if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {

@@ -11,7 +11,7 @@
 //! * [`devices`]: the eBPF device filter of the container's cgroup;
 //! * [`container`]: start, state, kill, delete, list, run, features; [`exec`]: exec and ps;
 //! * [`procfs`]: every /proc write, through a verified handle;
-//! * [`console`]: ptys and --console-socket;
+//! * [`console`]: ptys and --console-socket; [`hooks`]: OCI hooks at the spec's moments;
 //! * [`signal`], [`logging`], [`trace`]: signal names, the --log contract, step events;
 //! * [`sys`]: the only `unsafe` code, small system-call wrappers.
 
@@ -23,6 +23,7 @@ pub mod console;
 pub mod container;
 pub mod devices;
 pub mod exec;
+pub mod hooks;
 pub mod init;
 pub mod logging;
 pub mod namespaces;

@@ -33,8 +33,9 @@ use crate::{init, namespaces, trace};
 /// Messages between onggi and the init.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Msg {
-    /// onggi → init: the parent side is ready (state recorded; later: id maps written).
-    Go,
+    /// onggi → init: the parent side is ready (state recorded, id maps written, createRuntime
+    /// hooks run); carries the state JSON the init's own hooks read.
+    Go(String),
     /// init → onggi: set up, waiting at the start gate.
     Ready,
     /// init → onggi: setup failed; the one-line reason. The init exits after sending it.
@@ -288,7 +289,21 @@ pub fn create(store: &Store, o: &CreateOptions<'_>) -> Result<Created> {
     };
     dir.save(&state)?;
     parent_side_setup(&bundle, procfs.as_fd(), pid)?;
-    parent_end.send(&Msg::Go)?;
+    let hook_state =
+        crate::hooks::state_json(o.id, "creating", pid, &bundle.dir, &state.annotations);
+    if let Some(h) = bundle.spec.hooks() {
+        crate::hooks::run_all(
+            "prestart",
+            h.prestart().as_deref().unwrap_or(&[]),
+            &hook_state,
+        )?;
+        crate::hooks::run_all(
+            "createRuntime",
+            h.create_runtime().as_deref().unwrap_or(&[]),
+            &hook_state,
+        )?;
+    }
+    parent_end.send(&Msg::Go(hook_state))?;
     trace::step("wait_ready", |_| match parent_end.recv()? {
         Some(Msg::Ready) => Ok(()),
         Some(Msg::Error(msg)) => Err(anyhow!(msg)),

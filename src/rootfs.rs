@@ -293,6 +293,7 @@ pub fn setup(
     bundle: &Path,
     no_pivot: bool,
     userns: bool,
+    before_pivot: &mut dyn FnMut() -> Result<()>,
 ) -> Result<()> {
     let linux = spec.linux().as_ref();
     let root_prop = linux.and_then(|l| l.rootfs_propagation().as_deref());
@@ -340,6 +341,9 @@ pub fn setup(
         ro.iter()
             .try_for_each(|p| readonly_path(root.as_fd(), p, c))
     })?;
+    // createContainer hooks: the container's namespaces and mounts exist, the root is not
+    // switched yet (their paths resolve on the host).
+    before_pivot()?;
     if no_pivot {
         trace::step("chroot", |c| move_root(rootfs, c))?;
     } else {

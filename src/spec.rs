@@ -126,19 +126,6 @@ fn refuse_unsupported(spec: &Spec) -> Result<()> {
             "config.json: {field} is not supported by onggi yet: refusing to run without it"
         )
     };
-    if let Some(h) = spec.hooks() {
-        let any = [
-            h.prestart().as_ref().is_some_and(|v| !v.is_empty()),
-            h.create_runtime().as_ref().is_some_and(|v| !v.is_empty()),
-            h.create_container().as_ref().is_some_and(|v| !v.is_empty()),
-            h.start_container().as_ref().is_some_and(|v| !v.is_empty()),
-            h.poststart().as_ref().is_some_and(|v| !v.is_empty()),
-            h.poststop().as_ref().is_some_and(|v| !v.is_empty()),
-        ];
-        if any.iter().any(|x| *x) {
-            return Err(not_yet("hooks"));
-        }
-    }
     if let Some(p) = spec.process() {
         if p.apparmor_profile()
             .as_deref()
@@ -426,15 +413,11 @@ mod tests {
 
     #[test]
     fn unsupported_fields_are_refused_not_ignored() {
-        let e = with(|v| v["hooks"] = serde_json::json!({"poststart": [{"path": "/bin/true"}]}))
-            .unwrap_err();
-        assert!(e.to_string().contains("hooks"), "{e}");
         let e = with(|v| v["process"]["apparmorProfile"] = "docker-default".into()).unwrap_err();
         assert!(e.to_string().contains("apparmorProfile"), "{e}");
-        assert!(
-            with(|v| v["hooks"] = serde_json::json!({})).is_ok(),
-            "empty hooks are fine"
-        );
+        let e = with(|v| v["linux"]["personality"] = serde_json::json!({"domain": "LINUX32"}))
+            .unwrap_err();
+        assert!(e.to_string().contains("linux.personality"), "{e}");
     }
 
     #[test]

@@ -314,12 +314,6 @@ fn unimplemented_fields_are_refused_or_announced_never_silently_ignored() {
     let o = Onggi::new();
     refused(
         &o,
-        &sh("true").with(|c| c["hooks"] = json!({"poststart": [{"path": "/bin/true"}]})),
-        "h",
-        "hooks",
-    );
-    refused(
-        &o,
         &sh("true").with(|c| c["process"]["apparmorProfile"] = json!("docker-default")),
         "a",
         "apparmorProfile",
