@@ -327,45 +327,20 @@ pub fn list(store: &Store, quiet: bool, json: bool) -> Result<()> {
 /// `run`: create, start, and (unless detached) wait, relaying signals to the container, then
 /// delete it and return its exit code (128+N when a signal killed it).
 pub fn run(store: &Store, o: &CreateOptions<'_>, detach: bool) -> Result<i32> {
-    use nix::sys::signal::{SigSet, Signal};
-    let mut relayed = SigSet::empty();
-    if !detach {
-        for s in [
-            Signal::SIGINT,
-            Signal::SIGTERM,
-            Signal::SIGHUP,
-            Signal::SIGQUIT,
-            Signal::SIGUSR1,
-            Signal::SIGUSR2,
-            Signal::SIGWINCH,
-            Signal::SIGCHLD,
-        ] {
-            relayed.add(s);
-        }
-        // Blocked before the clone, so nothing is lost; the init unblocks them for itself.
-        relayed.thread_block().context("sigprocmask")?;
-    }
+    let relay = if detach {
+        None
+    } else {
+        Some(signal::Relay::block().context("sigprocmask")?)
+    };
     let created = process::create(store, o)?;
     if let Err(e) = start(store, o.id) {
         let _ = delete(store, o.id, true);
         return Err(e);
     }
-    if detach {
-        return Ok(0);
-    }
-    let pid = nix::unistd::Pid::from_raw(created.pid);
-    let code = loop {
-        let sig = relayed.wait().context("sigwait")?;
-        if sig == Signal::SIGCHLD {
-            use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-            match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(_, c)) => break c,
-                Ok(WaitStatus::Signaled(_, s, _)) => break 128 + s as i32,
-                _ => continue,
-            }
-        }
-        let _ = sys::pidfd_send_signal(created.pidfd.as_fd(), sig as i32);
-    };
+    let Some(relay) = relay else { return Ok(0) };
+    let code = relay
+        .wait(created.pid, created.pidfd.as_fd())
+        .context("waiting for the container")?;
     delete(store, o.id, true)?;
     Ok(code)
 }

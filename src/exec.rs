@@ -163,7 +163,6 @@ fn build_process(args: &ExecArgs, base: Option<&Process>) -> Result<Process> {
 
 /// `exec`; returns the exit code onggi should exit with.
 pub fn exec(store: &Store, args: &ExecArgs) -> Result<i32> {
-    use nix::sys::signal::{SigSet, Signal};
     let id = args.id.as_str();
     if args.tty || args.console_socket.is_some() {
         bail!("exec --tty / --console-socket: terminals are not supported yet");
@@ -223,22 +222,11 @@ pub fn exec(store: &Store, args: &ExecArgs) -> Result<i32> {
         ),
         None => None,
     };
-    let mut relayed = SigSet::empty();
-    if !args.detach {
-        for s in [
-            Signal::SIGINT,
-            Signal::SIGTERM,
-            Signal::SIGHUP,
-            Signal::SIGQUIT,
-            Signal::SIGUSR1,
-            Signal::SIGUSR2,
-            Signal::SIGWINCH,
-            Signal::SIGCHLD,
-        ] {
-            relayed.add(s);
-        }
-        relayed.thread_block().context("sigprocmask")?;
-    }
+    let relay = if args.detach {
+        None
+    } else {
+        Some(crate::signal::Relay::block().context("sigprocmask")?)
+    };
     let (parent_end, child_end) = Channel::pair()?;
     let own_mount_ns = has(LinuxNamespaceType::Mount);
     let rootfs = state.rootfs.clone();
@@ -274,20 +262,11 @@ pub fn exec(store: &Store, args: &ExecArgs) -> Result<i32> {
                 let f = std::path::absolute(f)?;
                 crate::state::write_atomic(&f, pid.to_string().as_bytes(), 0o644)?;
             }
-            if args.detach {
-                return Ok(0);
-            }
-            loop {
-                let sig = relayed.wait().context("sigwait")?;
-                if sig == Signal::SIGCHLD {
-                    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-                    match waitpid(child_pid, Some(WaitPidFlag::WNOHANG)) {
-                        Ok(WaitStatus::Exited(_, c)) => return Ok(c),
-                        Ok(WaitStatus::Signaled(_, s, _)) => return Ok(128 + s as i32),
-                        _ => continue,
-                    }
-                }
-                let _ = sys::pidfd_send_signal(child.as_fd(), sig as i32);
+            match relay {
+                Some(r) => Ok(r
+                    .wait(pid, child.as_fd())
+                    .context("waiting for the process")?),
+                None => Ok(0),
             }
         }
     }

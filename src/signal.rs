@@ -98,6 +98,50 @@ pub fn name(n: i32) -> String {
     }
 }
 
+/// The signals a foreground `run` or `exec` passes on to the container's process.
+pub struct Relay(nix::sys::signal::SigSet);
+
+impl Relay {
+    /// Blocks the relayed signals (and SIGCHLD) in onggi. Call it before cloning, so nothing is
+    /// lost; the child unblocks them for itself.
+    pub fn block() -> std::io::Result<Relay> {
+        use nix::sys::signal::{SigSet, Signal};
+        let mut set = SigSet::empty();
+        for s in [
+            Signal::SIGINT,
+            Signal::SIGTERM,
+            Signal::SIGHUP,
+            Signal::SIGQUIT,
+            Signal::SIGUSR1,
+            Signal::SIGUSR2,
+            Signal::SIGWINCH,
+            Signal::SIGCHLD,
+        ] {
+            set.add(s);
+        }
+        set.thread_block()?;
+        Ok(Relay(set))
+    }
+
+    /// Waits for our child `pid` to exit, relaying every other signal to it through `pidfd`;
+    /// returns its exit code, or 128+N when signal N killed it (as a shell reports it).
+    pub fn wait(&self, pid: i32, pidfd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<i32> {
+        use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+        let pid = nix::unistd::Pid::from_raw(pid);
+        loop {
+            let sig = self.0.wait()?;
+            if sig == nix::sys::signal::Signal::SIGCHLD {
+                match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+                    Ok(WaitStatus::Exited(_, c)) => return Ok(c),
+                    Ok(WaitStatus::Signaled(_, s, _)) => return Ok(128 + s as i32),
+                    _ => continue,
+                }
+            }
+            let _ = crate::sys::pidfd_send_signal(pidfd, sig as i32);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
