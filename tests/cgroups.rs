@@ -159,18 +159,7 @@ fn kill_all_reaches_every_process_without_a_pid_namespace() {
     let (child, grandchild) = (read("child"), read("grandchild"));
     let init = pid_of(&o, "ka") as i32;
     o.ok(&["kill", "--all", "ka", "KILL"]);
-    let gone = |p: i32| {
-        std::fs::read_to_string(format!("/proc/{p}/stat"))
-            .map(|s| {
-                s.rsplit(')')
-                    .next()
-                    .unwrap_or("")
-                    .trim_start()
-                    .starts_with('Z')
-            })
-            .unwrap_or(true)
-    };
-    wait_for(|| gone(init) && gone(child) && gone(grandchild));
+    wait_for(|| exited(init.into()) && exited(child.into()) && exited(grandchild.into()));
     o.ok(&["delete", "ka"]);
 }
 

@@ -280,6 +280,20 @@ pub fn wait_for(mut f: impl FnMut() -> bool) {
     panic!("condition not reached within 10 s");
 }
 
+/// True when `pid` has exited: gone from /proc, or a zombie nobody reaped yet (on some hosts
+/// pid 1 does not reap the inits that `create` orphans).
+pub fn exited(pid: i64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+        .unwrap_or(true)
+}
+
 /// Waits for a child onggi (e.g. `run` in the foreground) for at most 30 s: a hang fails the
 /// test instead of stalling the suite.
 pub fn wait_child(c: &mut std::process::Child) -> std::process::ExitStatus {
