@@ -331,9 +331,24 @@ impl Cgroup {
                 .filter(|c| matches!(c, Component::Normal(_)))
             {
                 let file = cur.join("cgroup.subtree_control");
-                std::fs::write(&file, line.trim_end()).with_context(|| {
-                    format!("cannot enable {} in {}", line.trim_end(), file.display())
-                })?;
+                if let Err(e) = std::fs::write(&file, line.trim_end()) {
+                    // Leave nothing: the leaf onggi just made goes again.
+                    if created {
+                        let _ = std::fs::remove_dir(&dir);
+                    }
+                    let hint = if e.raw_os_error() == Some(libc::EBUSY) {
+                        " (that cgroup has processes of its own: the no-internal-processes rule)"
+                    } else {
+                        ""
+                    };
+                    return Err(e).with_context(|| {
+                        format!(
+                            "cannot enable {} in {}{hint}",
+                            line.trim_end(),
+                            file.display()
+                        )
+                    });
+                }
                 c.note(|| format!("write {} = {:?}", file.display(), line.trim_end()));
                 cur.push(comp);
             }

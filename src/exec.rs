@@ -282,10 +282,16 @@ fn join_and_prepare(
     rootfs: &Path,
     process: &Process,
 ) -> Result<init::Prepared> {
-    init::close_inherited_except(keep, preserve_fds)?;
-    // Before it enters any namespace: no ptrace, no /proc/<pid>/{exe,fd,mem} for container root.
-    sys::set_dumpable(false).context("prctl(PR_SET_DUMPABLE, 0)")?;
-    sys::unblock_all_signals().context("sigprocmask")?;
+    trace::step("exec_hygiene", |c| {
+        init::close_inherited_except(keep, preserve_fds)?;
+        // Before it enters any namespace: no ptrace, no /proc/<pid>/{exe,fd,mem} for container root.
+        sys::set_dumpable(false).context("prctl(PR_SET_DUMPABLE, 0)")?;
+        sys::unblock_all_signals().context("sigprocmask")?;
+        c.note(|| {
+            "close_range(inherited fds) | prctl(PR_SET_DUMPABLE, 0) | sigprocmask(unblock)".into()
+        });
+        Ok::<_, anyhow::Error>(())
+    })?;
     trace::step("setns", |c| {
         if join != 0 {
             let flags = nix::sched::CloneFlags::from_bits_truncate(join as i32);

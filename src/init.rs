@@ -46,12 +46,16 @@ pub struct Prepared {
 /// The init's main: never returns.
 pub fn run(ctx: InitContext<'_>) -> ! {
     let prepared = (|| -> Result<(Option<Prepared>, String)> {
-        close_inherited(&ctx)?;
-        // Until we report Ready, our fate is tied to onggi's: if it dies, so do we.
-        sys::set_parent_death_signal(libc::SIGKILL).context("prctl(PR_SET_PDEATHSIG)")?;
-        // Nobody in the container may ptrace us or open our /proc files while we hold host fds.
-        sys::set_dumpable(false).context("prctl(PR_SET_DUMPABLE, 0)")?;
-        sys::unblock_all_signals().context("sigprocmask")?;
+        trace::step("init_hygiene", |c| {
+            close_inherited(&ctx)?;
+            // Until we report Ready, our fate is tied to onggi's: if it dies, so do we.
+            sys::set_parent_death_signal(libc::SIGKILL).context("prctl(PR_SET_PDEATHSIG)")?;
+            // Nobody in the container may ptrace us or open our /proc files while we hold host fds.
+            sys::set_dumpable(false).context("prctl(PR_SET_DUMPABLE, 0)")?;
+            sys::unblock_all_signals().context("sigprocmask")?;
+            c.note(|| "close_range(inherited fds) | prctl(PR_SET_PDEATHSIG, SIGKILL) | prctl(PR_SET_DUMPABLE, 0) | sigprocmask(unblock)".into());
+            Ok::<_, anyhow::Error>(())
+        })?;
         let state = match ctx.channel.recv()? {
             Some(Msg::Go(state)) => state,
             _ => sys::exit_now(1),

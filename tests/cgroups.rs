@@ -523,3 +523,38 @@ fn update_replaces_the_device_filter_live() {
     wait_for(|| state() == "allowed\n");
     o.ok(&["delete", "--force", "dev"]);
 }
+
+#[test]
+fn a_controller_that_cannot_be_enabled_leaves_no_cgroup() {
+    if !has_controller("hugetlb")
+        || !std::path::Path::new("/sys/kernel/mm/hugepages/hugepages-2048kB").exists()
+    {
+        return;
+    }
+    let o = Onggi::new();
+    let parent = unique("busy");
+    let pdir = v2_mount().join(parent.trim_start_matches('/'));
+    std::fs::create_dir_all(&pdir).unwrap();
+    // A process of the parent's own: its subtree_control can no longer take controllers.
+    let mut sleeper = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    std::fs::write(pdir.join("cgroup.procs"), sleeper.id().to_string()).unwrap();
+    let leaf = format!("{parent}/leaf");
+    let b = sh("true").with(|c| {
+        c["linux"]["cgroupsPath"] = json!(leaf);
+        c["linux"]["resources"] =
+            json!({"hugepageLimits": [{"pageSize": "2MB", "limit": 4194304}]});
+    });
+    let e = o.fails(&["create", "--bundle", b.dir(), "busy"]);
+    assert!(e.contains("no-internal-processes"), "{e}");
+    assert!(
+        !pdir.join("leaf").exists(),
+        "the leaf onggi made is gone again"
+    );
+    assert!(o.leftovers().is_empty());
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    wait_for(|| std::fs::remove_dir(&pdir).is_ok());
+}
