@@ -79,6 +79,7 @@ impl CreateArgs {
             bundle: &self.bundle,
             pid_file: self.pid_file.as_deref(),
             console_socket: self.console_socket.as_deref(),
+            terminal_relay: None,
             no_pivot: self.no_pivot,
             no_new_keyring: self.no_new_keyring,
             preserve_fds: self.preserve_fds,

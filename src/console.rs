@@ -21,11 +21,27 @@ pub fn connect(path: &Path) -> Result<UnixStream> {
         .with_context(|| format!("--console-socket {}: cannot connect", path.display()))
 }
 
+/// Where a process's pty master goes: the --console-socket (connected now, while the host path
+/// resolves), or onggi's own relay (a socket pair, in the foreground). Errors name the mismatch.
+pub fn target(
+    terminal: bool,
+    socket: Option<&Path>,
+    relay: Option<&UnixStream>,
+) -> Result<Option<UnixStream>> {
+    match (terminal, socket, relay) {
+        (true, Some(p), _) => connect(p).map(Some),
+        (true, None, Some(r)) => Ok(Some(r.try_clone().context("dup socket")?)),
+        (true, None, _) => bail!("process.terminal is true but no --console-socket was given (only a foreground run or exec relays the terminal itself)"),
+        (false, Some(_), _) => bail!("--console-socket was given but process.terminal is false"),
+        (false, None, _) => Ok(None),
+    }
+}
+
 /// The slave side kept by the init until execve.
 pub struct Slave(pub OwnedFd);
 
-/// Creates the pty in the container (after pivot_root), binds /dev/console, sends the master.
-pub fn setup(socket: &UnixStream, size: Option<(u16, u16)>, c: &mut trace::Calls) -> Result<Slave> {
+/// Opens a pty pair in the devpts of the current root: (master, slave, slave path).
+fn open_pty(size: Option<(u16, u16)>) -> Result<(nix::pty::PtyMaster, OwnedFd, String)> {
     use nix::fcntl::OFlag;
     let master = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
         .context("cannot open /dev/ptmx in the container")?;
@@ -55,6 +71,13 @@ pub fn setup(socket: &UnixStream, size: Option<(u16, u16)>, c: &mut trace::Calls
         };
         sys::set_window_size(master.as_fd(), &ws).context("TIOCSWINSZ")?;
     }
+    Ok((master, slave, name))
+}
+
+/// The init's terminal (after pivot_root): a pty whose slave is bound over /dev/console, the
+/// master sent to the console socket.
+pub fn setup(socket: &UnixStream, size: Option<(u16, u16)>, c: &mut trace::Calls) -> Result<Slave> {
+    let (master, slave, name) = open_pty(size)?;
     bind_console(slave.as_fd())?;
     sys::send_with_fd(socket.as_fd(), name.as_bytes(), master.as_fd())
         .context("cannot send the pty master to --console-socket")?;
@@ -63,6 +86,20 @@ pub fn setup(socket: &UnixStream, size: Option<(u16, u16)>, c: &mut trace::Calls
             "posix_openpt() = {name}; bind {name} over /dev/console; sendmsg(SCM_RIGHTS master)"
         )
     });
+    Ok(Slave(slave))
+}
+
+/// An exec'd process's terminal (after joining the container's namespaces): a new pty in the
+/// container's devpts, the master sent to the console socket. /dev/console stays the init's.
+pub fn setup_exec(
+    socket: &UnixStream,
+    size: Option<(u16, u16)>,
+    c: &mut trace::Calls,
+) -> Result<Slave> {
+    let (master, slave, name) = open_pty(size)?;
+    sys::send_with_fd(socket.as_fd(), name.as_bytes(), master.as_fd())
+        .context("cannot send the pty master to --console-socket")?;
+    c.note(|| format!("posix_openpt() = {name}; sendmsg(SCM_RIGHTS master)"));
     Ok(Slave(slave))
 }
 
@@ -94,4 +131,124 @@ pub fn attach(slave: &Slave) -> Result<()> {
         nix::unistd::dup2(slave.0.as_raw_fd(), fd).context("dup2 onto stdio")?;
     }
     Ok(())
+}
+
+/// Receives the pty master that `setup`/`setup_exec` sent over our end of a socket pair.
+pub fn receive(sock: &UnixStream) -> Result<OwnedFd> {
+    sys::recv_fd(sock.as_fd()).context("cannot receive the pty master")
+}
+
+/// Restores the terminal's mode when the relay ends.
+struct RawMode(nix::sys::termios::Termios);
+
+impl RawMode {
+    /// Puts stdin in raw mode when it is a terminal: keys go to the container as typed.
+    fn enter() -> Option<RawMode> {
+        use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
+        let stdin = std::io::stdin();
+        let saved = tcgetattr(stdin.as_fd()).ok()?;
+        let mut raw = saved.clone();
+        cfmakeraw(&mut raw);
+        tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &raw).ok()?;
+        Some(RawMode(saved))
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        use nix::sys::termios::{tcsetattr, SetArg};
+        let _ = tcsetattr(std::io::stdin().as_fd(), SetArg::TCSANOW, &self.0);
+    }
+}
+
+/// Copies our terminal's window size to the container's pty (no-op when stdin is no terminal).
+fn copy_window_size(master: BorrowedFd<'_>) {
+    if let Ok(ws) = sys::window_size(std::io::stdin().as_fd()) {
+        let _ = sys::set_window_size(master, &ws);
+    }
+}
+
+/// `run`/`exec` in the foreground with a terminal and no --console-socket: onggi is the other
+/// end of the container's pty. Our stdin (raw, when it is a terminal) goes to the master, the
+/// master's output to our stdout; SIGWINCH copies our window size over; other relayed signals
+/// go to the process. Returns its exit code as [`crate::signal::Relay::wait`] does.
+pub fn relay(
+    signals: &crate::signal::Relay,
+    pid: i32,
+    pidfd: BorrowedFd<'_>,
+    master: OwnedFd,
+) -> Result<i32> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use nix::sys::signal::Signal;
+    use std::io::{Read, Write};
+    let _raw = RawMode::enter();
+    copy_window_size(master.as_fd());
+    let sfd = signals.signal_fd().context("signalfd")?;
+    let mut pty = std::fs::File::from(master);
+    let mut stdin = std::io::stdin().lock();
+    let mut stdout = std::io::stdout().lock();
+    let (mut stdin_open, mut pty_open) = (true, true);
+    let mut buf = [0u8; 8192];
+    loop {
+        let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+        if pty_open {
+            fds.push(PollFd::new(pty.as_fd(), PollFlags::POLLIN));
+        }
+        if stdin_open && pty_open {
+            fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
+        }
+        match poll(&mut fds, PollTimeout::NONE) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            r => r.context("poll")?,
+        };
+        let ready: Vec<bool> = fds
+            .iter()
+            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+            .collect();
+        drop(fds);
+        if ready.get(1) == Some(&true) && pty_open {
+            match pty.read(&mut buf) {
+                Ok(0) | Err(_) => pty_open = false, // EIO: every slave is closed
+                Ok(n) => {
+                    stdout.write_all(&buf[..n])?;
+                    stdout.flush()?;
+                }
+            }
+        }
+        if ready.get(2) == Some(&true) {
+            match stdin.read(&mut buf) {
+                Ok(0) | Err(_) => stdin_open = false,
+                Ok(n) => {
+                    if pty.write_all(&buf[..n]).is_err() {
+                        pty_open = false;
+                    }
+                }
+            }
+        }
+        if ready[0] {
+            let Some(sig) = sys::read_signal(sfd.as_fd())? else {
+                continue;
+            };
+            match Signal::try_from(sig) {
+                Ok(Signal::SIGWINCH) => copy_window_size(pty.as_fd()),
+                Ok(Signal::SIGCHLD) => {
+                    if let Some(code) = crate::signal::reaped(pid)? {
+                        // What the process wrote before it exited is still in the pty.
+                        sys::set_nonblocking(pty.as_fd())?;
+                        while pty_open {
+                            match pty.read(&mut buf) {
+                                Ok(n) if n > 0 => stdout.write_all(&buf[..n])?,
+                                _ => pty_open = false,
+                            }
+                        }
+                        stdout.flush()?;
+                        return Ok(code);
+                    }
+                }
+                _ => {
+                    let _ = sys::pidfd_send_signal(pidfd, sig);
+                }
+            }
+        }
+    }
 }

@@ -59,10 +59,10 @@ pub struct ExecArgs {
     /// Set no_new_privs for the process
     #[arg(long)]
     pub no_new_privs: bool,
-    /// Allocate a pseudo-terminal (not supported yet)
+    /// Allocate a pseudo-terminal (its master goes to --console-socket, or onggi relays it)
     #[arg(short = 't', long)]
     pub tty: bool,
-    /// Socket for the pty master (not supported yet)
+    /// AF_UNIX socket that receives the pty master (with -t)
     #[arg(long, value_name = "PATH")]
     pub console_socket: Option<PathBuf>,
     /// Return once the process runs
@@ -115,7 +115,7 @@ fn build_process(args: &ExecArgs, base: Option<&Process>) -> Result<Process> {
         None => serde_json::json!({"user": {"uid": 0, "gid": 0}, "cwd": "/"}),
     };
     v["args"] = serde_json::json!(args.command);
-    v["terminal"] = serde_json::json!(false);
+    v["terminal"] = serde_json::json!(args.tty);
     let mut env: Vec<String> = serde_json::from_value(v["env"].take()).unwrap_or_default();
     for e in &args.env {
         let key = e.split('=').next().unwrap_or("");
@@ -164,9 +164,6 @@ fn build_process(args: &ExecArgs, base: Option<&Process>) -> Result<Process> {
 /// `exec`; returns the exit code onggi should exit with.
 pub fn exec(store: &Store, args: &ExecArgs) -> Result<i32> {
     let id = args.id.as_str();
-    if args.tty || args.console_socket.is_some() {
-        bail!("exec --tty / --console-socket: terminals are not supported yet");
-    }
     let dir = store.get(id)?;
     let state = dir
         .load()?
@@ -227,20 +224,36 @@ pub fn exec(store: &Store, args: &ExecArgs) -> Result<i32> {
     } else {
         Some(crate::signal::Relay::block().context("sigprocmask")?)
     };
+    // A terminal's master goes to --console-socket, or (in the foreground) back to us.
+    let terminal = process.terminal().unwrap_or(false);
+    let pair = match (terminal, &args.console_socket, args.detach) {
+        (true, None, false) => Some(std::os::unix::net::UnixStream::pair().context("socketpair")?),
+        _ => None,
+    };
+    let console = crate::console::target(
+        terminal,
+        args.console_socket.as_deref(),
+        pair.as_ref().map(|(ours, _)| ours),
+    )?;
     let (parent_end, child_end) = Channel::pair()?;
     let own_mount_ns = has(LinuxNamespaceType::Mount);
     let rootfs = state.rootfs.clone();
     match sys::clone3(0, cgroup.as_ref().map(|f| f.as_fd())).context("clone3")? {
         Forked::Child => {
-            let keep = [child_end.fd().as_raw_fd(), pidfd.as_raw_fd()];
+            let mut keep = vec![child_end.fd().as_raw_fd(), pidfd.as_raw_fd()];
+            keep.extend(console.as_ref().map(|c| c.as_raw_fd()));
+            let target = Target {
+                pidfd: pidfd.as_fd(),
+                join,
+                own_mount_ns,
+                rootfs: &rootfs,
+            };
             let r = join_and_prepare(
                 &keep,
                 args.preserve_fds,
-                pidfd.as_fd(),
-                join,
-                own_mount_ns,
-                &rootfs,
+                &target,
                 &process,
+                console.as_ref(),
             );
             match r {
                 Ok(p) => init::exec(p, args.preserve_fds),
@@ -252,6 +265,7 @@ pub fn exec(store: &Store, args: &ExecArgs) -> Result<i32> {
         }
         Forked::Parent { pid, pidfd: child } => {
             drop(child_end);
+            drop(console);
             let child_pid = nix::unistd::Pid::from_raw(pid);
             // The channel is close-on-exec: EOF means the process reached execve.
             if let Some(Msg::Error(msg)) = parent_end.recv()? {
@@ -262,25 +276,39 @@ pub fn exec(store: &Store, args: &ExecArgs) -> Result<i32> {
                 let f = std::path::absolute(f)?;
                 crate::state::write_atomic(&f, pid.to_string().as_bytes(), 0o644)?;
             }
-            match relay {
-                Some(r) => Ok(r
+            let master = match &pair {
+                Some((_, theirs)) => Some(crate::console::receive(theirs)?),
+                None => None,
+            };
+            match (relay, master) {
+                (Some(r), Some(m)) => crate::console::relay(&r, pid, child.as_fd(), m),
+                (Some(r), None) => Ok(r
                     .wait(pid, child.as_fd())
                     .context("waiting for the process")?),
-                None => Ok(0),
+                (None, _) => Ok(0),
             }
         }
     }
+}
+
+/// The container the process joins.
+struct Target<'a> {
+    /// The init's pidfd (setns target).
+    pidfd: std::os::fd::BorrowedFd<'a>,
+    /// CLONE_NEW* flags of the namespaces to join.
+    join: u64,
+    /// Whether the container has its own mount namespace (else it was chrooted).
+    own_mount_ns: bool,
+    rootfs: &'a Path,
 }
 
 /// In the joining process: everything up to execve.
 fn join_and_prepare(
     keep: &[RawFd],
     preserve_fds: u32,
-    pidfd: std::os::fd::BorrowedFd<'_>,
-    join: u64,
-    own_mount_ns: bool,
-    rootfs: &Path,
+    target: &Target<'_>,
     process: &Process,
+    console: Option<&std::os::unix::net::UnixStream>,
 ) -> Result<init::Prepared> {
     trace::step("exec_hygiene", |c| {
         init::close_inherited_except(keep, preserve_fds)?;
@@ -293,19 +321,33 @@ fn join_and_prepare(
         Ok::<_, anyhow::Error>(())
     })?;
     trace::step("setns", |c| {
-        if join != 0 {
-            let flags = nix::sched::CloneFlags::from_bits_truncate(join as i32);
-            nix::sched::setns(pidfd, flags).context("setns into the container's namespaces")?;
+        if target.join != 0 {
+            let flags = nix::sched::CloneFlags::from_bits_truncate(target.join as i32);
+            nix::sched::setns(target.pidfd, flags)
+                .context("setns into the container's namespaces")?;
         }
-        c.note(|| format!("setns(pidfd, {})", namespaces::flag_names(join)));
+        c.note(|| format!("setns(pidfd, {})", namespaces::flag_names(target.join)));
         Ok::<_, anyhow::Error>(())
     })?;
-    if !own_mount_ns {
+    if !target.own_mount_ns {
         // A container without its own mount namespace was chrooted into its rootfs.
-        nix::unistd::chroot(rootfs).context("chroot")?;
+        nix::unistd::chroot(target.rootfs).context("chroot")?;
         nix::unistd::chdir("/").context("chdir /")?;
     }
-    init::prepare_process(process)
+    let slave = match console {
+        Some(sock) => {
+            let size = process
+                .console_size()
+                .map(|b| (b.height() as u16, b.width() as u16));
+            Some(trace::step("console", |c| {
+                crate::console::setup_exec(sock, size, c)
+            })?)
+        }
+        None => None,
+    };
+    let mut prepared = init::prepare_process(process)?;
+    prepared.console = slave;
+    Ok(prepared)
 }
 
 /// `ps`: the host pids of the container's processes.

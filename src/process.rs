@@ -19,7 +19,7 @@
 //!   onggi start: write 1 byte to the gate ──▶ … execve(process.args)
 //! ```
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
@@ -102,6 +102,9 @@ pub struct CreateOptions<'a> {
     pub bundle: &'a Path,
     pub pid_file: Option<&'a Path>,
     pub console_socket: Option<&'a Path>,
+    /// `run` in the foreground: where the pty master goes when process.terminal is set and no
+    /// --console-socket was given (onggi's end of a socket pair; onggi relays the terminal).
+    pub terminal_relay: Option<&'a std::os::unix::net::UnixStream>,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
@@ -111,6 +114,8 @@ pub struct CreateOptions<'a> {
 pub struct Created {
     pub pid: i32,
     pub pidfd: OwnedFd,
+    /// The pty master went to `terminal_relay`.
+    pub relayed_terminal: bool,
 }
 
 /// Undoes a create that failed half-way: kills the init, removes the state directory.
@@ -183,14 +188,8 @@ pub fn create(store: &Store, o: &CreateOptions<'_>) -> Result<Created> {
         .process()
         .as_ref()
         .is_some_and(|p| p.terminal().unwrap_or(false));
-    if terminal && o.console_socket.is_none() {
-        bail!("process.terminal is true but no --console-socket was given (set terminal to false, or pass a socket)");
-    }
-    if !terminal && o.console_socket.is_some() {
-        bail!("--console-socket was given but process.terminal is false");
-    }
     // Connected here, where the host path resolves; the init inherits the socket.
-    let console = o.console_socket.map(crate::console::connect).transpose()?;
+    let console = crate::console::target(terminal, o.console_socket, o.terminal_relay)?;
     if !bundle.has_namespace(oci_spec::runtime::LinuxNamespaceType::Mount) {
         let n = bundle.spec.mounts().as_ref().map_or(0, |m| m.len());
         crate::logging::warn(&format!(
@@ -324,7 +323,11 @@ pub fn create(store: &Store, o: &CreateOptions<'_>) -> Result<Created> {
         })?;
     }
     guard.disarm();
-    Ok(Created { pid, pidfd })
+    Ok(Created {
+        pid,
+        pidfd,
+        relayed_terminal: terminal && o.console_socket.is_none(),
+    })
 }
 
 /// Creates the container's cgroup with its resources, before the clone (the init is born in

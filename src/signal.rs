@@ -126,19 +126,32 @@ impl Relay {
     /// Waits for our child `pid` to exit, relaying every other signal to it through `pidfd`;
     /// returns its exit code, or 128+N when signal N killed it (as a shell reports it).
     pub fn wait(&self, pid: i32, pidfd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<i32> {
-        use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-        let pid = nix::unistd::Pid::from_raw(pid);
         loop {
             let sig = self.0.wait()?;
             if sig == nix::sys::signal::Signal::SIGCHLD {
-                match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
-                    Ok(WaitStatus::Exited(_, c)) => return Ok(c),
-                    Ok(WaitStatus::Signaled(_, s, _)) => return Ok(128 + s as i32),
-                    _ => continue,
+                match reaped(pid)? {
+                    Some(code) => return Ok(code),
+                    None => continue,
                 }
             }
             let _ = crate::sys::pidfd_send_signal(pidfd, sig as i32);
         }
+    }
+
+    /// A signalfd for the blocked set, for callers that poll other descriptors too.
+    pub fn signal_fd(&self) -> std::io::Result<std::os::fd::OwnedFd> {
+        crate::sys::signal_fd(&self.0)
+    }
+}
+
+/// Reaps our child `pid` if it has exited: its exit code, or 128+N when signal N killed it.
+pub fn reaped(pid: i32) -> std::io::Result<Option<i32>> {
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    match waitpid(nix::unistd::Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
+        Ok(WaitStatus::Exited(_, c)) => Ok(Some(c)),
+        Ok(WaitStatus::Signaled(_, s, _)) => Ok(Some(128 + s as i32)),
+        Ok(_) => Ok(None),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -655,11 +655,99 @@ pub fn send_with_fd(sock: BorrowedFd<'_>, data: &[u8], fd: BorrowedFd<'_>) -> io
         .map_err(io::Error::from)
 }
 
+/// Receives one message carrying exactly one descriptor (SCM_RIGHTS), received close-on-exec.
+pub fn recv_fd(sock: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    let mut buf = [0u8; 4096];
+    let mut iov = [io::IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([RawFd; 1]);
+    let msg = recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )?;
+    for c in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            if let [fd] = fds[..] {
+                // SAFETY: the kernel just installed this descriptor for us; nothing else owns it.
+                return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+            }
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::InvalidData,
+        "no descriptor in the message",
+    ))
+}
+
+/// A close-on-exec, non-blocking signalfd for `set` (which the caller keeps blocked).
+pub fn signal_fd(set: &nix::sys::signal::SigSet) -> io::Result<OwnedFd> {
+    // SAFETY: `set` points to a valid sigset_t; the result is a new descriptor we own.
+    let fd = check_int(unsafe {
+        libc::signalfd(-1, set.as_ref(), libc::SFD_CLOEXEC | libc::SFD_NONBLOCK)
+    })?;
+    // SAFETY: the kernel just returned this descriptor; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Reads one signal number from a signalfd; None when none is pending.
+pub fn read_signal(sfd: BorrowedFd<'_>) -> io::Result<Option<libc::c_int>> {
+    // SAFETY: signalfd_siginfo is plain data; all-zero is a valid value.
+    let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::signalfd_siginfo>();
+    // SAFETY: `info` is writable for `size` bytes.
+    let n = unsafe {
+        libc::read(
+            sfd.as_raw_fd(),
+            &mut info as *mut _ as *mut libc::c_void,
+            size,
+        )
+    };
+    if n < 0 {
+        let e = io::Error::last_os_error();
+        return if e.kind() == io::ErrorKind::WouldBlock {
+            Ok(None)
+        } else {
+            Err(e)
+        };
+    }
+    Ok((n as usize == size).then_some(info.ssi_signo as libc::c_int))
+}
+
+/// Sets O_NONBLOCK on `fd`.
+pub fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: integer-only fcntl calls.
+    let flags = check_int(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) })?;
+    // SAFETY: as above.
+    check_int(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) })
+        .map(|_| ())
+}
+
 /// ioctl(TIOCSWINSZ): the terminal's size.
 pub fn set_window_size(fd: BorrowedFd<'_>, ws: &libc::winsize) -> io::Result<()> {
     // SAFETY: `ws` is a valid winsize for the call.
     check_int(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, ws as *const libc::winsize) })
         .map(|_| ())
+}
+
+/// ioctl(TIOCGWINSZ): the terminal's size.
+pub fn window_size(fd: BorrowedFd<'_>) -> io::Result<libc::winsize> {
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: `ws` is a valid, writable winsize for the call.
+    check_int(unsafe {
+        libc::ioctl(
+            fd.as_raw_fd(),
+            libc::TIOCGWINSZ,
+            &mut ws as *mut libc::winsize,
+        )
+    })?;
+    Ok(ws)
 }
 
 /// ioctl(TIOCSCTTY, 0): make `fd` the controlling terminal of our (new) session.
