@@ -441,6 +441,14 @@ pub fn kill_all(dir: &Path, sig: i32) -> Result<()> {
 
 /// Removes the cgroup directory once its processes are gone (retrying briefly on EBUSY).
 pub fn remove(dir: &Path) -> Result<()> {
+    // Sub-cgroups made inside the container (or for `exec --cgroup`) go first, deepest first.
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                remove(&e.path())?;
+            }
+        }
+    }
     for _ in 0..500 {
         match std::fs::remove_dir(dir) {
             Ok(()) => return Ok(()),

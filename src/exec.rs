@@ -74,6 +74,9 @@ pub struct ExecArgs {
     /// Exec even into a paused container (the process starts frozen)
     #[arg(long)]
     pub ignore_paused: bool,
+    /// Join this sub-cgroup of the container's cgroup (it must exist; no `..`, no symlinks)
+    #[arg(long = "cgroup", value_name = "PATH")]
+    pub sub_cgroup: Option<String>,
     /// Pass N extra fds (3 .. 3+N-1)
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub preserve_fds: u32,
@@ -218,6 +221,27 @@ pub fn exec(store: &Store, args: &ExecArgs) -> Result<i32> {
             .with_context(|| format!("cannot open the container's cgroup {}", cg.display()))?,
         ),
         None => None,
+    };
+    let cgroup = match (&args.sub_cgroup, cgroup) {
+        (None, cg) => cg,
+        (Some(sub), None) => bail!("--cgroup {sub}: the container has no cgroup"),
+        (Some(sub), Some(cg)) => {
+            // runc's `controllers:path` form: on cgroup v2 one path serves every controller.
+            let path = sub.rsplit_once(':').map_or(sub.as_str(), |(_, p)| p);
+            let path = path.trim_start_matches('/');
+            Some(
+                sys::openat2(
+                    cg.as_fd(),
+                    Path::new(if path.is_empty() { "." } else { path }),
+                    libc::O_RDONLY | libc::O_DIRECTORY,
+                    0,
+                    sys::RESOLVE_BENEATH | sys::RESOLVE_NO_SYMLINKS,
+                )
+                .with_context(|| {
+                    format!("--cgroup {sub}: not a sub-cgroup of the container's cgroup")
+                })?,
+            )
+        }
     };
     let relay = if args.detach {
         None

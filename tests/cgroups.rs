@@ -558,3 +558,40 @@ fn a_controller_that_cannot_be_enabled_leaves_no_cgroup() {
     let _ = sleeper.wait();
     wait_for(|| std::fs::remove_dir(&pdir).is_ok());
 }
+
+#[test]
+fn exec_joins_a_sub_cgroup_and_delete_removes_sub_cgroups() {
+    let o = Onggi::new();
+    let path = unique("sub");
+    let b = sh("touch /ready; while :; do sleep 0.05; done")
+        .with(|c| c["linux"]["cgroupsPath"] = json!(path));
+    o.ok(&["run", "-d", "--bundle", b.dir(), "sub"]);
+    wait_for(|| b.rootfs().join("ready").exists());
+    let dir = v2_mount().join(path.trim_start_matches('/'));
+    std::fs::create_dir(dir.join("extra")).unwrap();
+    let scratch = Scratch::new("sub");
+    let pf = scratch.path().join("pid");
+    o.ok(&[
+        "exec",
+        "-d",
+        "--cgroup",
+        "extra",
+        "--pid-file",
+        pf.to_str().unwrap(),
+        "sub",
+        "sleep",
+        "30",
+    ]);
+    let pid = std::fs::read_to_string(&pf).unwrap();
+    let host_view = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    assert!(
+        host_view.lines().any(|l| l == format!("0::{path}/extra")),
+        "{host_view}"
+    );
+    for bad in ["../", "nope", "/../.."] {
+        let e = o.fails(&["exec", "--cgroup", bad, "sub", "true"]);
+        assert!(e.contains("not a sub-cgroup"), "{bad}: {e}");
+    }
+    o.ok(&["delete", "-f", "sub"]);
+    assert!(!dir.exists(), "delete removes the cgroup and its sub-cgroups");
+}
