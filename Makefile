@@ -28,6 +28,7 @@ demo: build bundles
 ## test: unit tests, then the integration tests (real containers, as root), then conformance
 test: build bundles lint
 	$(CARGO) test --release --lib
+	$(CARGO) build --release --example probe
 	$(PRIVATE) $(CARGO) test --release --test '*'
 	$(MAKE) conformance
 
@@ -48,7 +49,7 @@ CONFORMANCE := create state start kill kill_no_effect killsig delete delete_only
   linux_ns_itype linux_ns_nopath linux_ns_path linux_ns_path_type linux_sysctl \
   linux_rootfs_propagation process process_user process_rlimits_fail process_oom_score_adj \
   process_capabilities_fail config_updates_without_affect \
-  prestart_fail poststart_fail poststop poststop_fail
+  prestart_fail poststart_fail poststop poststop_fail linux_seccomp
 conformance: build
 	bash tests/conformance.sh $(ONGGI) $(CONFORMANCE)
 

@@ -51,6 +51,11 @@ pub struct CapSets {
 }
 
 impl CapSets {
+    /// Whether the configured effective set has CAP_SYS_ADMIN.
+    pub fn has_sys_admin(&self) -> bool {
+        self.effective.contains(&Capability::CAP_SYS_ADMIN)
+    }
+
     pub fn from_config(c: &LinuxCapabilities) -> Result<CapSets> {
         Ok(CapSets {
             bounding: set_of(c.bounding())?,
@@ -108,23 +113,37 @@ pub fn switch_user(user: &User, keep_caps: bool, c: &mut Calls) -> Result<()> {
     Ok(())
 }
 
-/// Steps 3 and 4.
-pub fn apply_sets(sets: &CapSets, c: &mut Calls) -> Result<()> {
+/// Steps 3 and 4. `hold_sys_admin`: keep CAP_SYS_ADMIN effective and permitted on top of the
+/// configured sets, so the seccomp filter can be loaded without no_new_privs; it is applied
+/// again without it right after the load.
+pub fn apply_sets(sets: &CapSets, hold_sys_admin: bool, c: &mut Calls) -> Result<()> {
+    let with_held = |s: &CapsHashSet| {
+        let mut s = s.clone();
+        if hold_sys_admin {
+            s.insert(Capability::CAP_SYS_ADMIN);
+        }
+        s
+    };
     // Effective first (a subset of the full permitted set we still have), then permitted, then
     // inheritable: each intermediate state is one the kernel accepts.
-    caps::set(None, CapSet::Effective, &sets.effective)
+    caps::set(None, CapSet::Effective, &with_held(&sets.effective))
         .context("cannot set the effective capabilities")?;
-    caps::set(None, CapSet::Permitted, &sets.permitted).context(
+    caps::set(None, CapSet::Permitted, &with_held(&sets.permitted)).context(
         "cannot set the permitted capabilities (is every effective capability also permitted?)",
     )?;
     caps::set(None, CapSet::Inheritable, &sets.inheritable)
         .context("cannot set the inheritable capabilities")?;
     c.note(|| {
         format!(
-            "capset(effective={}, permitted={}, inheritable={})",
+            "capset(effective={}, permitted={}, inheritable={}){}",
             names(&sets.effective),
             names(&sets.permitted),
-            names(&sets.inheritable)
+            names(&sets.inheritable),
+            if hold_sys_admin {
+                " + CAP_SYS_ADMIN held until the seccomp filter is loaded"
+            } else {
+                ""
+            }
         )
     });
     caps::clear(None, CapSet::Ambient).context("cannot clear the ambient capabilities")?;

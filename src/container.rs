@@ -386,13 +386,13 @@ pub fn features() -> serde_json::Value {
             "rnodev", "rnodiratime", "rnoexec", "rnorelatime", "rnostrictatime", "rnosuid",
             "rnosymfollow", "ro", "rprivate", "rrelatime", "rro", "rrw", "rshared", "rslave",
             "rstrictatime", "rsuid", "rsymfollow", "runbindable", "rw", "shared", "silent",
-            "slave", "strictatime", "suid", "sync", "unbindable"
+            "slave", "strictatime", "suid", "sync", "tmpcopyup", "unbindable"
         ],
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "uts"],
             "capabilities": caps,
             "cgroup": { "v1": false, "v2": true, "systemd": false, "systemdUser": false, "rdma": true },
-            "seccomp": { "enabled": false },
+            "seccomp": crate::seccomp::features(),
             "apparmor": { "enabled": false },
             "selinux": { "enabled": false },
             "intelRdt": { "enabled": false },

@@ -188,6 +188,18 @@ pub fn exec(store: &Store, args: &ExecArgs) -> Result<i32> {
         .and_then(|l| l.namespaces().clone())
         .unwrap_or_default();
     drop(dir);
+    // The container's filter applies to every process that joins it.
+    let seccomp_spec = config.linux().as_ref().and_then(|l| l.seccomp().clone());
+    let seccomp = seccomp_spec
+        .as_ref()
+        .map(crate::seccomp::compile)
+        .transpose()?;
+    let listener = seccomp_spec
+        .as_ref()
+        .map(crate::seccomp::connect_listener)
+        .transpose()?
+        .flatten();
+    let notify = seccomp.as_ref().is_some_and(|f| f.uses_notify());
 
     let pidfd =
         crate::process::open_init(&state)?.ok_or_else(|| anyhow!("{id}: container not running"))?;
@@ -266,6 +278,7 @@ pub fn exec(store: &Store, args: &ExecArgs) -> Result<i32> {
         Forked::Child => {
             let mut keep = vec![child_end.fd().as_raw_fd(), pidfd.as_raw_fd()];
             keep.extend(console.as_ref().map(|c| c.as_raw_fd()));
+            keep.extend(listener.as_ref().map(|c| c.as_raw_fd()));
             let target = Target {
                 pidfd: pidfd.as_fd(),
                 join,
@@ -278,9 +291,30 @@ pub fn exec(store: &Store, args: &ExecArgs) -> Result<i32> {
                 &target,
                 &process,
                 console.as_ref(),
+                seccomp.is_some(),
             );
+            // With SCMP_ACT_NOTIFY, the listener is told our pid as onggi sees it.
+            let host_pid = match (&r, notify) {
+                (Ok(_), true) => match child_end.recv() {
+                    Ok(Some(Msg::Go(pid))) => pid.parse().unwrap_or(0),
+                    _ => sys::exit_now(1),
+                },
+                _ => 0,
+            };
+            let seccomp = seccomp.as_ref().map(|filter| init::Seccomp {
+                filter,
+                listener: listener.as_ref(),
+                pid: host_pid,
+                state: crate::hooks::state_json(
+                    id,
+                    "running",
+                    state.pid,
+                    &state.bundle,
+                    &state.annotations,
+                ),
+            });
             match r {
-                Ok(p) => init::exec(p, args.preserve_fds),
+                Ok(p) => init::exec(p, args.preserve_fds, seccomp),
                 Err(e) => {
                     let _ = child_end.send(&Msg::Error(format!("{e:#}")));
                     sys::exit_now(1)
@@ -290,6 +324,11 @@ pub fn exec(store: &Store, args: &ExecArgs) -> Result<i32> {
         Forked::Parent { pid, pidfd: child } => {
             drop(child_end);
             drop(console);
+            drop(listener);
+            if notify {
+                // The child may already have failed: its error comes next on the channel.
+                let _ = parent_end.send(&Msg::Go(pid.to_string()));
+            }
             let child_pid = nix::unistd::Pid::from_raw(pid);
             // The channel is close-on-exec: EOF means the process reached execve.
             if let Some(Msg::Error(msg)) = parent_end.recv()? {
@@ -333,6 +372,7 @@ fn join_and_prepare(
     target: &Target<'_>,
     process: &Process,
     console: Option<&std::os::unix::net::UnixStream>,
+    seccomp: bool,
 ) -> Result<init::Prepared> {
     trace::step("exec_hygiene", |c| {
         init::close_inherited_except(keep, preserve_fds)?;
@@ -369,7 +409,7 @@ fn join_and_prepare(
         }
         None => None,
     };
-    let mut prepared = init::prepare_process(process)?;
+    let mut prepared = init::prepare_process(process, seccomp)?;
     prepared.console = slave;
     Ok(prepared)
 }

@@ -24,6 +24,9 @@ pub struct InitContext<'a> {
     pub gate: BorrowedFd<'a>,
     /// The connected --console-socket, when process.terminal is set.
     pub console: Option<&'a std::os::unix::net::UnixStream>,
+    /// The compiled linux.seccomp filter and the connected listenerPath socket (SCMP_ACT_NOTIFY).
+    pub seccomp: Option<&'a crate::seccomp::Filter>,
+    pub seccomp_listener: Option<&'a std::os::unix::net::UnixStream>,
     /// The host's /proc, verified to be procfs by onggi: every /proc write goes through it.
     pub procfs: BorrowedFd<'a>,
     pub no_pivot: bool,
@@ -37,6 +40,9 @@ pub struct InitContext<'a> {
 pub struct Prepared {
     /// The pty slave when process.terminal is set (attached as stdio at the gate).
     pub console: Option<crate::console::Slave>,
+    /// The configured capability sets, when CAP_SYS_ADMIN is still held for the seccomp load
+    /// and must be dropped right after it.
+    final_caps: Option<CapSets>,
     path: CString,
     args: Vec<CString>,
     env: Vec<CString>,
@@ -91,8 +97,17 @@ pub fn run(ctx: InitContext<'_>) -> ! {
         eprintln!("onggi: {e:#}");
         sys::exit_now(1);
     }
+    let seccomp = ctx.seccomp.map(|filter| Seccomp {
+        filter,
+        listener: ctx.seccomp_listener,
+        pid: serde_json::from_str::<serde_json::Value>(&state)
+            .ok()
+            .and_then(|v| v["pid"].as_i64())
+            .unwrap_or(0) as i32,
+        state: state.replace("\"creating\"", "\"running\""),
+    });
     match prepared {
-        Some(p) => exec(p, ctx.preserve_fds),
+        Some(p) => exec(p, ctx.preserve_fds, seccomp),
         // A container created without `process` cannot be started: `start` refuses.
         None => sys::exit_now(0),
     }
@@ -232,7 +247,7 @@ fn setup(ctx: &InitContext<'_>, state: &str) -> Result<Option<Prepared>> {
         }
         None => None,
     };
-    let mut prepared = prepare_process(process)?;
+    let mut prepared = prepare_process(process, ctx.seccomp.is_some())?;
     prepared.console = console;
     Ok(Some(prepared))
 }
@@ -240,7 +255,9 @@ fn setup(ctx: &InitContext<'_>, state: &str) -> Result<Option<Prepared>> {
 /// The process half of the setup, shared by the init and `exec`: rlimits, capabilities and the
 /// user switch, the working directory (checked to be inside the root), the environment, the
 /// PATH lookup and no_new_privs. After it only the execve is left.
-pub fn prepare_process(process: &Process) -> Result<Prepared> {
+/// `seccomp`: a filter will be loaded at execve (CAP_SYS_ADMIN is kept until then when the
+/// process would not have it and no_new_privs is not asked for).
+pub fn prepare_process(process: &Process, seccomp: bool) -> Result<Prepared> {
     let cwd = process.cwd();
     trace::step("rlimits", |c| set_rlimits(process, c))?;
     let caps = process
@@ -256,8 +273,11 @@ pub fn prepare_process(process: &Process) -> Result<Prepared> {
     trace::step("user", |c| {
         capabilities::switch_user(process.user(), caps.is_some(), c)
     })?;
+    let hold = seccomp
+        && !process.no_new_privileges().unwrap_or(false)
+        && caps.as_ref().is_some_and(|s| !s.has_sys_admin());
     if let Some(sets) = &caps {
-        trace::step("capabilities", |c| capabilities::apply_sets(sets, c))?;
+        trace::step("capabilities", |c| capabilities::apply_sets(sets, hold, c))?;
     }
     trace::step("chdir", |c| {
         nix::unistd::chdir(cwd).with_context(|| format!("process.cwd {}: chdir", cwd.display()))?;
@@ -289,6 +309,7 @@ pub fn prepare_process(process: &Process) -> Result<Prepared> {
     let cs = |s: &str| CString::new(s).map_err(|_| anyhow!("{s:?} contains a NUL byte"));
     Ok(Prepared {
         console: None,
+        final_caps: if hold { caps } else { None },
         path: CString::new(path.as_os_str().as_bytes())
             .map_err(|_| anyhow!("path has a NUL byte"))?,
         args: process
@@ -448,9 +469,51 @@ fn wait_at_gate(gate: BorrowedFd<'_>) {
     }
 }
 
+/// The seccomp filter to load at execve, and for SCMP_ACT_NOTIFY where its fd goes.
+pub struct Seccomp<'a> {
+    pub filter: &'a crate::seccomp::Filter,
+    pub listener: Option<&'a std::os::unix::net::UnixStream>,
+    /// The process's pid as onggi sees it, and the container state JSON (for the listener).
+    pub pid: i32,
+    pub state: String,
+}
+
+/// The last step before execve: load the filter (with CAP_SYS_ADMIN, or no_new_privs when the
+/// process has never had it), send a notification fd to the listener, drop a held capability.
+fn load_seccomp(s: &Seccomp<'_>, final_caps: Option<&CapSets>) -> Result<()> {
+    trace::step("seccomp", |c| {
+        if !sys::no_new_privs()
+            && !caps::has_cap(
+                None,
+                caps::CapSet::Effective,
+                caps::Capability::CAP_SYS_ADMIN,
+            )
+            .unwrap_or(false)
+        {
+            sys::set_no_new_privs().context("prctl(PR_SET_NO_NEW_PRIVS)")?;
+            c.note(|| {
+                "no CAP_SYS_ADMIN to load a filter with: prctl(PR_SET_NO_NEW_PRIVS, 1)".into()
+            });
+        }
+        if let Some(fd) = s.filter.load(c)? {
+            let sock = s
+                .listener
+                .ok_or_else(|| anyhow!("SCMP_ACT_NOTIFY without a listener socket"))?;
+            let state = serde_json::from_str(&s.state).unwrap_or_default();
+            crate::seccomp::send_to_listener(sock, &fd, s.pid, s.filter.metadata(), state)?;
+            c.note(|| "sendmsg(listenerPath, SCM_RIGHTS seccomp fd)".into());
+        }
+        if let Some(sets) = final_caps {
+            capabilities::apply_sets(sets, false, c)?;
+        }
+        Ok(())
+    })
+}
+
 /// Marks descriptors ≥ 3 + `preserve_fds` close-on-exec, resets every signal disposition,
-/// sets the umask, and execs. Never returns (127/126/1 when execve fails).
-pub fn exec(p: Prepared, preserve_fds: u32) -> ! {
+/// sets the umask, loads the seccomp filter, and execs. Never returns (127/126/1 when execve
+/// fails).
+pub fn exec(p: Prepared, preserve_fds: u32, seccomp: Option<Seccomp<'_>>) -> ! {
     if let Some(slave) = &p.console {
         if let Err(e) = crate::console::attach(slave) {
             eprintln!("onggi: cannot attach the terminal: {e:#}");
@@ -465,6 +528,12 @@ pub fn exec(p: Prepared, preserve_fds: u32) -> ! {
     // give the container every signal at its default.
     sys::reset_signal_dispositions();
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(p.umask));
+    if let Some(s) = &seccomp {
+        if let Err(e) = load_seccomp(s, p.final_caps.as_ref()) {
+            eprintln!("onggi: {e:#}");
+            sys::exit_now(1);
+        }
+    }
     trace::event(|| format!("step=execve | execve({:?}, {:?})", p.path, p.args));
     let err = nix::unistd::execve(&p.path, &p.args, &p.env).unwrap_err();
     let code = match err {

@@ -196,6 +196,22 @@ pub fn create(store: &Store, o: &CreateOptions<'_>) -> Result<Created> {
             "linux.namespaces has no \"mount\": the container shares onggi's mount namespace, so onggi only chroots into the rootfs and skips the {n} mounts, masked and read-only paths of config.json"
         ));
     }
+    // Compiled before anything exists, so a bad profile leaves nothing behind; the init
+    // inherits the compiled filter and loads it at execve.
+    let seccomp_spec = bundle
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().clone());
+    let seccomp = seccomp_spec
+        .as_ref()
+        .map(|s| trace::step("seccomp_compile", |_| crate::seccomp::compile(s)))
+        .transpose()?;
+    let listener = seccomp_spec
+        .as_ref()
+        .map(crate::seccomp::connect_listener)
+        .transpose()?
+        .flatten();
     let dir = store.create(o.id)?;
     let mut guard = Cleanup {
         dir: Some(dir),
@@ -238,8 +254,13 @@ pub fn create(store: &Store, o: &CreateOptions<'_>) -> Result<Created> {
             if let Some(c) = &console {
                 keep.push(c.as_raw_fd());
             }
+            if let Some(l) = &listener {
+                keep.push(l.as_raw_fd());
+            }
             init::run(init::InitContext {
                 console: console.as_ref(),
+                seccomp: seccomp.as_ref(),
+                seccomp_listener: listener.as_ref(),
                 id: o.id,
                 bundle: &bundle,
                 channel: &child_end,

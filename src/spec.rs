@@ -149,13 +149,6 @@ fn refuse_unsupported(spec: &Spec) -> Result<()> {
         }
     }
     if let Some(l) = spec.linux() {
-        if l.seccomp().is_some() {
-            // Every config the OCI tools generate carries a default profile, so refusing it
-            // would refuse nearly everything; it is said loudly instead (issue 5 enforces it).
-            crate::logging::warn(
-                "linux.seccomp is NOT enforced yet: this container runs without a syscall filter",
-            );
-        }
         if l.mount_label().as_deref().is_some_and(|s| !s.is_empty()) {
             return Err(not_yet("linux.mountLabel (this host has no SELinux)"));
         }

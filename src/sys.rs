@@ -148,6 +148,12 @@ pub fn set_dumpable(on: bool) -> io::Result<()> {
         .map(|_| ())
 }
 
+/// prctl(PR_GET_NO_NEW_PRIVS): whether no_new_privs is set.
+pub fn no_new_privs() -> bool {
+    // SAFETY: integer-only prctl.
+    unsafe { libc::prctl(libc::PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) == 1 }
+}
+
 /// prctl(PR_SET_NO_NEW_PRIVS, 1).
 pub fn set_no_new_privs() -> io::Result<()> {
     // SAFETY: integer-only prctl.
@@ -643,6 +649,13 @@ pub fn bpf_attach_device_program(
 // ---------------------------------------------------------------------------------------------
 // Sockets
 // ---------------------------------------------------------------------------------------------
+
+/// Takes ownership of a descriptor a library returned as a bare number.
+pub fn own_fd(fd: RawFd) -> OwnedFd {
+    // SAFETY: callers pass a descriptor that was just created for them and that nothing else
+    // owns or closes (libseccomp's notify fd is left to the caller).
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
 
 /// Sends `data` and one file descriptor (SCM_RIGHTS) in a single message.
 pub fn send_with_fd(sock: BorrowedFd<'_>, data: &[u8], fd: BorrowedFd<'_>) -> io::Result<()> {

@@ -254,10 +254,24 @@ fn features_are_truthful() {
     let o = Onggi::new();
     let v: Value = serde_json::from_str(&o.ok(&["features"])).unwrap();
     assert_eq!(v["ociVersionMax"], "1.2.1");
-    assert_eq!(
-        v["linux"]["seccomp"]["enabled"], false,
-        "no seccomp support yet"
-    );
+    let sc = &v["linux"]["seccomp"];
+    assert_eq!(sc["enabled"], true);
+    // Every action it lists is one a container can really use (NOTIFY needs a listener).
+    for a in sc["actions"].as_array().unwrap() {
+        if a == "SCMP_ACT_NOTIFY" {
+            continue;
+        }
+        let b = sh("true").with(|c| {
+            c["linux"]["seccomp"] = serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW",
+                "syscalls": [{"names": ["acct"], "action": a}]})
+        });
+        assert_eq!(o.run_container(&b, "feat").0, 0, "{a}");
+    }
+    assert!(sc["operators"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|x| x == "SCMP_CMP_MASKED_EQ"));
     assert_eq!(v["linux"]["cgroup"]["v1"], false);
     let ns: Vec<&str> = v["linux"]["namespaces"]
         .as_array()
