@@ -50,6 +50,9 @@ pub struct MountOptions {
     pub rec_clear: u64,
     /// Everything else, passed to the filesystem as the data string.
     pub data: Vec<String>,
+    /// `tmpcopyup` (runc/crun extension, sent by podman for --read-only's tmpfs mounts): the
+    /// new tmpfs starts with a copy of what the directory it covers held.
+    pub tmpcopyup: bool,
 }
 
 impl MountOptions {
@@ -95,6 +98,10 @@ pub fn parse_options(options: &[String]) -> Result<MountOptions> {
             "strictatime" => (libc::MS_STRICTATIME, 0),
             "suid" => (0, libc::MS_NOSUID),
             "sync" => (libc::MS_SYNCHRONOUS, 0),
+            "tmpcopyup" => {
+                o.tmpcopyup = true;
+                continue;
+            }
             "idmap" | "ridmap" => {
                 bail!("mount option {opt:?} (idmapped mounts) is not supported yet")
             }
@@ -515,6 +522,15 @@ fn mount_one(root: BorrowedFd<'_>, bundle: &Path, m: &Mount, c: &mut Calls) -> R
         }
     }
     let target = ensure_in_root(root, dest, TargetKind::Dir)?;
+    if opts.tmpcopyup && fstype != "tmpfs" {
+        bail!("mount option \"tmpcopyup\" is only for tmpfs (this is {fstype})");
+    }
+    // The covered directory, opened before the tmpfs hides it (tmpcopyup).
+    let covered = if opts.tmpcopyup {
+        Some(reopen_dir(target.as_fd())?)
+    } else {
+        None
+    };
     let source = m.source().clone().unwrap_or_else(|| PathBuf::from(fstype));
     let data = opts.data.join(",");
     let data = (!data.is_empty()).then_some(data);
@@ -542,6 +558,17 @@ fn mount_one(root: BorrowedFd<'_>, bundle: &Path, m: &Mount, c: &mut Calls) -> R
             data.as_deref().unwrap_or("")
         )
     });
+    if let Some(from) = covered {
+        let to = reopen_dir(open_in_root(root, dest)?.as_fd())?;
+        copy_tree(from.as_fd(), to.as_fd())
+            .with_context(|| format!("tmpcopyup: cannot copy {} into the tmpfs", dest.display()))?;
+        c.note(|| {
+            format!(
+                "tmpcopyup: copied the contents of {} into it",
+                dest.display()
+            )
+        });
+    }
     if special || !opts.propagation.is_empty() || opts.rec_set | opts.rec_clear != 0 {
         let mounted = open_in_root(root, dest)?;
         if special {
@@ -559,6 +586,103 @@ fn mount_one(root: BorrowedFd<'_>, bundle: &Path, m: &Mount, c: &mut Calls) -> R
             }
         }
         apply_after(mounted.as_fd(), &opts, c)?;
+    }
+    Ok(())
+}
+
+/// A readable directory fd for the exact directory an O_PATH fd points at.
+fn reopen_dir(fd: BorrowedFd<'_>) -> Result<OwnedFd> {
+    sys::openat2(
+        sys::at_fdcwd(),
+        &fd_path(fd),
+        libc::O_RDONLY | libc::O_DIRECTORY,
+        0,
+        0,
+    )
+    .context("cannot reopen a directory")
+}
+
+/// Copies a directory tree fd-relative (files, directories, symlinks; owner and mode kept).
+/// Nothing is resolved by path, so a symlink in the image cannot redirect the copy.
+fn copy_tree(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> Result<()> {
+    use nix::fcntl::{openat, readlinkat, AtFlags, OFlag};
+    use nix::sys::stat::{fchmodat, fstatat, mkdirat, FchmodatFlags, Mode, SFlag};
+    let dir = nix::dir::Dir::from_fd(nix::unistd::dup(from.as_raw_fd())?)?;
+    let mut names = Vec::new();
+    for e in dir.into_iter().flatten() {
+        let n = e.file_name().to_owned();
+        if n.to_bytes() != b"." && n.to_bytes() != b".." {
+            names.push(n);
+        }
+    }
+    for name in names {
+        let st = fstatat(
+            Some(from.as_raw_fd()),
+            name.as_c_str(),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        )?;
+        let mode = Mode::from_bits_truncate(st.st_mode & 0o7777);
+        let kind = SFlag::from_bits_truncate(st.st_mode & libc::S_IFMT);
+        let rd = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        if kind == SFlag::S_IFDIR {
+            mkdirat(
+                Some(to.as_raw_fd()),
+                name.as_c_str(),
+                Mode::from_bits_truncate(0o700),
+            )?;
+            let sub_from = openat(
+                Some(from.as_raw_fd()),
+                name.as_c_str(),
+                rd | OFlag::O_DIRECTORY,
+                Mode::empty(),
+            )?;
+            let sub_to = openat(
+                Some(to.as_raw_fd()),
+                name.as_c_str(),
+                rd | OFlag::O_DIRECTORY,
+                Mode::empty(),
+            )?;
+            let (sf, st_) = (sys::own_fd(sub_from), sys::own_fd(sub_to));
+            copy_tree(sf.as_fd(), st_.as_fd())?;
+        } else if kind == SFlag::S_IFREG {
+            let src = sys::own_fd(openat(
+                Some(from.as_raw_fd()),
+                name.as_c_str(),
+                rd,
+                Mode::empty(),
+            )?);
+            let dst = sys::own_fd(openat(
+                Some(to.as_raw_fd()),
+                name.as_c_str(),
+                OFlag::O_WRONLY
+                    | OFlag::O_CREAT
+                    | OFlag::O_EXCL
+                    | OFlag::O_NOFOLLOW
+                    | OFlag::O_CLOEXEC,
+                Mode::from_bits_truncate(0o600),
+            )?);
+            std::io::copy(&mut std::fs::File::from(src), &mut std::fs::File::from(dst))?;
+        } else if kind == SFlag::S_IFLNK {
+            let target = readlinkat(Some(from.as_raw_fd()), name.as_c_str())?;
+            nix::unistd::symlinkat(target.as_os_str(), Some(to.as_raw_fd()), name.as_c_str())?;
+        } else {
+            continue; // devices, fifos, sockets: not copied (as runc)
+        }
+        nix::unistd::fchownat(
+            Some(to.as_raw_fd()),
+            name.as_c_str(),
+            Some(nix::unistd::Uid::from_raw(st.st_uid)),
+            Some(nix::unistd::Gid::from_raw(st.st_gid)),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        )?;
+        if kind != SFlag::S_IFLNK {
+            fchmodat(
+                Some(to.as_raw_fd()),
+                name.as_c_str(),
+                mode,
+                FchmodatFlags::FollowSymlink,
+            )?;
+        }
     }
     Ok(())
 }

@@ -593,5 +593,8 @@ fn exec_joins_a_sub_cgroup_and_delete_removes_sub_cgroups() {
         assert!(e.contains("not a sub-cgroup"), "{bad}: {e}");
     }
     o.ok(&["delete", "-f", "sub"]);
-    assert!(!dir.exists(), "delete removes the cgroup and its sub-cgroups");
+    assert!(
+        !dir.exists(),
+        "delete removes the cgroup and its sub-cgroups"
+    );
 }

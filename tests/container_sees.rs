@@ -452,3 +452,29 @@ fn a_user_namespace_maps_root_to_an_unprivileged_host_uid() {
         "an unprivileged uid outside"
     );
 }
+
+#[test]
+fn tmpcopyup_starts_a_tmpfs_with_the_covered_directory_contents() {
+    let o = Onggi::new();
+    let b = sh("mkdir -p /etc/sub && echo data > /etc/sub/f && ln -sf passwd /etc/link; \
+                grep -c root /etc/link; stat -c '%a %u' /etc/passwd; grep ' /etc ' /proc/self/mountinfo | grep -c tmpfs; \
+                touch /etc/new")
+    .with(|c| {
+        c["root"]["readonly"] = json!(true);
+        c["mounts"].as_array_mut().unwrap().push(json!({"destination": "/etc", "type": "tmpfs",
+            "source": "tmpfs", "options": ["rw", "nosuid", "nodev", "tmpcopyup"]}));
+    });
+    let mode = {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(b.rootfs().join("etc/passwd")).unwrap();
+        format!("{:o} {}", m.mode() & 0o7777, m.uid())
+    };
+    let out = o.output_of(&b);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert_ne!(lines[0], "0", "the image's /etc/passwd is there, through a copied symlink");
+    assert_eq!(lines[1], mode, "mode and owner kept");
+    assert_eq!(lines[2], "1", "/etc is a tmpfs");
+    assert!(!b.rootfs().join("etc/new").exists(), "writes land in the tmpfs");
+    assert!(!b.rootfs().join("etc/sub").exists());
+}
