@@ -236,19 +236,17 @@ fn setup(ctx: &InitContext<'_>, state: &str) -> Result<Option<Prepared>> {
         rootfs::ensure_in_root(root.as_fd(), cwd, TargetKind::Dir).map(|_| ())
     })
     .with_context(|| format!("process.cwd {}", cwd.display()))?;
-    let console = match ctx.console {
-        Some(sock) => {
-            let size = process
-                .console_size()
-                .map(|b| (b.height() as u16, b.width() as u16));
-            Some(trace::step("console", |c| {
-                crate::console::setup(sock, size, c)
-            })?)
-        }
-        None => None,
-    };
-    let mut prepared = prepare_process(process, ctx.seccomp.is_some())?;
-    prepared.console = console;
+    if let Some(sock) = ctx.console {
+        let size = process
+            .console_size()
+            .map(|b| (b.height() as u16, b.width() as u16));
+        let slave = trace::step("console", |c| crate::console::setup(sock, size, c))?;
+        // The pty becomes our stdio now, not at the gate: managers (go-runc in the containerd
+        // shim) read create's output pipe until EOF, so the init must not keep it open while
+        // it waits for `start` (runc does the same).
+        crate::console::attach(&slave).context("cannot attach the terminal")?;
+    }
+    let prepared = prepare_process(process, ctx.seccomp.is_some())?;
     Ok(Some(prepared))
 }
 

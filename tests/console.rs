@@ -251,3 +251,44 @@ fn exec_with_a_terminal_through_the_console_socket_and_relayed() {
     assert!(e.contains("--console-socket"), "{e}");
     o.ok(&["delete", "-f", "ex"]);
 }
+
+#[test]
+fn create_with_a_terminal_does_not_keep_the_callers_output_pipe_open() {
+    // go-runc (containerd's shim) reads create's output until EOF: the waiting init must have
+    // replaced its stdio with the pty already, or the shim waits forever.
+    let o = Onggi::new();
+    let scratch = Scratch::new("console-eof");
+    let sock = scratch.path().join("console.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    let b = Bundle::new(&["true"]).with(|c| c["process"]["terminal"] = json!(true));
+    let mut create = o
+        .command()
+        .args([
+            "create",
+            "--console-socket",
+            sock.to_str().unwrap(),
+            "--bundle",
+            b.dir(),
+            "eof",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (_path, _master) = receive(&listener);
+    let mut out = create.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        let _ = tx.send(s);
+    });
+    let eof = rx.recv_timeout(std::time::Duration::from_secs(20));
+    assert!(
+        eof.is_ok(),
+        "create's stdout never reached EOF: the init holds it"
+    );
+    assert!(wait_child(&mut create).success());
+    assert_eq!(o.status("eof"), "created");
+    o.ok(&["delete", "-f", "eof"]);
+}

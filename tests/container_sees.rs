@@ -472,9 +472,15 @@ fn tmpcopyup_starts_a_tmpfs_with_the_covered_directory_contents() {
     let out = o.output_of(&b);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 3, "{out}");
-    assert_ne!(lines[0], "0", "the image's /etc/passwd is there, through a copied symlink");
+    assert_ne!(
+        lines[0], "0",
+        "the image's /etc/passwd is there, through a copied symlink"
+    );
     assert_eq!(lines[1], mode, "mode and owner kept");
     assert_eq!(lines[2], "1", "/etc is a tmpfs");
-    assert!(!b.rootfs().join("etc/new").exists(), "writes land in the tmpfs");
+    assert!(
+        !b.rootfs().join("etc/new").exists(),
+        "writes land in the tmpfs"
+    );
     assert!(!b.rootfs().join("etc/sub").exists());
 }
