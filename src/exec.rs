@@ -56,6 +56,12 @@ pub struct ExecArgs {
     /// Add a capability (CAP_NAME) to the bounding, effective and permitted sets
     #[arg(short = 'c', long = "cap", value_name = "CAP")]
     pub caps: Vec<String>,
+    /// AppArmor profile for the process (refused: onggi applies no LSM labels yet)
+    #[arg(long, value_name = "PROFILE")]
+    pub apparmor: Option<String>,
+    /// SELinux label for the process (refused: onggi applies no LSM labels yet)
+    #[arg(long, value_name = "LABEL")]
+    pub process_label: Option<String>,
     /// Set no_new_privs for the process
     #[arg(long)]
     pub no_new_privs: bool,
@@ -161,6 +167,12 @@ fn build_process(args: &ExecArgs, base: Option<&Process>) -> Result<Process> {
     if args.no_new_privs {
         v["noNewPrivileges"] = serde_json::json!(true);
     }
+    if let Some(a) = &args.apparmor {
+        v["apparmorProfile"] = serde_json::json!(a);
+    }
+    if let Some(l) = &args.process_label {
+        v["selinuxLabel"] = serde_json::json!(l);
+    }
     serde_json::from_value(v).context("the exec process is not valid (an unknown --cap?)")
 }
 
@@ -182,6 +194,7 @@ pub fn exec(store: &Store, args: &ExecArgs) -> Result<i32> {
     }
     let config = dir.load_config()?;
     let process = build_process(args, config.process().as_ref())?;
+    crate::spec::refuse_process_labels(&process)?;
     let namespaces_list = config
         .linux()
         .as_ref()

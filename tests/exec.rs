@@ -211,3 +211,25 @@ fn exec_into_stopped_or_paused_containers() {
     assert!(e.contains("container does not exist"), "{e}");
     o.ok(&["delete", "p"]);
 }
+
+#[test]
+fn lsm_labels_on_exec_are_refused_not_ignored() {
+    let o = Onggi::new();
+    let _c = running(&o, "lsm");
+    let e = o.fails(&["exec", "--apparmor", "docker-default", "lsm", "true"]);
+    assert!(
+        e.contains("apparmorProfile") && e.contains("AppArmor"),
+        "{e}"
+    );
+    let e = o.fails(&[
+        "exec",
+        "--process-label",
+        "system_u:system_r:container_t:s0",
+        "lsm",
+        "true",
+    ]);
+    assert!(e.contains("selinuxLabel") && e.contains("SELinux"), "{e}");
+    // Without a label, exec works as before.
+    assert_eq!(o.ok(&["exec", "lsm", "echo", "ok"]), "ok\n");
+    o.ok(&["delete", "-f", "lsm"]);
+}
