@@ -203,15 +203,7 @@ pub fn exec(store: &Store, args: &ExecArgs) -> Result<i32> {
     drop(dir);
     // The container's filter applies to every process that joins it.
     let seccomp_spec = config.linux().as_ref().and_then(|l| l.seccomp().clone());
-    let seccomp = seccomp_spec
-        .as_ref()
-        .map(crate::seccomp::compile)
-        .transpose()?;
-    let listener = seccomp_spec
-        .as_ref()
-        .map(crate::seccomp::connect_listener)
-        .transpose()?
-        .flatten();
+    let (seccomp, listener) = crate::seccomp::prepare(seccomp_spec.as_ref())?;
     let notify = seccomp.as_ref().is_some_and(|f| f.uses_notify());
 
     let pidfd =

@@ -203,15 +203,7 @@ pub fn create(store: &Store, o: &CreateOptions<'_>) -> Result<Created> {
         .linux()
         .as_ref()
         .and_then(|l| l.seccomp().clone());
-    let seccomp = seccomp_spec
-        .as_ref()
-        .map(|s| trace::step("seccomp_compile", |_| crate::seccomp::compile(s)))
-        .transpose()?;
-    let listener = seccomp_spec
-        .as_ref()
-        .map(crate::seccomp::connect_listener)
-        .transpose()?
-        .flatten();
+    let (seccomp, listener) = crate::seccomp::prepare(seccomp_spec.as_ref())?;
     let dir = store.create(o.id)?;
     let mut guard = Cleanup {
         dir: Some(dir),

@@ -212,8 +212,18 @@ impl Filter {
     }
 }
 
+/// For create and exec, before the clone: the compiled filter of `linux.seccomp` (if any) and
+/// the connected listenerPath socket (when it uses SCMP_ACT_NOTIFY).
+pub fn prepare(spec: Option<&LinuxSeccomp>) -> Result<(Option<Filter>, Option<UnixStream>)> {
+    let Some(s) = spec else {
+        return Ok((None, None));
+    };
+    let filter = trace::step("seccomp_compile", |_| compile(s))?;
+    Ok((Some(filter), connect_listener(s)?))
+}
+
 /// Connects to listenerPath (in the runtime's mount namespace, before the clone).
-pub fn connect_listener(s: &LinuxSeccomp) -> Result<Option<UnixStream>> {
+fn connect_listener(s: &LinuxSeccomp) -> Result<Option<UnixStream>> {
     let Some(p) = s.listener_path() else {
         return Ok(None);
     };

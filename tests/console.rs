@@ -5,35 +5,13 @@ mod common;
 use common::*;
 use serde_json::json;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixListener;
 
-/// Accepts one connection and receives the console message; checks it carries exactly one
-/// SCM_RIGHTS message with exactly one descriptor, and returns (data, fd).
+/// Accepts one connection and receives the console message (path + exactly one fd).
 fn receive(listener: &UnixListener) -> (String, OwnedFd) {
-    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
     let (conn, _) = listener.accept().expect("onggi connects");
-    let mut buf = [0u8; 4096];
-    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-    let mut space = nix::cmsg_space!([RawFd; 4]);
-    let msg = recvmsg::<()>(
-        conn.as_raw_fd(),
-        &mut iov,
-        Some(&mut space),
-        MsgFlags::empty(),
-    )
-    .expect("recvmsg");
-    let cmsgs: Vec<ControlMessageOwned> = msg.cmsgs().expect("cmsgs").collect();
-    assert_eq!(cmsgs.len(), 1, "exactly one control message");
-    let fds = match &cmsgs[0] {
-        ControlMessageOwned::ScmRights(fds) => fds.clone(),
-        other => panic!("not SCM_RIGHTS: {other:?}"),
-    };
-    assert_eq!(fds.len(), 1, "exactly one descriptor");
-    let n = msg.bytes;
-    let data = String::from_utf8_lossy(&buf[..n]).into_owned();
-    // SAFETY: the descriptor was just received and is owned by nothing else.
-    (data, unsafe { OwnedFd::from_raw_fd(fds[0]) })
+    recv_one_fd(&conn)
 }
 
 #[test]

@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 use std::io::Read;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
 
@@ -189,33 +189,6 @@ fn a_bad_profile_is_refused_at_create_naming_the_field_and_leaves_nothing() {
     assert_eq!(o.output_of(&b), "fine\n");
 }
 
-/// Receives one message and its single descriptor.
-fn receive(conn: &std::os::unix::net::UnixStream) -> (String, OwnedFd) {
-    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
-    let mut buf = vec![0u8; 65536];
-    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-    let mut space = nix::cmsg_space!([RawFd; 2]);
-    let msg = recvmsg::<()>(
-        conn.as_raw_fd(),
-        &mut iov,
-        Some(&mut space),
-        MsgFlags::empty(),
-    )
-    .expect("recvmsg");
-    let mut fds = Vec::new();
-    for c in msg.cmsgs().expect("cmsgs") {
-        if let ControlMessageOwned::ScmRights(f) = c {
-            fds.extend(f);
-        }
-    }
-    assert_eq!(fds.len(), 1, "exactly one descriptor");
-    let n = msg.bytes;
-    // SAFETY: just received; nothing else owns it.
-    (String::from_utf8_lossy(&buf[..n]).into_owned(), unsafe {
-        OwnedFd::from_raw_fd(fds[0])
-    })
-}
-
 #[test]
 fn notify_sends_the_listener_fd_and_the_container_state_and_the_agent_answers() {
     use libseccomp::{ScmpNotifReq, ScmpNotifResp, ScmpNotifRespFlags};
@@ -237,7 +210,7 @@ fn notify_sends_the_listener_fd_and_the_container_state_and_the_agent_answers() 
         .spawn()
         .unwrap();
     let (conn, _) = listener.accept().unwrap();
-    let (text_msg, fd) = receive(&conn);
+    let (text_msg, fd) = recv_one_fd(&conn);
     let m: Value = serde_json::from_str(&text_msg).expect("the message is JSON");
     assert_eq!(m["fds"], json!(["seccompFd"]));
     assert_eq!(m["metadata"], "agent-data");

@@ -326,3 +326,32 @@ pub fn status_field<'a>(status: &'a str, key: &str) -> &'a str {
         .map(str::trim)
         .unwrap_or_else(|| panic!("no {key} in status:\n{status}"))
 }
+
+/// Receives one message on `sock` and checks it carries exactly one SCM_RIGHTS control message
+/// with exactly one descriptor (the shape conmon, go-runc and seccomp agents require); returns
+/// (data, fd).
+pub fn recv_one_fd(sock: &std::os::unix::net::UnixStream) -> (String, std::os::fd::OwnedFd) {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+    let mut buf = vec![0u8; 65536];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([RawFd; 4]);
+    let msg = recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::empty(),
+    )
+    .expect("recvmsg");
+    let cmsgs: Vec<ControlMessageOwned> = msg.cmsgs().expect("cmsgs").collect();
+    assert_eq!(cmsgs.len(), 1, "exactly one control message");
+    let fds = match &cmsgs[0] {
+        ControlMessageOwned::ScmRights(fds) => fds.clone(),
+        other => panic!("not SCM_RIGHTS: {other:?}"),
+    };
+    assert_eq!(fds.len(), 1, "exactly one descriptor");
+    let n = msg.bytes;
+    let data = String::from_utf8_lossy(&buf[..n]).into_owned();
+    // SAFETY: the descriptor was just received and is owned by nothing else.
+    (data, unsafe { std::os::fd::OwnedFd::from_raw_fd(fds[0]) })
+}

@@ -46,14 +46,7 @@ trap cleanup EXIT
 for _ in $(seq 100); do [ -S "$SOCK" ] && break; sleep 0.1; done
 [ -S "$SOCK" ] || { echo "containerd did not start:"; tail "$T/containerd.log"; exit 2; }
 
-check() { # check NAME WANT GOT
-  n=$((n+1))
-  if [ "$2" = "$3" ]; then echo "ok $n - $1"; else echo "not ok $n - $1: want [$2] got [$3]"; fail=1; fi
-}
-has() { # has NAME NEEDLE HAYSTACK
-  n=$((n+1))
-  case "$3" in *"$2"*) echo "ok $n - $1";; *) echo "not ok $n - $1: [$2] not in [$3]"; fail=1;; esac
-}
+source "$(dirname "$0")/lib.sh"
 
 # The image: an OCI layout (umoci), imported as localhost/onggi-busybox:latest.
 L=$T/layout

@@ -50,14 +50,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-check() { # check NAME WANT GOT
-  n=$((n+1))
-  if [ "$2" = "$3" ]; then echo "ok $n - $1"; else echo "not ok $n - $1: want [$2] got [$3]"; fail=1; fi
-}
-has() { # has NAME NEEDLE HAYSTACK
-  n=$((n+1))
-  case "$3" in *"$2"*) echo "ok $n - $1";; *) echo "not ok $n - $1: [$2] not in [$3]"; fail=1;; esac
-}
+source "$(dirname "$0")/lib.sh"
 
 tar -C "$ROOTFS" -cf "$T/rootfs.tar" . || exit 2
 "${P[@]}" import -q "$T/rootfs.tar" localhost/onggi-busybox >/dev/null || { echo "podman import failed"; exit 2; }
