@@ -52,7 +52,7 @@ e2e-containerd: build bundles
 	$(PRIVATE) bash tests/e2e/containerd.sh $(ONGGI) $(CURDIR)/bundles/rootfs
 
 ## conformance: the OCI runtime-tools programs the foundation must pass (see README)
-CONFORMANCE := create state start kill kill_no_effect delete delete_only_create_resources \
+CONFORMANCE := create state start kill kill_no_effect killsig delete delete_only_create_resources \
   default hostname mounts root_readonly_true linux_masked_paths linux_readonly_paths linux_devices \
   linux_ns_itype linux_ns_nopath linux_ns_path linux_ns_path_type linux_sysctl \
   linux_rootfs_propagation process process_user process_rlimits_fail process_oom_score_adj \

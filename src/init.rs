@@ -75,6 +75,26 @@ pub fn run(ctx: InitContext<'_>) -> ! {
             sys::exit_now(1)
         }
     };
+    // The init loads its filter before it reports Ready, as runc does: loading a large
+    // profile (libseccomp generates the BPF then) takes milliseconds, which must not sit
+    // between `start` and the user process — a signal sent right after `start` would reach a
+    // PID 1 that has no handler yet. A NOTIFY listener therefore gets its fd during create.
+    let mut prepared = prepared;
+    if let (Some(p), Some(filter)) = (prepared.as_mut(), ctx.seccomp) {
+        let s = Seccomp {
+            filter,
+            listener: ctx.seccomp_listener,
+            pid: serde_json::from_str::<serde_json::Value>(&state)
+                .ok()
+                .and_then(|v| v["pid"].as_i64())
+                .unwrap_or(0) as i32,
+            state: state.clone(),
+        };
+        if let Err(e) = load_seccomp(&s, p.final_caps.take().as_ref()) {
+            let _ = ctx.channel.send(&Msg::Error(format!("{e:#}")));
+            sys::exit_now(1);
+        }
+    }
     let _ = sys::set_parent_death_signal(0);
     if ctx.channel.send(&Msg::Ready).is_err() {
         sys::exit_now(1);
@@ -97,17 +117,8 @@ pub fn run(ctx: InitContext<'_>) -> ! {
         eprintln!("onggi: {e:#}");
         sys::exit_now(1);
     }
-    let seccomp = ctx.seccomp.map(|filter| Seccomp {
-        filter,
-        listener: ctx.seccomp_listener,
-        pid: serde_json::from_str::<serde_json::Value>(&state)
-            .ok()
-            .and_then(|v| v["pid"].as_i64())
-            .unwrap_or(0) as i32,
-        state: state.replace("\"creating\"", "\"running\""),
-    });
     match prepared {
-        Some(p) => exec(p, ctx.preserve_fds, seccomp),
+        Some(p) => exec(p, ctx.preserve_fds, None),
         // A container created without `process` cannot be started: `start` refuses.
         None => sys::exit_now(0),
     }
@@ -476,7 +487,7 @@ pub struct Seccomp<'a> {
     pub state: String,
 }
 
-/// The last step before execve: load the filter (with CAP_SYS_ADMIN, or no_new_privs when the
+/// Loads the filter (the init: before Ready; exec: just before execve) (with CAP_SYS_ADMIN, or no_new_privs when the
 /// process has never had it), send a notification fd to the listener, drop a held capability.
 fn load_seccomp(s: &Seccomp<'_>, final_caps: Option<&CapSets>) -> Result<()> {
     trace::step("seccomp", |c| {

@@ -1,8 +1,8 @@
-//! `linux.seccomp`: the syscall filter, compiled with libseccomp and loaded as the last step
-//! before execve.
+//! `linux.seccomp`: the syscall filter, compiled with libseccomp at create and loaded by the
+//! init before it reports Ready (by an exec'd process, as its last step before execve).
 //!
 //! ```text
-//!   create (in the init, before the gate)      at execve (init after `start`, or exec)
+//!   create / exec, before the clone            init: end of setup, before Ready; exec: at execve
 //!   ─────────────────────────────────────      ────────────────────────────────────────
 //!   compile: default action, archs, flags,     capabilities already final, except that
 //!   one rule per syscall name (per argument    CAP_SYS_ADMIN is still held when the filter
@@ -14,9 +14,10 @@
 //! ```
 //!
 //! Loading needs CAP_SYS_ADMIN (in the container's user namespace) or no_new_privs. runc loads
-//! early, before dropping capabilities, when noNewPrivileges is false; onggi loads last (fewer
-//! syscalls run under the filter, so fewer profiles break onggi itself) and keeps CAP_SYS_ADMIN
-//! effective until just after the load. Only a process that never had it (a non-root user with
+//! before dropping capabilities when noNewPrivileges is false; onggi loads after the capability
+//! step and keeps CAP_SYS_ADMIN effective until just after the load. The init loads before
+//! Ready, not after `start`: generating the BPF takes milliseconds that must not delay the user
+//! process (a signal sent right after `start` would find no handler yet). Only a process that never had it (a non-root user with
 //! no capabilities configured) gets no_new_privs, and the trace says so.
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -182,7 +183,7 @@ impl Filter {
         self.notify
     }
 
-    /// Loads the filter into the calling process (the last step before execve). Returns the
+    /// Loads the filter into the calling process (see the module comment for when). Returns the
     /// notification fd when the filter has SCMP_ACT_NOTIFY rules.
     pub fn load(&self, c: &mut trace::Calls) -> Result<Option<OwnedFd>> {
         self.ctx

@@ -134,10 +134,33 @@ pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: libc::c_int) -> io::Result<
 }
 
 /// Marks every descriptor from `first` up as close-on-exec (CLOSE_RANGE_CLOEXEC).
+/// When close_range is refused (a seccomp allow-list older than it: the init loads its filter
+/// before the gate), each open descriptor listed in /proc/self/fd gets FD_CLOEXEC instead.
 pub fn cloexec_from(first: u32) -> io::Result<()> {
     // SAFETY: close_range only changes descriptor flags; no memory is involved.
     let ret = unsafe { libc::close_range(first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC as i32) };
-    check_int(ret).map(|_| ())
+    match check_int(ret) {
+        Ok(_) => Ok(()),
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EPERM | libc::ENOSYS | libc::EACCES)
+            ) =>
+        {
+            for entry in std::fs::read_dir("/proc/self/fd")? {
+                let fd: libc::c_int = match entry?.file_name().to_str().and_then(|n| n.parse().ok())
+                {
+                    Some(fd) if fd >= first as libc::c_int => fd,
+                    _ => continue,
+                };
+                // SAFETY: integer-only fcntl; a descriptor closed meanwhile (the directory's
+                // own) fails with EBADF, which is fine.
+                unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+            }
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// prctl(PR_SET_DUMPABLE): a non-dumpable process cannot be ptraced or have its /proc/<pid>

@@ -235,3 +235,51 @@ fn notify_sends_the_listener_fd_and_the_container_state_and_the_agent_answers() 
         .unwrap();
     assert!(seen.contains("mkdir=1"), "{seen}");
 }
+
+#[test]
+fn the_init_loads_its_filter_before_the_gate_and_still_closes_every_host_fd() {
+    // A runtime-tools/Docker-shaped allow-list (default ERRNO, hundreds of names, three archs)
+    // that predates close_range. Generating its BPF takes milliseconds: the init must do it
+    // before it reports Ready, not between `start` and the user process (a signal sent right
+    // after `start` found no trap yet: runtime-tools killsig). The trace shows the order.
+    let o = Onggi::new();
+    let names: Vec<String> = (0..450)
+        .filter_map(|nr| {
+            libseccomp::ScmpSyscall::from(nr)
+                .get_name()
+                .ok()
+                .filter(|n| n != "close_range")
+        })
+        .collect();
+    assert!(names.len() > 300);
+    let b = sh("ls /proc/self/fd | tr '\\n' ' '").with(|c| {
+        c["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ERRNO",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+            "syscalls": [{"names": names, "action": "SCMP_ACT_ALLOW"}]});
+    });
+    let logs = Scratch::new("seccomp-order");
+    let log = logs.path().join("log");
+    let out = o.run(&[
+        "--debug",
+        "--log",
+        log.to_str().unwrap(),
+        "run",
+        "--bundle",
+        b.dir(),
+        "order",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // Without close_range, the fds are still marked close-on-exec one by one: only stdio and
+    // ls's own directory fd are open in the process.
+    assert_eq!(text(&out.stdout), "0 1 2 3 ", "{}", text(&out.stderr));
+    let trace = std::fs::read_to_string(&log).unwrap();
+    let at = |step: &str| {
+        trace
+            .find(&format!("step={step} "))
+            .unwrap_or_else(|| panic!("no {step} step in the trace:\n{trace}"))
+    };
+    assert!(
+        at("seccomp") < at("gate"),
+        "the filter is loaded before the gate:\n{trace}"
+    );
+}
