@@ -251,11 +251,15 @@ fn setup(ctx: &InitContext<'_>, state: &str) -> Result<Option<Prepared>> {
         let size = process
             .console_size()
             .map(|b| (b.height() as u16, b.width() as u16));
-        let slave = trace::step("console", |c| crate::console::setup(sock, size, c))?;
-        // The pty becomes our stdio now, not at the gate: managers (go-runc in the containerd
-        // shim) read create's output pipe until EOF, so the init must not keep it open while
-        // it waits for `start` (runc does the same).
-        crate::console::attach(&slave).context("cannot attach the terminal")?;
+        trace::step("console", |c| {
+            let slave = crate::console::setup(sock, size, c)?;
+            // The pty becomes our stdio now, not at the gate: managers (go-runc in the
+            // containerd shim) read create's output pipe until EOF, so the init must not keep
+            // it open while it waits for `start` (runc does the same).
+            crate::console::attach(&slave).context("cannot attach the terminal")?;
+            c.note(|| "setsid(); ioctl(TIOCSCTTY); dup2(pty slave, 0/1/2)".into());
+            Ok::<_, anyhow::Error>(())
+        })?;
     }
     let prepared = prepare_process(process, ctx.seccomp.is_some())?;
     Ok(Some(prepared))
