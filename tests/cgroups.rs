@@ -302,11 +302,20 @@ fn a_fork_loop_stops_at_pids_max() {
         .parse()
         .unwrap();
     assert!(current <= 10, "pids.current {current} above pids.max 10");
-    let inside = std::fs::read_to_string(b.rootfs().join("cur")).unwrap_or_default();
-    assert!(
-        inside.trim().parse::<u32>().is_ok_and(|n| n <= 10),
-        "inside: {inside:?}"
-    );
+    // The container's own report lags the host's view: wait until it has written one (the
+    // fallback `echo > /cur` can be caught mid-write, hence parse until it reads whole).
+    let inside = || {
+        std::fs::read_to_string(b.rootfs().join("cur"))
+            .ok()
+            .and_then(|t| t.trim().parse::<u32>().ok())
+    };
+    let mut seen = None;
+    wait_for(|| {
+        seen = inside();
+        seen.is_some()
+    });
+    let seen = seen.unwrap_or_default();
+    assert!(seen <= 10, "the container saw pids.current {seen} above 10");
     o.ok(&["delete", "--force", "fork"]);
     assert!(!dir.exists());
 }
