@@ -149,8 +149,8 @@ pub fn apply_sets(sets: &CapSets, hold_sys_admin: bool, c: &mut Calls) -> Result
     caps::clear(None, CapSet::Ambient).context("cannot clear the ambient capabilities")?;
     for cap in &sets.ambient {
         if let Err(e) = caps::raise(None, CapSet::Ambient, *cap) {
-            trace::event(|| {
-                format!("warning: cannot raise ambient {cap}: {e} (it must be permitted and inheritable)")
+            trace::moment("warning", || {
+                format!("cannot raise ambient {cap}: {e} (it must be permitted and inheritable)")
             });
         }
     }

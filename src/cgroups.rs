@@ -145,8 +145,8 @@ pub fn resource_writes(r: &LinuxResources) -> Result<Vec<Write>> {
             out.push(w("memory", "memory.swap.max", s));
         }
         if m.kernel().is_some() || m.kernel_tcp().is_some() {
-            trace::event(|| {
-                "warning: memory.kernel and kernelTCP do not exist in cgroup v2; ignored".into()
+            trace::moment("warning", || {
+                "memory.kernel and kernelTCP do not exist in cgroup v2; ignored".into()
             });
         }
         if m.disable_oom_killer() == Some(true) {

@@ -29,9 +29,15 @@ pub struct Cli {
     /// Format of --log lines
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,
-    /// Trace every setup step (to --log, else stderr)
+    /// Debug lines, including every setup step, to --log (else stderr)
     #[arg(long)]
     pub debug: bool,
+    /// Print every setup step of create/run/exec to stderr: name, kernel calls, time
+    #[arg(long)]
+    pub trace: bool,
+    /// Format of --trace lines
+    #[arg(long, value_enum, default_value = "text", value_name = "FORMAT")]
+    pub trace_format: TraceFormat,
     /// Use systemd to manage cgroups (not supported yet)
     #[arg(long)]
     pub systemd_cgroup: bool,
@@ -46,6 +52,13 @@ pub struct Cli {
     pub version: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+/// `--trace-format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TraceFormat {
+    Text,
+    Json,
 }
 
 #[derive(Args, Debug)]
@@ -242,8 +255,15 @@ pub fn main(args: Vec<OsString>) -> i32 {
         );
         return 1;
     }
-    if cli.debug {
-        trace::enable();
+    let mode = match (cli.trace, cli.trace_format, cli.debug) {
+        (true, TraceFormat::Text, _) => Some(trace::Mode::Text),
+        (true, TraceFormat::Json, _) => Some(trace::Mode::Json),
+        (false, _, true) => Some(trace::Mode::Debug),
+        (false, _, false) => None,
+    };
+    if let Some(Err(e)) = mode.map(trace::enable) {
+        logging::error(&format!("--trace: {e}"));
+        return 1;
     }
     match dispatch(cli) {
         Ok(code) => code,
@@ -256,12 +276,12 @@ pub fn main(args: Vec<OsString>) -> i32 {
 
 fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     if cli.version {
-        println!("onggi version {}", env!("CARGO_PKG_VERSION"));
-        println!(
+        logging::print(&format!("onggi version {}", env!("CARGO_PKG_VERSION")));
+        logging::print(&format!(
             "commit: {}",
             option_env!("ONGGI_COMMIT").unwrap_or("unknown")
-        );
-        println!("spec: {}", spec::OCI_VERSION);
+        ));
+        logging::print(&format!("spec: {}", spec::OCI_VERSION));
         return Ok(0);
     }
     if cli.systemd_cgroup {
@@ -299,7 +319,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Kill { all, id, signal } => container::kill(&store()?, &id, &signal, all)?,
         Command::Delete { force, id } => container::delete(&store()?, &id, force)?,
         Command::List { quiet, format } => container::list(&store()?, quiet, format == "json")?,
-        Command::Features => println!("{}", serde_json::to_string_pretty(&container::features())?),
+        Command::Features => logging::print(&serde_json::to_string_pretty(&container::features())?),
     }
     Ok(0)
 }

@@ -2,7 +2,8 @@
 //! start + wait), as runc's CLI does them.
 
 use anyhow::{bail, Context, Result};
-use std::io::Write;
+use std::fmt::Write as _;
+use std::io::Write as _;
 use std::os::fd::AsFd;
 use std::os::unix::fs::OpenOptionsExt;
 
@@ -105,7 +106,7 @@ pub fn oci_state(dir: &ContainerDir, s: &State) -> serde_json::Value {
 pub fn state(store: &Store, id: &str) -> Result<()> {
     let (dir, s) = open(store, id)?;
     let v = oci_state(&dir, &s);
-    println!("{}", serde_json::to_string_pretty(&v)?);
+    crate::logging::print(&serde_json::to_string_pretty(&v)?);
     Ok(())
 }
 
@@ -280,7 +281,7 @@ pub fn list(store: &Store, quiet: bool, json: bool) -> Result<()> {
             .into();
         rows.push(v);
     }
-    let mut out = std::io::stdout().lock();
+    let mut out = String::new();
     if quiet {
         for r in &rows {
             writeln!(out, "{}", r["id"].as_str().unwrap_or_default())?;
@@ -320,6 +321,9 @@ pub fn list(store: &Store, quiet: bool, json: bool) -> Result<()> {
                 .collect();
             writeln!(out, "{}", line.join("   ").trim_end())?;
         }
+    }
+    if !out.is_empty() {
+        crate::logging::print(out.trim_end_matches('\n'));
     }
     Ok(())
 }

@@ -281,7 +281,9 @@ pub fn exec(store: &Store, args: &ExecArgs) -> Result<i32> {
     let rootfs = state.rootfs.clone();
     match sys::clone3(0, cgroup.as_ref().map(|f| f.as_fd())).context("clone3")? {
         Forked::Child => {
+            crate::trace::set_who(crate::trace::Who::Exec);
             let mut keep = vec![child_end.fd().as_raw_fd(), pidfd.as_raw_fd()];
+            keep.extend(crate::trace::sink().map(|f| f.as_raw_fd()));
             keep.extend(console.as_ref().map(|c| c.as_raw_fd()));
             keep.extend(listener.as_ref().map(|c| c.as_raw_fd()));
             let target = Target {
@@ -434,9 +436,9 @@ pub fn ps(store: &Store, id: &str, json: bool) -> Result<()> {
     };
     pids.sort_unstable();
     if json {
-        println!("{}", serde_json::to_string(&pids)?);
+        crate::logging::print(&serde_json::to_string(&pids)?);
     } else {
-        println!("{:>8}  CMD", "PID");
+        crate::logging::print(&format!("{:>8}  CMD", "PID"));
         for p in pids {
             let cmd = std::fs::read(format!("/proc/{p}/cmdline"))
                 .map(|b| {
@@ -446,7 +448,7 @@ pub fn ps(store: &Store, id: &str, json: bool) -> Result<()> {
                         .to_string()
                 })
                 .unwrap_or_default();
-            println!("{p:>8}  {cmd}");
+            crate::logging::print(&format!("{p:>8}  {cmd}"));
         }
     }
     Ok(())

@@ -114,7 +114,7 @@ pub fn run(ctx: InitContext<'_>) -> ! {
     ) {
         // start has returned already: the error goes to the container's stderr, and the
         // container stops without running its process.
-        eprintln!("onggi: {e:#}");
+        crate::logging::stderr_line(&format!("onggi: {e:#}"));
         sys::exit_now(1);
     }
     match prepared {
@@ -471,7 +471,9 @@ fn wait_at_gate(gate: BorrowedFd<'_>) {
     ] {
         let _ = sys::set_signal_handler(sig, die);
     }
-    trace::event(|| "step=gate | waiting in read(exec.fifo) for `onggi start`".into());
+    trace::moment("gate", || {
+        "waiting in read(exec.fifo) for `onggi start`".into()
+    });
     let mut b = [0u8; 1];
     loop {
         match nix::unistd::read(gate.as_raw_fd(), &mut b) {
@@ -529,7 +531,7 @@ fn load_seccomp(s: &Seccomp<'_>, final_caps: Option<&CapSets>) -> Result<()> {
 pub fn exec(p: Prepared, preserve_fds: u32, seccomp: Option<Seccomp<'_>>) -> ! {
     if let Some(slave) = &p.console {
         if let Err(e) = crate::console::attach(slave) {
-            eprintln!("onggi: cannot attach the terminal: {e:#}");
+            crate::logging::stderr_line(&format!("onggi: cannot attach the terminal: {e:#}"));
             sys::exit_now(1);
         }
     }
@@ -543,18 +545,22 @@ pub fn exec(p: Prepared, preserve_fds: u32, seccomp: Option<Seccomp<'_>>) -> ! {
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(p.umask));
     if let Some(s) = &seccomp {
         if let Err(e) = load_seccomp(s, p.final_caps.as_ref()) {
-            eprintln!("onggi: {e:#}");
+            crate::logging::stderr_line(&format!("onggi: {e:#}"));
             sys::exit_now(1);
         }
     }
-    trace::event(|| format!("step=execve | execve({:?}, {:?})", p.path, p.args));
+    trace::moment("execve", || format!("execve({:?}, {:?})", p.path, p.args));
     let err = nix::unistd::execve(&p.path, &p.args, &p.env).unwrap_err();
     let code = match err {
         nix::errno::Errno::ENOENT => 127,
         nix::errno::Errno::EACCES => 126,
         _ => 1,
     };
-    eprintln!("onggi: exec {:?}: {}", p.path, err.desc().to_lowercase());
+    crate::logging::stderr_line(&format!(
+        "onggi: exec {:?}: {}",
+        p.path,
+        err.desc().to_lowercase()
+    ));
     sys::exit_now(code)
 }
 

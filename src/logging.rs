@@ -111,6 +111,25 @@ fn report(level: &str, prefix: &str, msg: &str) {
     }
 }
 
+/// Writes `text` and a newline to stdout (command output: state, list, features …). A reader
+/// that went away (`onggi --version | head -1`) ends onggi quietly with 141 (128+SIGPIPE), as a
+/// tool killed by SIGPIPE would, instead of a panic.
+pub fn print(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let r = out
+        .write_all(text.as_bytes())
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush());
+    if r.is_err_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) {
+        crate::sys::exit_now(128 + libc::SIGPIPE);
+    }
+}
+
+/// One line on stderr, never failing (the init reports its last error this way).
+pub fn stderr_line(msg: &str) {
+    let _ = writeln!(std::io::stderr(), "{msg}");
+}
+
 /// A debug line (with `--debug` only).
 pub fn debug(msg: &str) {
     let Some(l) = LOGGER.get() else { return };

@@ -214,8 +214,19 @@ pub fn create(store: &Store, o: &CreateOptions<'_>) -> Result<Created> {
         .dir
         .as_ref()
         .ok_or_else(|| anyhow!("state directory vanished"))?;
-    dir.save_config(&bundle.spec)?;
-    let gate = make_gate(dir)?;
+    let gate = trace::step("state_dir", |c| {
+        dir.save_config(&bundle.spec)?;
+        let gate = make_gate(dir)?;
+        c.note(|| {
+            let fifo = dir.gate_path();
+            let d = fifo.parent().unwrap_or(&fifo).display().to_string();
+            format!(
+                "mkdir {d} | write {d}/config.json | mkfifo {}",
+                fifo.display()
+            )
+        });
+        anyhow::Ok(gate)
+    })?;
     let procfs = crate::procfs::open_host()?;
     let (parent_end, child_end) = Channel::pair()?;
     namespaces::join_pid_namespace(bundle.namespaces())?;
@@ -235,6 +246,7 @@ pub fn create(store: &Store, o: &CreateOptions<'_>) -> Result<Created> {
     let forked = sys::clone3(flags, cgroup_fd.as_ref().map(|f| f.as_fd())).context("clone3")?;
     let (pid, pidfd) = match forked {
         Forked::Child => {
+            trace::set_who(trace::Who::Init);
             let mut keep: Vec<RawFd> = vec![
                 child_end.fd().as_raw_fd(),
                 gate.as_raw_fd(),
@@ -266,15 +278,14 @@ pub fn create(store: &Store, o: &CreateOptions<'_>) -> Result<Created> {
         }
         Forked::Parent { pid, pidfd } => (pid, pidfd),
     };
-    trace::event(|| {
+    trace::finished("clone3", t0.elapsed(), || {
         format!(
-            "step=clone3 | clone3({}) = pid {pid} | took={}us",
+            "clone3({}) = pid {pid}",
             namespaces::flag_names(
                 flags
                     | libc::CLONE_PIDFD as u64
                     | cgroup_fd.as_ref().map_or(0, |_| sys::CLONE_INTO_CGROUP)
-            ),
-            t0.elapsed().as_micros()
+            )
         )
     });
     guard.child = Some((pid, pidfd.try_clone().context("dup pidfd")?));
@@ -354,7 +365,7 @@ fn prepare_cgroup(bundle: &Bundle, id: &str) -> Result<Option<(PathBuf, bool, Ow
     let mount = match crate::cgroups::v2_mount() {
         Ok(m) => m,
         Err(e) if writes.is_empty() => {
-            trace::event(|| format!("no cgroup for the container: {e:#}"));
+            trace::moment("cgroup", || format!("no cgroup for the container: {e:#}"));
             return Ok(None);
         }
         Err(e) => return Err(e.context("linux.resources needs a cgroup v2 hierarchy")),

@@ -219,7 +219,18 @@ pub fn prepare(spec: Option<&LinuxSeccomp>) -> Result<(Option<Filter>, Option<Un
     let Some(s) = spec else {
         return Ok((None, None));
     };
-    let filter = trace::step("seccomp_compile", |_| compile(s))?;
+    let filter = trace::step("seccomp_compile", |c| {
+        let f = compile(s)?;
+        c.note(|| {
+            format!(
+                "seccomp_rule_add x{} (default {}; {} unknown names skipped)",
+                f.rules,
+                f.default,
+                f.skipped.len()
+            )
+        });
+        anyhow::Ok(f)
+    })?;
     Ok((Some(filter), connect_listener(s)?))
 }
 

@@ -325,3 +325,24 @@ fn unimplemented_fields_are_refused_never_silently_ignored() {
         "linux.personality",
     );
 }
+
+#[test]
+fn a_reader_that_went_away_is_not_a_panic() {
+    // `onggi features | head -1` style: stdout is a pipe whose read end is already closed.
+    let (r, w) = nix::unistd::pipe().unwrap();
+    drop(r);
+    let err = Scratch::new("epipe");
+    for args in [&["features"][..], &["--version"], &["list"]] {
+        let status = Onggi::new()
+            .command()
+            .args(args)
+            .stdout(std::process::Stdio::from(w.try_clone().unwrap()))
+            .stderr(std::fs::File::create(err.path().join("err")).unwrap())
+            .status()
+            .unwrap();
+        let text = std::fs::read_to_string(err.path().join("err")).unwrap();
+        assert!(!text.contains("panicked"), "{args:?}: {text}");
+        // 128 + SIGPIPE, as a tool killed by SIGPIPE reports through a shell.
+        assert_eq!(status.code(), Some(141), "{args:?}: {text}");
+    }
+}

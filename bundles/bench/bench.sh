@@ -17,12 +17,29 @@ tmp=$(mktemp -d /tmp/onggi-bench.XXXXXX)
 mount -t tmpfs tmpfs "$tmp"
 trap 'umount "$tmp"; rm -rf "$tmp"' EXIT
 for t in hyperfine runc crun; do command -v $t >/dev/null || { echo "bench: $t missing (apt-get install $t)" >&2; exit 1; }; done
+# A second bundle: the same container under the podman/docker default seccomp profile
+# (tests/fixtures/default-seccomp.json, ~300 names): what a large filter costs each runtime.
+sc=$tmp/seccomp-bundle
+mkdir -p "$sc"
+python3 - "$here/config.json" "$here/../../tests/fixtures/default-seccomp.json" "$here/../rootfs" \
+  > "$sc/config.json" <<'PY'
+import json, os, sys
+c = json.load(open(sys.argv[1]))
+c["linux"]["seccomp"] = json.load(open(sys.argv[2]))
+c["root"]["path"] = os.path.abspath(sys.argv[3])
+print(json.dumps(c))
+PY
 cd "$here"
 cmds=(
   -n onggi "$ONGGI --root $tmp/onggi run b-onggi"
   -n runc  "runc --root $tmp/runc run b-runc"
   -n crun  "crun --root $tmp/crun --cgroup-manager=disabled run b-crun"
   -n floor "unshare -fpmiun --mount-proc true"
+  # --trace on (to /dev/null): the onggi row above is the same binary with it off.
+  -n onggi-trace "$ONGGI --root $tmp/onggi --trace run b-trace"
+  -n onggi-seccomp "$ONGGI --root $tmp/onggi run -b $sc b-sc"
+  -n runc-seccomp  "runc --root $tmp/runc run -b $sc b-sc"
+  -n crun-seccomp  "crun --root $tmp/crun --cgroup-manager=disabled run -b $sc b-sc"
 )
 hyperfine -N --warmup 10 --runs "$RUNS" --export-json "$tmp/h.json" "${cmds[@]}" >/dev/null 2>"$tmp/err" \
   || { cat "$tmp/err" >&2; exit 1; }
@@ -40,4 +57,9 @@ print(f"{'runtime':<8} {'median':>10} {'vs runc':>8} {'peak RSS':>10}   ({sys.ar
 for name in ["onggi", "runc", "crun", "floor"]:
     print(f"{name:<8} {med[name]:>8.2f}ms {med[name] / med['runc']:>7.2f}x {rss[name]:>8} KiB")
 print(f"onggi/runc = {med['onggi'] / med['runc']:.3f}   onggi/crun = {med['onggi'] / med['crun']:.3f}   onggi - floor = {med['onggi'] - med['floor']:.2f} ms")
+print(f"--trace on: +{med['onggi-trace'] - med['onggi']:.2f} ms ({med['onggi-trace'] / med['onggi']:.3f}x); off is the onggi row (one relaxed atomic load per step)")
+print("default seccomp profile (~300 rules), cost over the same runtime without it:")
+for name in ["onggi", "runc", "crun"]:
+    extra = med[name + "-seccomp"] - med[name]
+    print(f"  {name:<6} {med[name + '-seccomp']:>8.2f}ms  +{extra:.2f} ms  ({med[name + '-seccomp'] / med['runc-seccomp']:.2f}x runc)")
 PY
