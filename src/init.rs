@@ -192,6 +192,18 @@ fn setup(ctx: &InitContext<'_>, state: &str) -> Result<Option<Prepared>> {
         before_pivot()?;
         trace::step("chroot", |c| rootfs::chroot_only(&ctx.bundle.rootfs, c))?;
     }
+    // runc's behaviour: a network namespace the runtime creates comes with `lo` up (a joined
+    // one is left as its owner configured it).
+    if ctx
+        .bundle
+        .new_namespace(oci_spec::runtime::LinuxNamespaceType::Network)
+    {
+        trace::step("loopback", |c| {
+            sys::loopback_up().context("cannot bring up lo in the new network namespace")?;
+            c.note(|| "ioctl(SIOCSIFFLAGS, \"lo\", IFF_UP)".into());
+            anyhow::Ok(())
+        })?;
+    }
     if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
         trace::step("hostname", |c| {
             nix::unistd::sethostname(h).with_context(|| format!("sethostname({h:?})"))?;

@@ -484,3 +484,11 @@ fn tmpcopyup_starts_a_tmpfs_with_the_covered_directory_contents() {
     );
     assert!(!b.rootfs().join("etc/sub").exists());
 }
+
+#[test]
+fn a_new_network_namespace_has_only_lo_and_it_is_up() {
+    // runc's behaviour: the runtime brings lo up in a network namespace it creates.
+    let o = Onggi::new();
+    let out = o.output_of(&sh("ip -o link | cut -d' ' -f2,3"));
+    assert_eq!(out, "lo: <LOOPBACK,UP,LOWER_UP>\n");
+}
