@@ -7,7 +7,7 @@ ROOTFS := bundles/rootfs
 # mounts on the host or change the propagation of /.
 PRIVATE := unshare -m --propagation private
 
-.PHONY: all build bundles demo test test-cgroup-v2 conformance bench lint clean e2e e2e-podman e2e-containerd
+.PHONY: all build bundles demo test test-cgroup-v2 conformance bench lint clean e2e e2e-podman e2e-containerd labs
 
 all: build
 
@@ -38,6 +38,24 @@ VMRUN := $(CURDIR)/../shared/vm/vmrun.sh --timeout 600 -- unshare -m --propagati
 test-cgroup-v2: build bundles
 	ONGGI_REQUIRE_CGROUP_V2=1 CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="$(VMRUN)" \
 	  $(CARGO) test --release --test cgroups
+	ONGGI_REQUIRE_CGROUP_V2=1 CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="$(VMRUN)" \
+	  $(CARGO) test --release --test labs cgroup_lab
+
+## lab-NAME: run one teaching lab (bundles/labs/NAME/lab.sh, see docs/labs.md); labs: all of
+## them in order. A cgroup lab whose controller this host lacks runs in the pure cgroup v2 guest.
+LABS := lifecycle entrypoint-cmd env pid-namespace uts-ipc network-none-host volumes layers \
+  cgroup-memory cgroup-pids capabilities seccomp user-namespace exec stop
+labs: build bundles
+	@for l in $(LABS); do echo "=== lab $$l"; $(MAKE) --no-print-directory lab-$$l || exit 1; echo; done
+lab-%: build bundles
+	@test -f bundles/labs/$*/lab.sh || { echo "no lab '$*': the labs are: $(LABS)" >&2; exit 1; }
+	@c=$*; c=$${c#cgroup-}; v2=$$(awk '$$9 == "cgroup2" {print $$5; exit}' /proc/self/mountinfo); \
+	if [ "$$c" != "$*" ] && ! grep -qw "$$c" "$$v2/cgroup.controllers" 2>/dev/null; then \
+	  echo "(no $$c controller at $$v2 here: running the lab in the pure cgroup v2 guest)"; \
+	  $(VMRUN) env ONGGI=$(ONGGI) bash bundles/labs/$*/lab.sh; \
+	else \
+	  $(PRIVATE) env ONGGI=$(ONGGI) bash bundles/labs/$*/lab.sh; \
+	fi
 
 lint:
 	$(CARGO) fmt --check

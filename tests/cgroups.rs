@@ -6,38 +6,7 @@
 mod common;
 use common::*;
 use serde_json::json;
-use std::path::{Path, PathBuf};
-
-fn v2_mount() -> PathBuf {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    info.lines()
-        .find_map(|l| {
-            let (left, right) = l.split_once(" - ")?;
-            right
-                .starts_with("cgroup2 ")
-                .then(|| PathBuf::from(left.split(' ').nth(4).unwrap()))
-        })
-        .expect("these tests need a cgroup v2 hierarchy")
-}
-
-/// Whether the v2 root has `controller`; when not, skips (or fails under
-/// ONGGI_REQUIRE_CGROUP_V2=1).
-fn has_controller(controller: &str) -> bool {
-    let list = std::fs::read_to_string(v2_mount().join("cgroup.controllers")).unwrap();
-    let ok = list.split_whitespace().any(|c| c == controller);
-    if !ok {
-        assert!(
-            std::env::var("ONGGI_REQUIRE_CGROUP_V2").as_deref() != Ok("1"),
-            "ONGGI_REQUIRE_CGROUP_V2=1 but the hierarchy at {} has no {controller} controller",
-            v2_mount().display()
-        );
-        eprintln!(
-            "SKIPPED: the cgroup v2 hierarchy at {} has no {controller} controller",
-            v2_mount().display()
-        );
-    }
-    ok
-}
+use std::path::Path;
 
 fn pid_of(o: &Onggi, id: &str) -> i64 {
     o.state(id)["pid"].as_i64().unwrap()

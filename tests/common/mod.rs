@@ -355,3 +355,34 @@ pub fn recv_one_fd(sock: &std::os::unix::net::UnixStream) -> (String, std::os::f
     // SAFETY: the descriptor was just received and is owned by nothing else.
     (data, unsafe { std::os::fd::OwnedFd::from_raw_fd(fds[0]) })
 }
+
+pub fn v2_mount() -> PathBuf {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    info.lines()
+        .find_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            right
+                .starts_with("cgroup2 ")
+                .then(|| PathBuf::from(left.split(' ').nth(4).unwrap()))
+        })
+        .expect("these tests need a cgroup v2 hierarchy")
+}
+
+/// Whether the v2 root has `controller`; when not, skips (or fails under
+/// ONGGI_REQUIRE_CGROUP_V2=1).
+pub fn has_controller(controller: &str) -> bool {
+    let list = std::fs::read_to_string(v2_mount().join("cgroup.controllers")).unwrap();
+    let ok = list.split_whitespace().any(|c| c == controller);
+    if !ok {
+        assert!(
+            std::env::var("ONGGI_REQUIRE_CGROUP_V2").as_deref() != Ok("1"),
+            "ONGGI_REQUIRE_CGROUP_V2=1 but the hierarchy at {} has no {controller} controller",
+            v2_mount().display()
+        );
+        eprintln!(
+            "SKIPPED: the cgroup v2 hierarchy at {} has no {controller} controller",
+            v2_mount().display()
+        );
+    }
+    ok
+}

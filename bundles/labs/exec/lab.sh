@@ -1,0 +1,13 @@
+#!/bin/bash
+# Lab 13 — exec: a new process joins a running container's namespaces and cgroup, with its own
+# terminal (docker exec -it). `script` gives it a real terminal here, as your shell would.
+. "$(dirname "$0")/../lib.sh"
+cd "$(dirname "$0")"
+id=lab-exec
+cleanup $id
+show run -d --bundle . $id
+echo "\$ onggi --trace exec -t $id sh -c 'tty; echo pid \$\$; hostname'   # trace lines of: setns"
+log=$(mktemp)
+script -qec "$ONGGI --root $LAB_ROOT --trace exec -t $id sh -c 'tty; echo pid \$\$; hostname' 2>$log" /dev/null | tr -d '\r'
+trace_of setns < "$log"; rm -f "$log"
+show delete --force $id
