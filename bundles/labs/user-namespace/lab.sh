@@ -10,7 +10,7 @@ lab_after() { rm -rf "$LABS/user-namespace/data"; }
 echo "# config.json: \"uidMappings\": $(grep '"uidMappings"' config.json | sed 's/^ *"uidMappings": //; s/,$//')"
 show_trace "id_maps" run -d --bundle . $id
 for i in $(seq 100); do [ -e data/made-inside ] && break; sleep 0.05; done
-echo "# what the container saw (it wrote it to /data/inside.txt):"
+echo "# what the container saw (it wrote it to /mnt/inside.txt):"
 on_host cat data/inside.txt
 pid=$(pid_of $id)
 echo "# the same process from the host:"
