@@ -393,18 +393,24 @@ pub fn features() -> serde_json::Value {
             "slave", "strictatime", "suid", "sync", "tmpcopyup", "unbindable"
         ],
         "linux": {
-            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "uts"],
+            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"],
             "capabilities": caps,
             "cgroup": { "v1": false, "v2": true, "systemd": false, "systemdUser": false, "rdma": true },
             "seccomp": crate::seccomp::features(),
             "apparmor": { "enabled": false },
             "selinux": { "enabled": false },
             "intelRdt": { "enabled": false },
-            "mountExtensions": { "idmap": { "enabled": false } }
+            "mountExtensions": { "idmap": { "enabled": false } },
+            "memoryPolicy": {
+                "modes": ["MPOL_DEFAULT", "MPOL_BIND", "MPOL_INTERLEAVE", "MPOL_WEIGHTED_INTERLEAVE",
+                          "MPOL_PREFERRED", "MPOL_PREFERRED_MANY", "MPOL_LOCAL"],
+                "flags": ["MPOL_F_NUMA_BALANCING", "MPOL_F_RELATIVE_NODES", "MPOL_F_STATIC_NODES"]
+            }
         },
         "annotations": {
             "io.github.onggi.version": env!("CARGO_PKG_VERSION"),
-            "io.github.onggi.process-model": "clone3, no re-exec"
+            "io.github.onggi.process-model": "clone3, no re-exec",
+            "io.github.onggi.supported-fields": "process.scheduler, process.ioPriority, process.execCPUAffinity, linux.personality, linux.memoryPolicy, linux.domainname"
         }
     })
 }

@@ -195,6 +195,7 @@ pub fn exec(store: &Store, args: &ExecArgs) -> Result<i32> {
     let config = dir.load_config()?;
     let process = build_process(args, config.process().as_ref())?;
     crate::spec::refuse_process_labels(&process)?;
+    let plan = crate::scheduling::Plan::new(Some(&process), config.linux().as_ref())?;
     let namespaces_list = config
         .linux()
         .as_ref()
@@ -279,6 +280,9 @@ pub fn exec(store: &Store, args: &ExecArgs) -> Result<i32> {
     let (parent_end, child_end) = Channel::pair()?;
     let own_mount_ns = has(LinuxNamespaceType::Mount);
     let rootfs = state.rootfs.clone();
+    if plan.initial_cpus.is_some() {
+        trace::step("cpu_affinity_initial", |c| plan.apply_initial(c))?;
+    }
     match sys::clone3(0, cgroup.as_ref().map(|f| f.as_fd())).context("clone3")? {
         Forked::Child => {
             crate::trace::set_who(crate::trace::Who::Exec);
@@ -299,6 +303,7 @@ pub fn exec(store: &Store, args: &ExecArgs) -> Result<i32> {
                 &process,
                 console.as_ref(),
                 seccomp.is_some(),
+                &plan,
             );
             // With SCMP_ACT_NOTIFY, the listener is told our pid as onggi sees it.
             let host_pid = match (&r, notify) {
@@ -380,6 +385,7 @@ fn join_and_prepare(
     process: &Process,
     console: Option<&std::os::unix::net::UnixStream>,
     seccomp: bool,
+    plan: &crate::scheduling::Plan,
 ) -> Result<init::Prepared> {
     trace::step("exec_hygiene", |c| {
         init::close_inherited_except(keep, preserve_fds)?;
@@ -416,7 +422,7 @@ fn join_and_prepare(
         }
         None => None,
     };
-    let mut prepared = init::prepare_process(process, seccomp)?;
+    let mut prepared = init::prepare_process(process, seccomp, plan)?;
     prepared.console = slave;
     Ok(prepared)
 }

@@ -273,7 +273,8 @@ fn setup(ctx: &InitContext<'_>, state: &str) -> Result<Option<Prepared>> {
             Ok::<_, anyhow::Error>(())
         })?;
     }
-    let prepared = prepare_process(process, ctx.seccomp.is_some())?;
+    let plan = crate::scheduling::Plan::new(Some(process), spec.linux().as_ref())?;
+    let prepared = prepare_process(process, ctx.seccomp.is_some(), &plan)?;
     Ok(Some(prepared))
 }
 
@@ -282,9 +283,17 @@ fn setup(ctx: &InitContext<'_>, state: &str) -> Result<Option<Prepared>> {
 /// PATH lookup and no_new_privs. After it only the execve is left.
 /// `seccomp`: a filter will be loaded at execve (CAP_SYS_ADMIN is kept until then when the
 /// process would not have it and no_new_privs is not asked for).
-pub fn prepare_process(process: &Process, seccomp: bool) -> Result<Prepared> {
+pub fn prepare_process(
+    process: &Process,
+    seccomp: bool,
+    plan: &crate::scheduling::Plan,
+) -> Result<Prepared> {
     let cwd = process.cwd();
     trace::step("rlimits", |c| set_rlimits(process, c))?;
+    if !plan.is_empty() {
+        // Before the capability step: real-time policies and negative nice need CAP_SYS_NICE.
+        trace::step("scheduling", |c| plan.apply(c))?;
+    }
     let caps = process
         .capabilities()
         .as_ref()

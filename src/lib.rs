@@ -7,6 +7,7 @@
 //! * [`process`]: the create flow in onggi (clone3, the init channel, cleanup);
 //! * [`init`]: the container init's setup steps, up to execve;
 //! * [`namespaces`], [`rootfs`], [`capabilities`]: what the init sets up;
+//! * [`scheduling`]: scheduler, I/O priority, CPU affinity, memory policy, personality;
 //! * [`cgroups`]: the cgroup v2 driver (resources, freeze, kill); [`cgroup_commands`]: update, events;
 //! * [`devices`]: the eBPF device filter of the container's cgroup;
 //! * [`container`]: start, state, kill, delete, list, run, features; [`exec`]: exec and ps;
@@ -30,6 +31,7 @@ pub mod namespaces;
 pub mod process;
 pub mod procfs;
 pub mod rootfs;
+pub mod scheduling;
 pub mod seccomp;
 pub mod signal;
 pub mod spec;

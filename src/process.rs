@@ -241,6 +241,11 @@ pub fn create(store: &Store, o: &CreateOptions<'_>) -> Result<Created> {
         None => (None, false, None),
     };
 
+    let plan =
+        crate::scheduling::Plan::new(bundle.spec.process().as_ref(), bundle.spec.linux().as_ref())?;
+    if plan.initial_cpus.is_some() {
+        trace::step("cpu_affinity_initial", |c| plan.apply_initial(c))?;
+    }
     // Not a trace::step: both processes return from clone3, only the parent reports it.
     let t0 = std::time::Instant::now();
     let forked = sys::clone3(flags, cgroup_fd.as_ref().map(|f| f.as_fd())).context("clone3")?;

@@ -146,15 +146,6 @@ fn refuse_unsupported(spec: &Spec) -> Result<()> {
     };
     if let Some(p) = spec.process() {
         refuse_process_labels(p)?;
-        if p.scheduler().is_some() {
-            return Err(not_yet("process.scheduler"));
-        }
-        if p.io_priority().is_some() {
-            return Err(not_yet("process.ioPriority"));
-        }
-        if p.exec_cpu_affinity().is_some() {
-            return Err(not_yet("process.execCPUAffinity"));
-        }
     }
     if let Some(l) = spec.linux() {
         if l.mount_label().as_deref().is_some_and(|s| !s.is_empty()) {
@@ -163,14 +154,8 @@ fn refuse_unsupported(spec: &Spec) -> Result<()> {
         if l.intel_rdt().is_some() {
             return Err(not_yet("linux.intelRdt"));
         }
-        if l.personality().is_some() {
-            return Err(not_yet("linux.personality"));
-        }
         if l.time_offsets().as_ref().is_some_and(|t| !t.is_empty()) {
             return Err(not_yet("linux.timeOffsets"));
-        }
-        if l.memory_policy().is_some() {
-            return Err(not_yet("linux.memoryPolicy"));
         }
         if l.net_devices().as_ref().is_some_and(|n| !n.is_empty()) {
             return Err(not_yet("linux.netDevices"));
@@ -190,6 +175,7 @@ fn refuse_unsupported(spec: &Spec) -> Result<()> {
 
 fn validate(spec: &Spec) -> Result<()> {
     refuse_unsupported(spec)?;
+    crate::scheduling::Plan::new(spec.process().as_ref(), spec.linux().as_ref())?;
     if let Some(p) = spec.process() {
         match p.args() {
             Some(a) if !a.is_empty() && !a[0].is_empty() => {}
@@ -416,9 +402,9 @@ mod tests {
     fn unsupported_fields_are_refused_not_ignored() {
         let e = with(|v| v["process"]["apparmorProfile"] = "docker-default".into()).unwrap_err();
         assert!(e.to_string().contains("apparmorProfile"), "{e}");
-        let e = with(|v| v["linux"]["personality"] = serde_json::json!({"domain": "LINUX32"}))
+        let e = with(|v| v["linux"]["timeOffsets"] = serde_json::json!({"monotonic": {"secs": 1}}))
             .unwrap_err();
-        assert!(e.to_string().contains("linux.personality"), "{e}");
+        assert!(e.to_string().contains("linux.timeOffsets"), "{e}");
     }
 
     #[test]

@@ -279,7 +279,19 @@ fn features_are_truthful() {
         .iter()
         .map(|x| x.as_str().unwrap())
         .collect();
-    assert!(ns.contains(&"pid") && !ns.contains(&"user"), "{ns:?}");
+    assert!(ns.contains(&"pid") && ns.contains(&"user"), "{ns:?}");
+    // Every memory policy mode it lists really works here.
+    for m in v["linux"]["memoryPolicy"]["modes"].as_array().unwrap() {
+        let nodes = !matches!(m.as_str(), Some("MPOL_DEFAULT" | "MPOL_LOCAL"));
+        let b = sh("true").with(|c| {
+            c["linux"]["memoryPolicy"] = if nodes {
+                serde_json::json!({"mode": m, "nodes": "0"})
+            } else {
+                serde_json::json!({"mode": m})
+            }
+        });
+        assert_eq!(o.run_container(&b, "feat").0, 0, "{m}");
+    }
     assert!(v["mountOptions"]
         .as_array()
         .unwrap()
