@@ -393,7 +393,7 @@ pub fn features() -> serde_json::Value {
             "slave", "strictatime", "suid", "sync", "tmpcopyup", "unbindable"
         ],
         "linux": {
-            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"],
+            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": caps,
             "cgroup": { "v1": false, "v2": true, "systemd": false, "systemdUser": false, "rdma": true },
             "seccomp": crate::seccomp::features(),

@@ -217,6 +217,7 @@ pub fn exec(store: &Store, args: &ExecArgs) -> Result<i32> {
         LinuxNamespaceType::Ipc,
         LinuxNamespaceType::Uts,
         LinuxNamespaceType::Cgroup,
+        LinuxNamespaceType::Time,
     ]
     .into_iter()
     .filter(|t| has(*t))
@@ -399,8 +400,8 @@ fn join_and_prepare(
     })?;
     trace::step("setns", |c| {
         if target.join != 0 {
-            let flags = nix::sched::CloneFlags::from_bits_truncate(target.join as i32);
-            nix::sched::setns(target.pidfd, flags)
+            // Raw flags: nix's CloneFlags would silently drop CLONE_NEWTIME.
+            sys::setns(target.pidfd, target.join as libc::c_int)
                 .context("setns into the container's namespaces")?;
         }
         c.note(|| format!("setns(pidfd, {})", namespaces::flag_names(target.join)));

@@ -150,6 +150,18 @@ fn setup(ctx: &InitContext<'_>, state: &str) -> Result<Option<Prepared>> {
     let spec = &ctx.bundle.spec;
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
     namespaces::join_namespaces(ctx.bundle.namespaces())?;
+    if ctx
+        .bundle
+        .new_namespace(oci_spec::runtime::LinuxNamespaceType::Time)
+    {
+        let offsets = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.time_offsets().as_ref());
+        trace::step("time_namespace", |c| {
+            namespaces::new_time_namespace(offsets, ctx.procfs, c)
+        })?;
+    }
     let userns = ctx
         .bundle
         .has_namespace(oci_spec::runtime::LinuxNamespaceType::User);

@@ -75,9 +75,13 @@ pub fn flag_names(flags: u64) -> String {
 
 /// clone3 flags for the namespaces the container gets new. A pid namespace given by path is
 /// joined by the parent before cloning (see [`join_pid_namespace`]), so it is not here.
+///
+/// A new time namespace is not among them either: its clock offsets can only be written before
+/// any process is in it, so the init unshares it and writes them, and its execve moves it in
+/// (see [`new_time_namespace`]).
 pub fn new_namespace_flags(list: &[LinuxNamespace]) -> u64 {
     list.iter()
-        .filter(|n| n.path().is_none())
+        .filter(|n| n.path().is_none() && n.typ() != LinuxNamespaceType::Time)
         .map(|n| clone_flag(n.typ()))
         .fold(0, |a, b| a | b)
 }
@@ -154,6 +158,53 @@ pub fn join_namespaces(list: &[LinuxNamespace]) -> Result<()> {
         }
         Ok(())
     })
+}
+
+/// In the init: unshare(CLONE_NEWTIME), then write `linux.timeOffsets` to our
+/// `timens_offsets` through the verified procfs handle. The init itself stays in the old time
+/// namespace until its execve, which moves it in (Linux ≥ 5.19); nothing has entered the new
+/// one before the offsets are written.
+pub fn new_time_namespace(
+    offsets: Option<&std::collections::HashMap<String, oci_spec::runtime::LinuxTimeOffset>>,
+    procfs: std::os::fd::BorrowedFd<'_>,
+    c: &mut crate::trace::Calls,
+) -> Result<()> {
+    // nix's CloneFlags has no CLONE_NEWTIME bit (from_bits_truncate would drop it).
+    crate::sys::unshare(libc::CLONE_NEWTIME).context("unshare(CLONE_NEWTIME)")?;
+    c.note(|| "unshare(CLONE_NEWTIME)".into());
+    let text = time_offsets_text(offsets);
+    if text.is_empty() {
+        return Ok(());
+    }
+    // Our pid in the host's /proc (we are 1 in our own pid namespace).
+    let me = nix::fcntl::readlinkat(Some(std::os::fd::AsRawFd::as_raw_fd(&procfs)), "self")
+        .context("readlink /proc/self")?;
+    let rel = std::path::Path::new(&me).join("timens_offsets");
+    crate::procfs::write(procfs, &rel, &text).context("linux.timeOffsets")?;
+    c.note(|| {
+        format!(
+            "write /proc/{}/timens_offsets = {text:?}",
+            me.to_string_lossy()
+        )
+    });
+    Ok(())
+}
+
+/// `monotonic S N` / `boottime S N` lines, in a fixed order.
+fn time_offsets_text(
+    offsets: Option<&std::collections::HashMap<String, oci_spec::runtime::LinuxTimeOffset>>,
+) -> String {
+    let mut lines = Vec::new();
+    for clock in ["monotonic", "boottime"] {
+        if let Some(o) = offsets.and_then(|m| m.get(clock)) {
+            lines.push(format!(
+                "{clock} {} {}",
+                o.secs().unwrap_or(0),
+                o.nanosecs().unwrap_or(0)
+            ));
+        }
+    }
+    lines.join("\n")
 }
 
 #[cfg(test)]

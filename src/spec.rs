@@ -154,9 +154,6 @@ fn refuse_unsupported(spec: &Spec) -> Result<()> {
         if l.intel_rdt().is_some() {
             return Err(not_yet("linux.intelRdt"));
         }
-        if l.time_offsets().as_ref().is_some_and(|t| !t.is_empty()) {
-            return Err(not_yet("linux.timeOffsets"));
-        }
         if l.net_devices().as_ref().is_some_and(|n| !n.is_empty()) {
             return Err(not_yet("linux.netDevices"));
         }
@@ -241,11 +238,28 @@ fn validate(spec: &Spec) -> Result<()> {
                 );
             }
         }
-        if ns.typ() == LinuxNamespaceType::Time {
-            bail!("config.json: time namespaces are not supported yet (linux.namespaces has \"time\")");
-        }
     }
     let has = |t| types.contains(&t);
+    if let Some(offsets) = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.time_offsets().as_ref())
+    {
+        if !offsets.is_empty()
+            && !linux
+                .namespaces()
+                .iter()
+                .flatten()
+                .any(|n| n.typ() == LinuxNamespaceType::Time && n.path().is_none())
+        {
+            bail!("config.json: linux.timeOffsets needs a new time namespace (linux.namespaces has no path-less \"time\")");
+        }
+        for k in offsets.keys() {
+            if k != "monotonic" && k != "boottime" {
+                bail!("config.json: linux.timeOffsets key {k:?}: only \"monotonic\" and \"boottime\" can be offset");
+            }
+        }
+    }
     if spec.hostname().as_deref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts) {
         bail!("config.json: hostname is set but linux.namespaces has no \"uts\": onggi will not change the host's hostname");
     }

@@ -348,6 +348,24 @@ pub fn set_mempolicy(mode: i32, nodes: &[usize]) -> io::Result<()> {
     Ok(())
 }
 
+/// unshare(2) with raw flags (nix's CloneFlags lacks CLONE_NEWTIME).
+pub fn unshare(flags: libc::c_int) -> io::Result<()> {
+    // SAFETY: unshare takes one integer and touches no memory of ours.
+    if unsafe { libc::unshare(flags) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// setns(2) with raw flags (a pidfd with several CLONE_NEW* bits, CLONE_NEWTIME included).
+pub fn setns(fd: BorrowedFd<'_>, flags: libc::c_int) -> io::Result<()> {
+    // SAFETY: fd is a live descriptor for the duration of the call; flags is an integer.
+    if unsafe { libc::setns(fd.as_raw_fd(), flags) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// personality(2).
 pub fn personality(persona: u64) -> io::Result<()> {
     // SAFETY: personality takes one integer.

@@ -492,3 +492,51 @@ fn a_new_network_namespace_has_only_lo_and_it_is_up() {
     let out = o.output_of(&sh("ip -o link | cut -d' ' -f2,3"));
     assert_eq!(out, "lo: <LOOPBACK,UP,LOWER_UP>\n");
 }
+
+#[test]
+fn a_time_namespace_shifts_boottime_and_monotonic_by_the_offsets() {
+    let o = Onggi::new();
+    // A year of boottime: /proc/uptime reads CLOCK_BOOTTIME in the reader's time namespace.
+    let b = sh("cat /proc/self/timens_offsets; cut -d. -f1 /proc/uptime").with(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "time"}));
+        c["linux"]["timeOffsets"] = json!({
+            "monotonic": {"secs": 3600, "nanosecs": 0},
+            "boottime": {"secs": 31536000, "nanosecs": 0}});
+    });
+    let out = o.output_of(&b);
+    let lines: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(lines[0], ["monotonic", "3600", "0"], "{out}");
+    assert_eq!(lines[1], ["boottime", "31536000", "0"], "{out}");
+    let host_uptime: u64 = std::fs::read_to_string("/proc/uptime")
+        .unwrap()
+        .split('.')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let inside: u64 = lines[2][0].parse().unwrap();
+    assert!(
+        inside >= host_uptime + 31536000 - 5,
+        "uptime inside {inside}, host {host_uptime}"
+    );
+    // A process joining with exec enters the same time namespace.
+    let b = b.with(|c| {
+        c["process"]["args"] = json!(["sh", "-c", "touch /tmp/up; while :; do sleep 0.05; done"])
+    });
+    o.ok(&["run", "-d", "--bundle", b.dir(), "tns-exec"]);
+    let up = o.ok(&["exec", "tns-exec", "cut", "-d.", "-f1", "/proc/uptime"]);
+    let up: u64 = up.trim().parse().unwrap();
+    assert!(up >= host_uptime + 31536000 - 5, "exec'd uptime {up}");
+    o.ok(&["delete", "--force", "tns-exec"]);
+    // Offsets without a new time namespace are refused, naming the field.
+    let b = sh("true").with(|c| c["linux"]["timeOffsets"] = json!({"boottime": {"secs": 1}}));
+    let err = o.fails(&["create", "--bundle", b.dir(), "tns"]);
+    assert!(err.contains("linux.timeOffsets"), "{err}");
+    assert!(o.leftovers().is_empty());
+}
