@@ -32,6 +32,8 @@ pub struct InitContext<'a> {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
+    /// The user namespaces of idmapped mounts (made by onggi).
+    pub idmaps: &'a crate::rootfs::IdmapUserns,
     /// Descriptors the init keeps; every other inherited one (≥ 3 + preserve_fds) is closed.
     pub keep: Vec<RawFd>,
 }
@@ -197,6 +199,7 @@ fn setup(ctx: &InitContext<'_>, state: &str) -> Result<Option<Prepared>> {
             &ctx.bundle.dir,
             ctx.no_pivot,
             userns,
+            ctx.idmaps,
             &mut before_pivot,
         )?;
     } else {

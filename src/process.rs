@@ -228,6 +228,10 @@ pub fn create(store: &Store, o: &CreateOptions<'_>) -> Result<Created> {
         anyhow::Ok(gate)
     })?;
     let procfs = crate::procfs::open_host()?;
+    let idmaps = crate::rootfs::IdmapUserns::for_mounts(
+        bundle.spec.mounts().as_deref().unwrap_or(&[]),
+        procfs.as_fd(),
+    )?;
     let (parent_end, child_end) = Channel::pair()?;
     namespaces::join_pid_namespace(bundle.namespaces())?;
     let flags = namespaces::new_namespace_flags(bundle.namespaces());
@@ -260,6 +264,7 @@ pub fn create(store: &Store, o: &CreateOptions<'_>) -> Result<Created> {
             if let Some(fd) = trace::sink() {
                 keep.push(fd.as_raw_fd());
             }
+            keep.extend(idmaps.fds());
             if let Some(c) = &console {
                 keep.push(c.as_raw_fd());
             }
@@ -278,6 +283,7 @@ pub fn create(store: &Store, o: &CreateOptions<'_>) -> Result<Created> {
                 no_pivot: o.no_pivot,
                 no_new_keyring: o.no_new_keyring,
                 preserve_fds: o.preserve_fds,
+                idmaps: &idmaps,
                 keep,
             })
         }

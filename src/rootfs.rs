@@ -11,9 +11,11 @@
 //! * masked files are covered with the host's /dev/null, opened and checked (char 1:3) before.
 
 use anyhow::{anyhow, bail, Context, Result};
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Mount, Spec};
 use std::ffi::OsStr;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
 use crate::sys;
@@ -53,6 +55,16 @@ pub struct MountOptions {
     /// `tmpcopyup` (runc/crun extension, sent by podman for --read-only's tmpfs mounts): the
     /// new tmpfs starts with a copy of what the directory it covers held.
     pub tmpcopyup: bool,
+    /// `idmap` / `ridmap` (recursive): the bind is idmapped with the mount's uid/gidMappings.
+    pub idmap: Option<Idmap>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Idmap {
+    /// `idmap`: the top mount of the bind only.
+    Top,
+    /// `ridmap`: every mount of a recursive bind.
+    Recursive,
 }
 
 impl MountOptions {
@@ -102,8 +114,13 @@ pub fn parse_options(options: &[String]) -> Result<MountOptions> {
                 o.tmpcopyup = true;
                 continue;
             }
-            "idmap" | "ridmap" => {
-                bail!("mount option {opt:?} (idmapped mounts) is not supported yet")
+            "idmap" => {
+                o.idmap = Some(Idmap::Top);
+                continue;
+            }
+            "ridmap" => {
+                o.idmap = Some(Idmap::Recursive);
+                continue;
             }
             p @ ("private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave"
             | "unbindable" | "runbindable") => {
@@ -300,6 +317,7 @@ pub fn setup(
     bundle: &Path,
     no_pivot: bool,
     userns: bool,
+    idmaps: &IdmapUserns,
     before_pivot: &mut dyn FnMut() -> Result<()>,
 ) -> Result<()> {
     let linux = spec.linux().as_ref();
@@ -311,7 +329,7 @@ pub fn setup(
     let mounts = spec.mounts().as_deref().unwrap_or(&[]);
     trace::step("mounts", |c| {
         for (i, m) in mounts.iter().enumerate() {
-            mount_one(root.as_fd(), bundle, m, c)
+            mount_one(root.as_fd(), bundle, m, idmaps.get(i), c)
                 .with_context(|| format!("mounts[{i}] ({}) ", m.destination().display()))?;
         }
         Ok::<_, anyhow::Error>(())
@@ -490,12 +508,18 @@ fn fs_type(t: &str) -> &str {
     }
 }
 
-fn mount_one(root: BorrowedFd<'_>, bundle: &Path, m: &Mount, c: &mut Calls) -> Result<()> {
+fn mount_one(
+    root: BorrowedFd<'_>,
+    bundle: &Path,
+    m: &Mount,
+    idmap: Option<BorrowedFd<'_>>,
+    c: &mut Calls,
+) -> Result<()> {
     let opts = parse_options(m.options().as_deref().unwrap_or(&[]))?;
     let typ = m.typ().as_deref().unwrap_or("");
     let dest = m.destination();
     if opts.is_bind() || typ == "bind" {
-        return bind_mount(root, bundle, m, &opts, c);
+        return bind_mount(root, bundle, m, &opts, idmap, c);
     }
     if typ.is_empty() || typ == "none" {
         bail!("mount type is missing (give a filesystem type, or the \"bind\" option)");
@@ -711,6 +735,7 @@ fn bind_mount(
     bundle: &Path,
     m: &Mount,
     opts: &MountOptions,
+    idmap: Option<BorrowedFd<'_>>,
     c: &mut Calls,
 ) -> Result<()> {
     let src = m.source().as_ref().context("a bind mount needs a source")?;
@@ -736,6 +761,18 @@ fn bind_mount(
     if set | clear != 0 {
         sys::mount_setattr(tree.as_fd(), false, set, clear, 0)
             .context("mount_setattr on the bind")?;
+    }
+    if let Some(userns) = idmap {
+        // On the detached clone, before it is attached (the kernel allows it only there).
+        let rec = opts.idmap == Some(Idmap::Recursive);
+        sys::mount_setattr_idmap(tree.as_fd(), rec, userns)
+            .context("mount_setattr(MOUNT_ATTR_IDMAP)")?;
+        c.note(|| {
+            format!(
+                "mount_setattr({}MOUNT_ATTR_IDMAP, userns with the mount's uid/gidMappings)",
+                if rec { "AT_RECURSIVE, " } else { "" }
+            )
+        });
     }
     let target = ensure_in_root(root, m.destination(), kind)?;
     sys::move_mount(tree.as_fd(), target.as_fd())
@@ -1135,6 +1172,98 @@ pub fn chroot_only(rootfs: &Path, c: &mut Calls) -> Result<()> {
         )
     });
     Ok(())
+}
+
+/// The user namespaces of the idmapped mounts, by mount index: made by onggi before clone3
+/// (see [`idmap_userns`]) and inherited by the init, which attaches them to the binds.
+#[derive(Default)]
+pub struct IdmapUserns(Vec<(usize, OwnedFd)>);
+
+impl IdmapUserns {
+    /// One user namespace per mount that has uidMappings/gidMappings.
+    pub fn for_mounts(mounts: &[Mount], procfs: BorrowedFd<'_>) -> Result<IdmapUserns> {
+        let mut v = Vec::new();
+        for (i, m) in mounts.iter().enumerate() {
+            let (Some(u), Some(g)) = (m.uid_mappings(), m.gid_mappings()) else {
+                continue;
+            };
+            if u.is_empty() || g.is_empty() {
+                continue;
+            }
+            let fd = trace::step("idmap_userns", |c| {
+                let fd = idmap_userns(u, g, procfs)?;
+                c.note(|| {
+                    format!(
+                        "clone3(CLONE_NEWUSER) + write uid_map {:?}, gid_map {:?} + open ns/user (mounts[{i}])",
+                        crate::procfs::id_map_text(u),
+                        crate::procfs::id_map_text(g)
+                    )
+                });
+                anyhow::Ok(fd)
+            })
+            .with_context(|| format!("mounts[{i}] ({})", m.destination().display()))?;
+            v.push((i, fd));
+        }
+        Ok(IdmapUserns(v))
+    }
+
+    fn get(&self, i: usize) -> Option<BorrowedFd<'_>> {
+        self.0.iter().find(|(j, _)| *j == i).map(|(_, f)| f.as_fd())
+    }
+
+    /// The descriptors, for the init's keep list.
+    pub fn fds(&self) -> impl Iterator<Item = std::os::fd::RawFd> + '_ {
+        self.0.iter().map(|(_, f)| f.as_raw_fd())
+    }
+}
+
+/// A user namespace holding `uid`/`gid` mappings, for MOUNT_ATTR_IDMAP: a child cloned into a
+/// new user namespace waits on a pipe while onggi writes its maps and opens its ns/user; then
+/// the pipe closes and the child exits. The namespace lives on in the descriptor.
+fn idmap_userns(
+    uid: &[oci_spec::runtime::LinuxIdMapping],
+    gid: &[oci_spec::runtime::LinuxIdMapping],
+    procfs: BorrowedFd<'_>,
+) -> Result<OwnedFd> {
+    let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).context("pipe2")?;
+    match sys::clone3(libc::CLONE_NEWUSER as u64, None).context("clone3(CLONE_NEWUSER)")? {
+        sys::Forked::Child => {
+            drop(w);
+            let mut b = [0u8; 1];
+            let _ = nix::unistd::read(r.as_raw_fd(), &mut b);
+            sys::exit_now(0)
+        }
+        sys::Forked::Parent { pid, pidfd: _pidfd } => {
+            drop(r);
+            let dir = PathBuf::from(pid.to_string());
+            let res = (|| -> Result<OwnedFd> {
+                crate::procfs::write(
+                    procfs,
+                    &dir.join("uid_map"),
+                    &crate::procfs::id_map_text(uid),
+                )
+                .context("uidMappings")?;
+                crate::procfs::write(
+                    procfs,
+                    &dir.join("gid_map"),
+                    &crate::procfs::id_map_text(gid),
+                )
+                .context("gidMappings")?;
+                let fd = nix::fcntl::openat(
+                    Some(procfs.as_raw_fd()),
+                    &dir.join("ns/user"),
+                    OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                )
+                .context("open ns/user")?;
+                // SAFETY: openat just returned this descriptor and nothing else owns it.
+                Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+            })();
+            drop(w);
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+            res
+        }
+    }
 }
 
 #[cfg(test)]

@@ -158,13 +158,35 @@ fn refuse_unsupported(spec: &Spec) -> Result<()> {
             return Err(not_yet("linux.netDevices"));
         }
     }
+    Ok(())
+}
+
+/// Idmapped mounts (runc's rules): a bind mount with both uidMappings and gidMappings; the
+/// `idmap`/`ridmap` option without mappings, or mappings on another mount type, is an error.
+fn validate_idmapped_mounts(spec: &Spec) -> Result<()> {
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
-        if m.uid_mappings().as_ref().is_some_and(|v| !v.is_empty())
-            || m.gid_mappings().as_ref().is_some_and(|v| !v.is_empty())
-        {
-            return Err(not_yet(&format!(
-                "mounts[{i}] uidMappings/gidMappings (idmapped mounts)"
-            )));
+        let opts = m.options().as_deref().unwrap_or(&[]);
+        let asks = opts.iter().any(|o| o == "idmap" || o == "ridmap");
+        let has = |v: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| {
+            v.as_ref().is_some_and(|v| !v.is_empty())
+        };
+        let (u, g) = (has(m.uid_mappings()), has(m.gid_mappings()));
+        if !(asks || u || g) {
+            continue;
+        }
+        let bind =
+            m.typ().as_deref() == Some("bind") || opts.iter().any(|o| o == "bind" || o == "rbind");
+        if !bind {
+            bail!(
+                "config.json: mounts[{i}] ({}): idmapped mounts must be bind mounts",
+                m.destination().display()
+            );
+        }
+        if !(u && g) {
+            bail!(
+                "config.json: mounts[{i}] ({}): an idmapped mount needs both uidMappings and gidMappings",
+                m.destination().display()
+            );
         }
     }
     Ok(())
@@ -173,6 +195,7 @@ fn refuse_unsupported(spec: &Spec) -> Result<()> {
 fn validate(spec: &Spec) -> Result<()> {
     refuse_unsupported(spec)?;
     crate::scheduling::Plan::new(spec.process().as_ref(), spec.linux().as_ref())?;
+    validate_idmapped_mounts(spec)?;
     if let Some(p) = spec.process() {
         match p.args() {
             Some(a) if !a.is_empty() && !a[0].is_empty() => {}

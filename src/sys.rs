@@ -508,6 +508,7 @@ pub const MOUNT_ATTR_NOATIME: u64 = 0x10;
 pub const MOUNT_ATTR_STRICTATIME: u64 = 0x20;
 pub const MOUNT_ATTR_NODIRATIME: u64 = 0x80;
 pub const MOUNT_ATTR_NOSYMFOLLOW: u64 = 0x200000;
+pub const MOUNT_ATTR_IDMAP: u64 = 0x100000;
 
 #[repr(C)]
 struct MountAttr {
@@ -567,6 +568,38 @@ pub fn open_tree(dir: BorrowedFd<'_>, path: &Path, flags: u32) -> io::Result<Own
 
 /// mount_setattr(2) on the mount `fd` refers to: set and clear MOUNT_ATTR_* flags and
 /// optionally the propagation type (MS_SHARED, MS_SLAVE, MS_PRIVATE, MS_UNBINDABLE).
+/// mount_setattr(MOUNT_ATTR_IDMAP) with the user namespace `userns` (on a detached clone).
+pub fn mount_setattr_idmap(
+    fd: BorrowedFd<'_>,
+    recursive: bool,
+    userns: BorrowedFd<'_>,
+) -> io::Result<()> {
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_IDMAP,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: userns.as_raw_fd() as u64,
+    };
+    let mut flags = libc::AT_EMPTY_PATH as u32;
+    if recursive {
+        flags |= AT_RECURSIVE;
+    }
+    let empty = c"";
+    // SAFETY: `attr` is a valid mount_attr for the call and its size is passed; userns stays
+    // open for the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            empty.as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    check(ret).map(|_| ())
+}
+
 pub fn mount_setattr(
     fd: BorrowedFd<'_>,
     recursive: bool,

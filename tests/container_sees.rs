@@ -540,3 +540,37 @@ fn a_time_namespace_shifts_boottime_and_monotonic_by_the_offsets() {
     assert!(err.contains("linux.timeOffsets"), "{err}");
     assert!(o.leftovers().is_empty());
 }
+
+#[test]
+fn an_idmapped_bind_shows_host_uid_1000_as_the_mapped_id() {
+    use std::os::unix::fs::MetadataExt;
+    let o = Onggi::new();
+    let host = Scratch::new("idmap");
+    let f = host.path().join("owned-by-1000");
+    std::fs::write(&f, "x").unwrap();
+    std::os::unix::fs::chown(&f, Some(1000), Some(1000)).unwrap();
+    // runc's convention: the mappings are written as the uid_map of the mount's user
+    // namespace, so an on-disk id in the containerID column shows as the hostID column.
+    let maps = json!([{"containerID": 1000, "hostID": 2000, "size": 1}]);
+    let b = sh("stat -c '%u:%g' /mnt/owned-by-1000; stat -c '%u' /mnt").with(|c| {
+        c["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": "/mnt", "type": "bind", "source": host.path(),
+            "options": ["rbind", "idmap"], "uidMappings": maps, "gidMappings": maps}));
+    });
+    // The directory itself (host root) is outside the mapping: the overflow id.
+    assert_eq!(o.output_of(&b), "2000:2000\n65534\n");
+    // Nothing changed on the host.
+    let meta = std::fs::metadata(&f).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (1000, 1000));
+    // idmap without mappings, or on a non-bind mount, is refused naming the mount.
+    let b = sh("true").with(|c| {
+        c["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": "/mnt", "type": "bind", "source": "/tmp", "options": ["rbind", "idmap"]}));
+    });
+    let err = o.fails(&["create", "--bundle", b.dir(), "idm"]);
+    assert!(
+        err.contains("mounts[") && err.contains("uidMappings"),
+        "{err}"
+    );
+    assert!(o.leftovers().is_empty());
+}
