@@ -75,7 +75,7 @@ CONFORMANCE := create state start kill kill_no_effect killsig delete delete_only
   linux_ns_itype linux_ns_nopath linux_ns_path linux_ns_path_type linux_sysctl \
   linux_rootfs_propagation process process_user process_rlimits_fail process_oom_score_adj \
   process_capabilities_fail config_updates_without_affect \
-  prestart_fail poststart_fail poststop poststop_fail linux_seccomp
+  prestart_fail poststart_fail poststop poststop_fail linux_seccomp linux_uid_mappings
 conformance: build
 	bash tests/conformance.sh $(ONGGI) $(CONFORMANCE)
 
