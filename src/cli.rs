@@ -265,6 +265,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
         logging::error(&format!("--trace: {e}"));
         return 1;
     }
+
     match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {

@@ -178,6 +178,8 @@ fn build_process(args: &ExecArgs, base: Option<&Process>) -> Result<Process> {
 
 /// `exec`; returns the exit code onggi should exit with.
 pub fn exec(store: &Store, args: &ExecArgs) -> Result<i32> {
+    // The container's processes exist already: join it from a read-only mount of onggi.
+    crate::self_exe::ensure_read_only()?;
     let id = args.id.as_str();
     let dir = store.get(id)?;
     let state = dir

@@ -14,6 +14,7 @@
 //! * [`procfs`]: every /proc write, through a verified handle;
 //! * [`console`]: ptys and --console-socket; [`hooks`]: OCI hooks at the spec's moments;
 //! * [`signal`], [`logging`], [`trace`]: signal names, the --log contract, step events;
+//! * [`self_exe`]: create/run/exec run from a read-only mount of onggi's binary (CVE-2019-5736);
 //! * [`sys`]: the only `unsafe` code, small system-call wrappers.
 
 pub mod capabilities;
@@ -33,6 +34,7 @@ pub mod procfs;
 pub mod rootfs;
 pub mod scheduling;
 pub mod seccomp;
+pub mod self_exe;
 pub mod signal;
 pub mod spec;
 pub mod state;

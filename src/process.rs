@@ -183,6 +183,11 @@ pub fn create(store: &Store, o: &CreateOptions<'_>) -> Result<Created> {
         });
         Ok::<_, anyhow::Error>(b)
     })?;
+    if !bundle.new_namespace(oci_spec::runtime::LinuxNamespaceType::Pid) {
+        // Other processes may share the init's pid namespace: see src/self_exe.rs. Nothing
+        // exists yet, so the re-executed onggi simply starts over.
+        crate::self_exe::ensure_read_only()?;
+    }
     let terminal = bundle
         .spec
         .process()

@@ -366,6 +366,34 @@ pub fn setns(fd: BorrowedFd<'_>, flags: libc::c_int) -> io::Result<()> {
     Ok(())
 }
 
+/// Whether the open file `fd` lives on a read-only mount (fstatvfs ST_RDONLY).
+pub fn on_read_only_mount(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    let st = nix::sys::statvfs::fstatvfs(fd).map_err(io::Error::from)?;
+    Ok(st.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
+}
+
+/// execveat(fd, "", args, env, AT_EMPTY_PATH): runs the open file `fd`. Returns only on error.
+pub fn execveat_empty(fd: BorrowedFd<'_>, args: &[CString], env: &[CString]) -> io::Error {
+    let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let mut envp: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
+    envp.push(std::ptr::null());
+    let empty = c"";
+    // SAFETY: argv and envp are NULL-terminated arrays of pointers to NUL-terminated strings
+    // that outlive the call; fd is open.
+    unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            fd.as_raw_fd(),
+            empty.as_ptr(),
+            argv.as_ptr(),
+            envp.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        );
+    }
+    io::Error::last_os_error()
+}
+
 /// personality(2).
 pub fn personality(persona: u64) -> io::Result<()> {
     // SAFETY: personality takes one integer.

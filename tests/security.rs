@@ -224,3 +224,130 @@ fn bind_over_a_symlinked_file_target_stays_inside() {
     assert!(!victim.exists(), "nothing was created on the host");
     host.assert_untouched();
 }
+
+/// Checklist row 1 (CVE-2019-5736): a handle on the init's /proc/<pid>/exe, taken while it is
+/// still onggi (created, waiting at the gate) and kept until after onggi and the init moved on,
+/// cannot be reopened for writing: onggi runs from a read-only detached mount of its binary.
+/// The container here has no pid namespace of its own, so processes outside it (like this
+/// test) see the init: exactly the case where onggi re-executes from the read-only mount
+/// (`exec` is the other).
+#[test]
+fn the_runtime_binary_cannot_be_reopened_for_writing_through_proc_exe() {
+    let o = Onggi::new();
+    let b = sh("touch /started; while :; do sleep 0.05; done").with(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|n| n["type"] != "pid");
+    });
+    o.ok(&["create", "--bundle", b.dir(), "exe"]);
+    let pid = o.state("exe")["pid"].as_i64().unwrap();
+    // What the attacker keeps: an O_PATH handle on the runtime's executable.
+    let handle = nix::fcntl::open(
+        format!("/proc/{pid}/exe").as_str(),
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .unwrap();
+    o.ok(&["start", "exe"]);
+    wait_for(|| b.rootfs().join("started").exists());
+    let reopen = std::fs::OpenOptions::new()
+        .write(true)
+        .open(format!("/proc/self/fd/{}", handle.as_raw_fd()));
+    let err = reopen.expect_err("onggi's binary was opened for writing");
+    assert_eq!(err.raw_os_error(), Some(libc::EROFS), "{err}");
+    // exec always joins from the read-only mount.
+    let out = o.run(&["--trace", "exec", "exe", "true"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("self_exe") && text(&out.stderr).contains("execveat"),
+        "{}",
+        text(&out.stderr)
+    );
+    o.ok(&["delete", "--force", "exe"]);
+}
+
+/// Rows 5 and 10 (CVE-2019-16884, CVE-2025-52881): the image puts its own directory over /proc,
+/// with a fake `sys/net/ipv4/ip_forward` and `self/oom_score_adj`, hoping onggi writes its
+/// sysctls there. onggi writes /proc only through the host procfs handle it verified before the
+/// clone: the fake files stay as they were, and the container's real network namespace gets
+/// the value.
+#[test]
+fn rows5_10_proc_writes_never_land_in_a_fake_proc() {
+    let o = Onggi::new();
+    let fake = Scratch::new("fake-proc");
+    std::fs::create_dir_all(fake.path().join("sys/net/ipv4")).unwrap();
+    std::fs::write(fake.path().join("sys/net/ipv4/ip_forward"), "fake\n").unwrap();
+    let b = sh("touch /tmp/up; while :; do sleep 0.05; done").with(|c| {
+        let mounts = c["mounts"].as_array_mut().unwrap();
+        mounts.retain(|m| m["destination"] != "/proc");
+        mounts.insert(
+            0,
+            json!({"destination": "/proc", "type": "bind",
+            "source": fake.path(), "options": ["rbind", "rw"]}),
+        );
+        c["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1"});
+        c["linux"]["maskedPaths"] = json!([]);
+        c["linux"]["readonlyPaths"] = json!([]);
+    });
+    o.ok(&["run", "-d", "--bundle", b.dir(), "fakeproc"]);
+    let pid = o.state("fakeproc")["pid"].as_i64().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(fake.path().join("sys/net/ipv4/ip_forward")).unwrap(),
+        "fake\n",
+        "onggi wrote into the image's fake /proc"
+    );
+    // The real value, in the container's network namespace, seen through the host's /proc.
+    let out = std::process::Command::new("nsenter")
+        .args([
+            "-t",
+            &pid.to_string(),
+            "-n",
+            "cat",
+            "/proc/sys/net/ipv4/ip_forward",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(text(&out.stdout), "1\n", "{}", text(&out.stderr));
+    o.ok(&["delete", "--force", "fakeproc"]);
+}
+
+/// Row 16 (crun regression): a bind whose fd-based attach cannot be made fails create; onggi
+/// never retries it with a path-based mount(2) inside the container's mount namespace.
+#[test]
+fn row16_a_failed_fd_based_mount_is_an_error_never_a_path_fallback() {
+    let o = Onggi::new();
+    let target = HostTarget::new();
+    let mounts_before = host_mounts_under(Path::new("/"));
+    // The source vanishes as a directory: a dangling symlink on the host.
+    let src = Scratch::new("dangling");
+    let link = src.path().join("link");
+    symlink(target.path().join("missing"), &link).unwrap();
+    let b = sh("true").with(|c| {
+        c["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"destination": "/mnt",
+            "type": "bind", "source": link, "options": ["rbind"]}));
+    });
+    let out = o.run(&["--trace", "create", "--bundle", b.dir(), "nofallback"]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    let mounts = err
+        .lines()
+        .find(|l| l.split_whitespace().nth(3) == Some("mounts"))
+        .unwrap_or_else(|| panic!("no mounts step:\n{err}"));
+    assert!(
+        mounts.contains("FAILED") && mounts.contains("/mnt"),
+        "{mounts}"
+    );
+    // No call before the failure names the source: no attempt, and no path-based retry.
+    let calls = mounts.split("FAILED").next().unwrap();
+    assert!(
+        !calls.contains(&src.path().display().to_string()),
+        "a mount of the source was tried: {mounts}"
+    );
+    assert!(o.leftovers().is_empty());
+    assert_eq!(host_mounts_under(Path::new("/")), mounts_before);
+    target.assert_untouched();
+}
