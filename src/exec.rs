@@ -196,7 +196,13 @@ pub fn exec(store: &Store, args: &ExecArgs) -> Result<i32> {
     }
     let config = dir.load_config()?;
     let process = build_process(args, config.process().as_ref())?;
-    crate::spec::refuse_process_labels(&process)?;
+    let labels = crate::lsm::ExecLabels::new(&process)?;
+    // The joining process writes its exec labels through the host's /proc (opened here).
+    let procfs = if labels.is_empty() {
+        None
+    } else {
+        Some(crate::procfs::open_host()?)
+    };
     let plan = crate::scheduling::Plan::new(Some(&process), config.linux().as_ref())?;
     let namespaces_list = config
         .linux()
@@ -293,6 +299,7 @@ pub fn exec(store: &Store, args: &ExecArgs) -> Result<i32> {
             keep.extend(crate::trace::sink().map(|f| f.as_raw_fd()));
             keep.extend(console.as_ref().map(|c| c.as_raw_fd()));
             keep.extend(listener.as_ref().map(|c| c.as_raw_fd()));
+            keep.extend(procfs.as_ref().map(|c| c.as_raw_fd()));
             let target = Target {
                 pidfd: pidfd.as_fd(),
                 join,
@@ -306,7 +313,11 @@ pub fn exec(store: &Store, args: &ExecArgs) -> Result<i32> {
                 &process,
                 console.as_ref(),
                 seccomp.is_some(),
-                &plan,
+                &init::ProcessSetup {
+                    plan: &plan,
+                    labels: &labels,
+                    procfs: procfs.as_ref().map(|f| f.as_fd()),
+                },
             );
             // With SCMP_ACT_NOTIFY, the listener is told our pid as onggi sees it.
             let host_pid = match (&r, notify) {
@@ -388,7 +399,7 @@ fn join_and_prepare(
     process: &Process,
     console: Option<&std::os::unix::net::UnixStream>,
     seccomp: bool,
-    plan: &crate::scheduling::Plan,
+    setup: &init::ProcessSetup<'_>,
 ) -> Result<init::Prepared> {
     trace::step("exec_hygiene", |c| {
         init::close_inherited_except(keep, preserve_fds)?;
@@ -425,7 +436,7 @@ fn join_and_prepare(
         }
         None => None,
     };
-    let mut prepared = init::prepare_process(process, seccomp, plan)?;
+    let mut prepared = init::prepare_process(process, seccomp, setup)?;
     prepared.console = slave;
     Ok(prepared)
 }

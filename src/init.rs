@@ -289,7 +289,16 @@ fn setup(ctx: &InitContext<'_>, state: &str) -> Result<Option<Prepared>> {
         })?;
     }
     let plan = crate::scheduling::Plan::new(Some(process), spec.linux().as_ref())?;
-    let prepared = prepare_process(process, ctx.seccomp.is_some(), &plan)?;
+    let labels = crate::lsm::ExecLabels::new(process)?;
+    let prepared = prepare_process(
+        process,
+        ctx.seccomp.is_some(),
+        &ProcessSetup {
+            plan: &plan,
+            labels: &labels,
+            procfs: Some(ctx.procfs),
+        },
+    )?;
     Ok(Some(prepared))
 }
 
@@ -298,16 +307,31 @@ fn setup(ctx: &InitContext<'_>, state: &str) -> Result<Option<Prepared>> {
 /// PATH lookup and no_new_privs. After it only the execve is left.
 /// `seccomp`: a filter will be loaded at execve (CAP_SYS_ADMIN is kept until then when the
 /// process would not have it and no_new_privs is not asked for).
+/// What the process half of the setup needs besides the `process` object: the checked
+/// scheduling plan, the LSM exec labels, and the host procfs handle to write those through.
+pub struct ProcessSetup<'a> {
+    pub plan: &'a crate::scheduling::Plan,
+    pub labels: &'a crate::lsm::ExecLabels,
+    pub procfs: Option<BorrowedFd<'a>>,
+}
+
 pub fn prepare_process(
     process: &Process,
     seccomp: bool,
-    plan: &crate::scheduling::Plan,
+    setup: &ProcessSetup<'_>,
 ) -> Result<Prepared> {
     let cwd = process.cwd();
     trace::step("rlimits", |c| set_rlimits(process, c))?;
-    if !plan.is_empty() {
+    if !setup.plan.is_empty() {
         // Before the capability step: real-time policies and negative nice need CAP_SYS_NICE.
-        trace::step("scheduling", |c| plan.apply(c))?;
+        trace::step("scheduling", |c| setup.plan.apply(c))?;
+    }
+    if !setup.labels.is_empty() {
+        // While still root: the /proc files of a non-dumpable process belong to root.
+        let procfs = setup
+            .procfs
+            .ok_or_else(|| anyhow::anyhow!("no procfs handle for the LSM labels"))?;
+        trace::step("lsm_labels", |c| setup.labels.apply(procfs, c))?;
     }
     let caps = process
         .capabilities()

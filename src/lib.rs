@@ -8,6 +8,7 @@
 //! * [`init`]: the container init's setup steps, up to execve;
 //! * [`namespaces`], [`rootfs`], [`capabilities`]: what the init sets up;
 //! * [`scheduling`]: scheduler, I/O priority, CPU affinity, memory policy, personality;
+//! * [`lsm`]: AppArmor profiles and SELinux labels (refused on hosts without them);
 //! * [`cgroups`]: the cgroup v2 driver (resources, freeze, kill); [`cgroup_commands`]: update, events;
 //! * [`devices`]: the eBPF device filter of the container's cgroup;
 //! * [`container`]: start, state, kill, delete, list, run, features; [`exec`]: exec and ps;
@@ -28,6 +29,7 @@ pub mod exec;
 pub mod hooks;
 pub mod init;
 pub mod logging;
+pub mod lsm;
 pub mod namespaces;
 pub mod process;
 pub mod procfs;

@@ -327,9 +327,10 @@ pub fn setup(
     })?;
     let root = trace::step("rootfs_bind", |c| bind_rootfs(rootfs, c))?;
     let mounts = spec.mounts().as_deref().unwrap_or(&[]);
+    let mount_label = linux.and_then(|l| l.mount_label().as_deref());
     trace::step("mounts", |c| {
         for (i, m) in mounts.iter().enumerate() {
-            mount_one(root.as_fd(), bundle, m, idmaps.get(i), c)
+            mount_one(root.as_fd(), bundle, m, idmaps.get(i), mount_label, c)
                 .with_context(|| format!("mounts[{i}] ({}) ", m.destination().display()))?;
         }
         Ok::<_, anyhow::Error>(())
@@ -513,6 +514,7 @@ fn mount_one(
     bundle: &Path,
     m: &Mount,
     idmap: Option<BorrowedFd<'_>>,
+    mount_label: Option<&str>,
     c: &mut Calls,
 ) -> Result<()> {
     let opts = parse_options(m.options().as_deref().unwrap_or(&[]))?;
@@ -556,7 +558,7 @@ fn mount_one(
         None
     };
     let source = m.source().clone().unwrap_or_else(|| PathBuf::from(fstype));
-    let data = opts.data.join(",");
+    let data = crate::lsm::with_mount_label(&opts.data.join(","), fstype, false, mount_label);
     let data = (!data.is_empty()).then_some(data);
     let tpath = fd_path(target.as_fd());
     sys::mount(
@@ -1305,9 +1307,18 @@ mod tests {
     }
 
     #[test]
-    fn remount_and_idmap_are_refused() {
+    fn remount_is_refused_and_idmap_is_parsed() {
         assert!(parse_options(&["remount".into()]).is_err());
-        assert!(parse_options(&["idmap".into()]).is_err());
+        assert_eq!(
+            parse_options(&["idmap".into()]).unwrap().idmap,
+            Some(Idmap::Top)
+        );
+        assert_eq!(
+            parse_options(&["rbind".into(), "ridmap".into()])
+                .unwrap()
+                .idmap,
+            Some(Idmap::Recursive)
+        );
     }
 
     #[test]

@@ -118,24 +118,6 @@ fn sysctl_namespace(key: &str) -> Option<LinuxNamespaceType> {
     }
 }
 
-/// LSM labels of a process (config.json's, or exec's --apparmor / --process-label): onggi has no
-/// AppArmor or SELinux code path yet, so a label is refused (as runc refuses a profile on a host
-/// without the LSM), never silently ignored.
-pub fn refuse_process_labels(p: &oci_spec::runtime::Process) -> Result<()> {
-    let set = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.is_empty());
-    let apparmor = std::path::Path::new("/sys/kernel/security/apparmor").exists();
-    if set(p.apparmor_profile()) {
-        bail!(
-            "process.apparmorProfile is set but onggi cannot apply AppArmor profiles{}: refusing to run without it",
-            if apparmor { " yet" } else { " (this host has no AppArmor)" }
-        );
-    }
-    if set(p.selinux_label()) {
-        bail!("process.selinuxLabel is set but onggi cannot apply SELinux labels (this host has no SELinux): refusing to run without it");
-    }
-    Ok(())
-}
-
 /// Fields onggi does not implement yet are refused, never silently ignored: a container that
 /// asked for seccomp must not run unconfined, a network hook must not be skipped.
 fn refuse_unsupported(spec: &Spec) -> Result<()> {
@@ -145,12 +127,10 @@ fn refuse_unsupported(spec: &Spec) -> Result<()> {
         )
     };
     if let Some(p) = spec.process() {
-        refuse_process_labels(p)?;
+        crate::lsm::ExecLabels::new(p)?;
     }
     if let Some(l) = spec.linux() {
-        if l.mount_label().as_deref().is_some_and(|s| !s.is_empty()) {
-            return Err(not_yet("linux.mountLabel (this host has no SELinux)"));
-        }
+        crate::lsm::check_mount_label(l.mount_label().as_deref())?;
         if l.intel_rdt().is_some() {
             return Err(not_yet("linux.intelRdt"));
         }
