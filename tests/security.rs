@@ -351,3 +351,50 @@ fn row16_a_failed_fd_based_mount_is_an_error_never_a_path_fallback() {
     assert_eq!(host_mounts_under(Path::new("/")), mounts_before);
     target.assert_untouched();
 }
+
+/// Row 2 (CVE-2016-9962): the process that joins a container is non-dumpable before it enters
+/// any namespace, so container root cannot ptrace it or open its /proc files. The init waiting
+/// at the gate already runs as the configured user (1000) yet its /proc files belong to root,
+/// the mark of a non-dumpable process; and the trace shows the hygiene step before any
+/// namespace is entered, for the init and for exec.
+#[test]
+fn row2_joining_processes_are_non_dumpable_before_they_enter() {
+    use std::os::unix::fs::MetadataExt;
+    let o = Onggi::new();
+    let b = sh("touch /tmp/x; while :; do sleep 0.05; done").with(|c| {
+        c["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+    });
+    let out = o.run(&["--trace", "create", "--bundle", b.dir(), "dump"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let pid = o.state("dump")["pid"].as_i64().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert!(status_field(&status, "Uid").starts_with("1000"), "{status}");
+    let environ = std::fs::metadata(format!("/proc/{pid}/environ")).unwrap();
+    assert_eq!(
+        environ.uid(),
+        0,
+        "a dumpable init's /proc files would belong to 1000"
+    );
+    let order = |trace: &str, first: &str, then: &str| {
+        let at = |s: &str| {
+            trace
+                .lines()
+                .position(|l| l.split_whitespace().nth(3) == Some(s))
+                .unwrap_or_else(|| panic!("no {s} in:\n{trace}"))
+        };
+        assert!(
+            at(first) < at(then),
+            "{first} must come before {then}:\n{trace}"
+        );
+    };
+    let trace = text(&out.stderr);
+    assert!(trace.contains("prctl(PR_SET_DUMPABLE, 0)"), "{trace}");
+    order(&trace, "init_hygiene", "rootfs_propagation");
+    o.ok(&["start", "dump"]);
+    let out = o.run(&["--trace", "exec", "dump", "true"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let trace = text(&out.stderr);
+    assert!(trace.contains("prctl(PR_SET_DUMPABLE, 0)"), "{trace}");
+    order(&trace, "exec_hygiene", "setns");
+    o.ok(&["delete", "--force", "dump"]);
+}
