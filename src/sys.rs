@@ -602,30 +602,17 @@ pub fn mount_setattr_idmap(
     recursive: bool,
     userns: BorrowedFd<'_>,
 ) -> io::Result<()> {
-    let attr = MountAttr {
-        attr_set: MOUNT_ATTR_IDMAP,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: userns.as_raw_fd() as u64,
-    };
-    let mut flags = libc::AT_EMPTY_PATH as u32;
-    if recursive {
-        flags |= AT_RECURSIVE;
-    }
-    let empty = c"";
-    // SAFETY: `attr` is a valid mount_attr for the call and its size is passed; userns stays
-    // open for the call.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            fd.as_raw_fd(),
-            empty.as_ptr(),
-            flags,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    check(ret).map(|_| ())
+    // userns stays open (borrowed) for the call.
+    mount_setattr_raw(
+        fd,
+        recursive,
+        &MountAttr {
+            attr_set: MOUNT_ATTR_IDMAP,
+            attr_clr: 0,
+            propagation: 0,
+            userns_fd: userns.as_raw_fd() as u64,
+        },
+    )
 }
 
 pub fn mount_setattr(
@@ -635,12 +622,19 @@ pub fn mount_setattr(
     clear: u64,
     propagation: u64,
 ) -> io::Result<()> {
-    let attr = MountAttr {
-        attr_set: set,
-        attr_clr: clear,
-        propagation,
-        userns_fd: 0,
-    };
+    mount_setattr_raw(
+        fd,
+        recursive,
+        &MountAttr {
+            attr_set: set,
+            attr_clr: clear,
+            propagation,
+            userns_fd: 0,
+        },
+    )
+}
+
+fn mount_setattr_raw(fd: BorrowedFd<'_>, recursive: bool, attr: &MountAttr) -> io::Result<()> {
     let mut flags = libc::AT_EMPTY_PATH as u32;
     if recursive {
         flags |= AT_RECURSIVE;
@@ -653,7 +647,7 @@ pub fn mount_setattr(
             fd.as_raw_fd(),
             empty.as_ptr(),
             flags,
-            &attr as *const MountAttr,
+            attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )
     };

@@ -333,10 +333,7 @@ fn row16_a_failed_fd_based_mount_is_an_error_never_a_path_fallback() {
     let out = o.run(&["--trace", "create", "--bundle", b.dir(), "nofallback"]);
     assert!(!out.status.success());
     let err = text(&out.stderr);
-    let mounts = err
-        .lines()
-        .find(|l| l.split_whitespace().nth(3) == Some("mounts"))
-        .unwrap_or_else(|| panic!("no mounts step:\n{err}"));
+    let mounts = trace_step(&err, "mounts");
     assert!(
         mounts.contains("FAILED") && mounts.contains("/mnt"),
         "{mounts}"

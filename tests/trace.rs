@@ -145,10 +145,7 @@ fn a_failing_step_is_marked_in_the_trace_and_nothing_is_left() {
     let out = o.run(&["--trace", "run", "--bundle", b.dir(), "bad"]);
     assert!(!out.status.success());
     let err = text(&out.stderr);
-    let mounts = err
-        .lines()
-        .find(|l| l.split_whitespace().nth(3) == Some("mounts"))
-        .unwrap_or_else(|| panic!("no mounts step:\n{err}"));
+    let mounts = trace_step(&err, "mounts");
     assert!(mounts.contains("FAILED"), "{mounts}");
     assert!(mounts.contains("/bad"), "{mounts}");
     assert!(o.leftovers().is_empty());
@@ -164,10 +161,7 @@ fn exec_is_traced_as_the_joining_process() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "joined\n");
     let err = text(&out.stderr);
-    let setns = err
-        .lines()
-        .find(|l| l.split_whitespace().nth(3) == Some("setns"))
-        .unwrap_or_else(|| panic!("no setns step:\n{err}"));
+    let setns = trace_step(&err, "setns");
     assert!(setns.contains(" exec "), "{setns}");
     assert!(
         setns.contains("CLONE_NEWPID") || setns.contains("pid"),

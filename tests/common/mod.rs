@@ -386,3 +386,12 @@ pub fn has_controller(controller: &str) -> bool {
     }
     ok
 }
+
+/// The `--trace` line of `step` in `trace` (its fourth field is the step name); panics with the
+/// whole trace when the step is missing.
+pub fn trace_step<'a>(trace: &'a str, step: &str) -> &'a str {
+    trace
+        .lines()
+        .find(|l| l.split_whitespace().nth(3) == Some(step))
+        .unwrap_or_else(|| panic!("no {step} step in the trace:\n{trace}"))
+}
