@@ -226,6 +226,18 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
             );
         }
         if let Some(pidfd) = process::open_init(&s)? {
+            // Moved devices go home while the container's network namespace still exists.
+            let devs = dir
+                .load_config()
+                .map(|spec| crate::netdev::devices(&spec))
+                .unwrap_or_default();
+            if !devs.is_empty() {
+                if let Err(e) = trace::step("net_devices_back", |c| {
+                    crate::netdev::move_back(&devs, pidfd.as_fd(), c)
+                }) {
+                    crate::logging::warn(&format!("{id}: {e:#}"));
+                }
+            }
             signal_all(&s, libc::SIGKILL)?;
             match sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL) {
                 // cgroup.kill may have been faster.
@@ -401,6 +413,7 @@ pub fn features() -> serde_json::Value {
             "selinux": { "enabled": false },
             "intelRdt": { "enabled": false },
             "mountExtensions": { "idmap": { "enabled": true } },
+            "netDevices": { "enabled": true },
             "memoryPolicy": {
                 "modes": ["MPOL_DEFAULT", "MPOL_BIND", "MPOL_INTERLEAVE", "MPOL_WEIGHTED_INTERLEAVE",
                           "MPOL_PREFERRED", "MPOL_PREFERRED_MANY", "MPOL_LOCAL"],
@@ -410,7 +423,7 @@ pub fn features() -> serde_json::Value {
         "annotations": {
             "io.github.onggi.version": env!("CARGO_PKG_VERSION"),
             "io.github.onggi.process-model": "clone3, no re-exec",
-            "io.github.onggi.supported-fields": "process.scheduler, process.ioPriority, process.execCPUAffinity, linux.personality, linux.memoryPolicy, linux.domainname"
+            "io.github.onggi.supported-fields": "process.scheduler, process.ioPriority, process.execCPUAffinity, linux.personality, linux.memoryPolicy, linux.domainname, linux.timeOffsets, linux.netDevices"
         }
     })
 }

@@ -9,6 +9,7 @@
 //! * [`namespaces`], [`rootfs`], [`capabilities`]: what the init sets up;
 //! * [`scheduling`]: scheduler, I/O priority, CPU affinity, memory policy, personality;
 //! * [`lsm`]: AppArmor profiles and SELinux labels (refused on hosts without them);
+//! * [`netdev`]: linux.netDevices moved into the container and back;
 //! * [`cgroups`]: the cgroup v2 driver (resources, freeze, kill); [`cgroup_commands`]: update, events;
 //! * [`devices`]: the eBPF device filter of the container's cgroup;
 //! * [`container`]: start, state, kill, delete, list, run, features; [`exec`]: exec and ps;
@@ -31,6 +32,7 @@ pub mod init;
 pub mod logging;
 pub mod lsm;
 pub mod namespaces;
+pub mod netdev;
 pub mod process;
 pub mod procfs;
 pub mod rootfs;

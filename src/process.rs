@@ -446,6 +446,10 @@ fn parent_side_setup(bundle: &Bundle, procfs: BorrowedFd<'_>, pid: i32) -> Resul
             Ok::<_, anyhow::Error>(())
         })?;
     }
+    let devs = crate::netdev::devices(&bundle.spec);
+    if !devs.is_empty() {
+        trace::step("net_devices", |c| crate::netdev::move_in(&devs, pid, c))?;
+    }
     if let Some(adj) = bundle
         .spec
         .process()

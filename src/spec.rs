@@ -134,9 +134,6 @@ fn refuse_unsupported(spec: &Spec) -> Result<()> {
         if l.intel_rdt().is_some() {
             return Err(not_yet("linux.intelRdt"));
         }
-        if l.net_devices().as_ref().is_some_and(|n| !n.is_empty()) {
-            return Err(not_yet("linux.netDevices"));
-        }
     }
     Ok(())
 }
@@ -176,6 +173,15 @@ fn validate(spec: &Spec) -> Result<()> {
     refuse_unsupported(spec)?;
     crate::scheduling::Plan::new(spec.process().as_ref(), spec.linux().as_ref())?;
     validate_idmapped_mounts(spec)?;
+    let new_netns = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| {
+            ns.iter()
+                .any(|n| n.typ() == LinuxNamespaceType::Network && n.path().is_none())
+        });
+    crate::netdev::validate(spec, new_netns)?;
     if let Some(p) = spec.process() {
         match p.args() {
             Some(a) if !a.is_empty() && !a[0].is_empty() => {}

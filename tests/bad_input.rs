@@ -320,9 +320,9 @@ fn unimplemented_fields_are_refused_never_silently_ignored() {
     );
     refused(
         &o,
-        &sh("true").with(|c| c["linux"]["netDevices"] = json!({"eth0": {"name": "ctr0"}})),
+        &sh("true").with(|c| c["linux"]["intelRdt"] = json!({"closID": "onggi"})),
         "p",
-        "linux.netDevices",
+        "linux.intelRdt",
     );
 }
 

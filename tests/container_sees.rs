@@ -574,3 +574,53 @@ fn an_idmapped_bind_shows_host_uid_1000_as_the_mapped_id() {
     );
     assert!(o.leftovers().is_empty());
 }
+
+#[test]
+fn net_devices_move_in_renamed_and_go_back_on_delete() {
+    let o = Onggi::new();
+    let link = |args: &[&str]| {
+        std::process::Command::new("ip")
+            .args(args)
+            .output()
+            .expect("ip (iproute2)")
+    };
+    let (host, peer) = ("onggi-nd0", "onggi-nd1");
+    let _ = link(&["link", "del", host]);
+    let made = link(&["link", "add", host, "type", "veth", "peer", "name", peer]);
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    let b = sh("touch /tmp/up; while :; do sleep 0.05; done").with(|c| {
+        c["linux"]["netDevices"] = json!({host: {"name": "eth7"}});
+    });
+    o.ok(&["run", "-d", "--bundle", b.dir(), "nd"]);
+    let inside = o.ok(&[
+        "exec",
+        "nd",
+        "sh",
+        "-c",
+        "ip -o link | cut -d' ' -f2 | cut -d@ -f1",
+    ]);
+    assert!(inside.lines().any(|l| l == "eth7"), "{inside}");
+    assert!(
+        !link(&["link", "show", host]).status.success(),
+        "still on the host"
+    );
+    o.ok(&["delete", "--force", "nd"]);
+    let back = link(&["link", "show", host]);
+    assert!(
+        back.status.success(),
+        "not moved back: {}",
+        text(&back.stderr)
+    );
+    let _ = link(&["link", "del", host]);
+    // Without a new network namespace of its own, the config is refused naming the field.
+    let b = sh("true").with(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|n| n["type"] != "network");
+        c["linux"]["netDevices"] = json!({host: {}});
+    });
+    let err = o.fails(&["create", "--bundle", b.dir(), "nd2"]);
+    assert!(err.contains("linux.netDevices"), "{err}");
+    assert!(o.leftovers().is_empty());
+}
