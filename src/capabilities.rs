@@ -101,7 +101,16 @@ pub fn switch_user(user: &User, keep_caps: bool, c: &mut Calls) -> Result<()> {
         .flatten()
         .map(|g| Gid::from_raw(*g))
         .collect();
-    setgroups(&groups).context("setgroups")?;
+    // In a user namespace whose setgroups is denied (rootless), the group list cannot change:
+    // with no additionalGids it stays as the namespace made it (runc skips it too).
+    let denied = std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny");
+    match (denied, groups.is_empty()) {
+        (true, true) => {}
+        (true, false) => anyhow::bail!(
+            "process.user.additionalGids {groups:?}: setgroups is denied in this user namespace (rootless): remove them"
+        ),
+        (false, _) => setgroups(&groups).context("setgroups")?,
+    }
     let gid = Gid::from_raw(user.gid());
     setresgid(gid, gid, gid).with_context(|| format!("setresgid({gid})"))?;
     let uid = Uid::from_raw(user.uid());

@@ -20,9 +20,9 @@ use crate::{container, spec, trace};
     disable_version_flag = true
 )]
 pub struct Cli {
-    /// Where container state lives
-    #[arg(long, value_name = "DIR", default_value = "/run/onggi")]
-    pub root: PathBuf,
+    /// Where container state lives (default /run/onggi; $XDG_RUNTIME_DIR/onggi when not root)
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
     /// Append errors (and --debug lines) to FILE
     #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,
@@ -291,13 +291,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     let Some(command) = cli.command else {
         anyhow::bail!("no command given: try `onggi --help`");
     };
-    let store = || Store::open(&cli.root);
+    let store = || -> anyhow::Result<Store> { Store::open(&state_root(cli.root.clone())?) };
     match command {
         Command::Spec { bundle, rootless } => {
-            if rootless {
-                anyhow::bail!("spec --rootless: rootless containers are not supported yet");
-            }
-            container::write_spec(&bundle)?;
+            container::write_spec(&bundle, rootless)?;
         }
         Command::Create(a) => {
             crate::process::create(&store()?, &a.options())?;
@@ -325,6 +322,22 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     Ok(0)
 }
 
+/// `--root`, else /run/onggi for root, else $XDG_RUNTIME_DIR/onggi (runc's rootless default).
+fn state_root(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    if let Some(r) = given {
+        return Ok(r);
+    }
+    if nix::unistd::geteuid().is_root() {
+        return Ok(PathBuf::from("/run/onggi"));
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        Some(d) => Ok(PathBuf::from(d).join("onggi")),
+        None => anyhow::bail!(
+            "not root and XDG_RUNTIME_DIR is not set: give --root DIR (a directory you own)"
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -345,7 +358,7 @@ mod tests {
             "c1",
         ])
         .expect("parses");
-        assert_eq!(c.root, PathBuf::from("/x"));
+        assert_eq!(c.root, Some(PathBuf::from("/x")));
         assert_eq!(c.log, Some(PathBuf::from("/l")));
         assert_eq!(c.log_format, LogFormat::Json);
     }

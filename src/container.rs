@@ -429,9 +429,17 @@ pub fn features() -> serde_json::Value {
 }
 
 /// `spec`: writes the default config.json into `dir`; refuses to overwrite one.
-pub fn write_spec(dir: &std::path::Path) -> Result<()> {
+pub fn write_spec(dir: &std::path::Path, rootless: bool) -> Result<()> {
     let path = dir.join("config.json");
-    let text = serde_json::to_string_pretty(&spec::default_config())? + "\n";
+    let config = if rootless {
+        spec::rootless_config(
+            nix::unistd::geteuid().as_raw(),
+            nix::unistd::getegid().as_raw(),
+        )
+    } else {
+        spec::default_config()
+    };
+    let text = serde_json::to_string_pretty(&config)? + "\n";
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)

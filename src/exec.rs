@@ -231,10 +231,24 @@ pub fn exec(store: &Store, args: &ExecArgs) -> Result<i32> {
     .filter(|t| has(*t))
     .map(namespaces::clone_flag)
     .fold(0, |a, b| a | b);
+    // Rootless: joining the pid namespace needs CAP_SYS_ADMIN in its owner, the container's
+    // user namespace, so onggi joins that one with it (the kernel enters the user namespace
+    // first) and the child does not join it again.
+    let parent_joins_user = !nix::unistd::geteuid().is_root() && has(LinuxNamespaceType::User);
+    let join = if parent_joins_user {
+        join & !(libc::CLONE_NEWUSER as u64)
+    } else {
+        join
+    };
     if has(LinuxNamespaceType::Pid) {
         // Our future children are born in the container's pid namespace.
-        nix::sched::setns(pidfd.as_fd(), nix::sched::CloneFlags::CLONE_NEWPID)
-            .context("setns(pid)")?;
+        let flags = libc::CLONE_NEWPID
+            | if parent_joins_user {
+                libc::CLONE_NEWUSER
+            } else {
+                0
+            };
+        sys::setns(pidfd.as_fd(), flags).context("setns(pid)")?;
     }
     let cgroup = match &state.cgroup {
         Some(cg) => Some(

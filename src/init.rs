@@ -53,13 +53,19 @@ pub struct Prepared {
 
 /// The init's main: never returns.
 pub fn run(ctx: InitContext<'_>) -> ! {
+    let rootless = !nix::unistd::geteuid().is_root();
     let prepared = (|| -> Result<(Option<Prepared>, String)> {
         trace::step("init_hygiene", |c| {
             close_inherited(&ctx)?;
             // Until we report Ready, our fate is tied to onggi's: if it dies, so do we.
             sys::set_parent_death_signal(libc::SIGKILL).context("prctl(PR_SET_PDEATHSIG)")?;
-            // Nobody in the container may ptrace us or open our /proc files while we hold host fds.
-            sys::set_dumpable(false).context("prctl(PR_SET_DUMPABLE, 0)")?;
+            // Nobody in the container may ptrace us or open our /proc files while we hold host
+            // fds. Rootless: an unprivileged onggi must still open our setgroups/uid_map/gid_map
+            // to write them, so we stay dumpable until it sends Go (nothing else is in our
+            // namespaces before that), then become non-dumpable.
+            if !rootless {
+                sys::set_dumpable(false).context("prctl(PR_SET_DUMPABLE, 0)")?;
+            }
             sys::unblock_all_signals().context("sigprocmask")?;
             c.note(|| "close_range(inherited fds) | prctl(PR_SET_PDEATHSIG, SIGKILL) | prctl(PR_SET_DUMPABLE, 0) | sigprocmask(unblock)".into());
             Ok::<_, anyhow::Error>(())
@@ -68,6 +74,15 @@ pub fn run(ctx: InitContext<'_>) -> ! {
             Some(Msg::Go(state)) => state,
             _ => sys::exit_now(1),
         };
+        if rootless {
+            trace::step("dumpable", |c| {
+                sys::set_dumpable(false).context("prctl(PR_SET_DUMPABLE, 0)")?;
+                c.note(|| {
+                    "prctl(PR_SET_DUMPABLE, 0) (rootless: after onggi wrote our maps)".into()
+                });
+                anyhow::Ok(())
+            })?;
+        }
         setup(&ctx, &state).map(|p| (p, state))
     })();
     let (prepared, state) = match prepared {

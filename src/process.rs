@@ -390,6 +390,34 @@ fn prepare_cgroup(bundle: &Bundle, id: &str) -> Result<Option<(PathBuf, bool, Ow
     let rel =
         crate::cgroups::container_path(linux.and_then(|l| l.cgroups_path().as_deref()), &own, id)?;
     let cg = crate::cgroups::Cgroup { mount, rel };
+    if !nix::unistd::geteuid().is_root() {
+        // Rootless: a cgroup only where the user was delegated one (the nearest existing
+        // ancestor is writable); otherwise none, unless the config asks for limits.
+        let mut parent = cg.dir();
+        while !parent.exists() {
+            if !parent.pop() {
+                break;
+            }
+        }
+        let writable = nix::unistd::access(&parent, nix::unistd::AccessFlags::W_OK).is_ok();
+        if !writable {
+            if writes.is_empty() {
+                trace::moment("cgroup", || {
+                    format!(
+                        "not root and {} is not delegated to us: no cgroup for the container",
+                        parent.display()
+                    )
+                });
+                return Ok(None);
+            }
+            anyhow::bail!(
+                "linux.resources: not root, and the cgroup {} is not delegated to uid {} (no write access to {}): remove the limits or give a cgroupsPath under a cgroup you own",
+                cg.dir().display(),
+                nix::unistd::geteuid(),
+                parent.display()
+            );
+        }
+    }
     let controllers = cg.check_controllers(&writes)?;
     let created = trace::step("cgroup", |c| cg.create(&controllers, c))?;
     let fail = |e: anyhow::Error| {
@@ -430,6 +458,13 @@ fn parent_side_setup(bundle: &Bundle, procfs: BorrowedFd<'_>, pid: i32) -> Resul
     let linux = bundle.spec.linux().as_ref();
     if bundle.new_namespace(oci_spec::runtime::LinuxNamespaceType::User) {
         trace::step("id_maps", |c| {
+            if !nix::unistd::geteuid().is_root() {
+                // An unprivileged writer may map only its own ids, and gid_map only once
+                // setgroups is denied (user_namespaces(7)).
+                let rel = PathBuf::from(pid.to_string()).join("setgroups");
+                crate::procfs::write(procfs, &rel, "deny").context("setgroups deny")?;
+                c.note(|| format!("write /proc/{pid}/setgroups = \"deny\""));
+            }
             for (file, maps) in [
                 ("uid_map", linux.and_then(|l| l.uid_mappings().as_deref())),
                 ("gid_map", linux.and_then(|l| l.gid_mappings().as_deref())),

@@ -369,9 +369,62 @@ pub fn default_config() -> serde_json::Value {
     })
 }
 
+/// `spec --rootless`: the default config for an unprivileged caller `uid`/`gid` (runc's
+/// shape): a user namespace mapping the caller to root, no network or cgroup namespace and no
+/// resources (it may own no cgroup), /sys as a read-only rbind of the host's (sysfs needs a
+/// network namespace the user owns), devpts without `gid=5` (not mapped), no cgroup mount.
+pub fn rootless_config(uid: u32, gid: u32) -> serde_json::Value {
+    let mut c = default_config();
+    let linux = &mut c["linux"];
+    linux["resources"] = serde_json::Value::Null;
+    linux["namespaces"] = serde_json::json!([
+        { "type": "pid" }, { "type": "ipc" }, { "type": "uts" }, { "type": "mount" },
+        { "type": "user" }
+    ]);
+    linux["uidMappings"] = serde_json::json!([{ "containerID": 0, "hostID": uid, "size": 1 }]);
+    linux["gidMappings"] = serde_json::json!([{ "containerID": 0, "hostID": gid, "size": 1 }]);
+    if let Some(obj) = linux.as_object_mut() {
+        obj.remove("resources");
+    }
+    if let Some(mounts) = c["mounts"].as_array_mut() {
+        mounts.retain(|m| m["destination"] != "/sys/fs/cgroup");
+        for m in mounts.iter_mut() {
+            if m["destination"] == "/sys" {
+                *m = serde_json::json!({ "destination": "/sys", "type": "none", "source": "/sys",
+                    "options": ["rbind", "nosuid", "noexec", "nodev", "ro"] });
+            }
+            if m["destination"] == "/dev/pts" {
+                if let Some(o) = m["options"].as_array_mut() {
+                    o.retain(|x| x != "gid=5");
+                }
+            }
+        }
+    }
+    c
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rootless_config_maps_the_caller_and_owns_nothing_it_cannot() {
+        let c = rootless_config(1234, 5678);
+        let spec: Spec = serde_json::from_value(c.clone()).unwrap();
+        validate(&spec).unwrap();
+        assert_eq!(c["linux"]["uidMappings"][0]["hostID"], 1234);
+        assert_eq!(c["linux"]["gidMappings"][0]["hostID"], 5678);
+        let ns: Vec<&str> = c["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["type"].as_str().unwrap())
+            .collect();
+        assert!(ns.contains(&"user") && !ns.contains(&"network") && !ns.contains(&"cgroup"));
+        assert!(c["linux"].get("resources").is_none());
+        let text = c["mounts"].to_string();
+        assert!(!text.contains("gid=5") && !text.contains("cgroup") && text.contains("rbind"));
+    }
 
     #[test]
     fn default_config_parses_and_validates() {
