@@ -140,7 +140,7 @@ mod tests {
         let spec: Spec = serde_json::from_value(serde_json::json!({
             "ociVersion": "1.2.1", "root": {"path": "r"},
             "linux": {"netDevices": {"veth1": {"name": "eth1"}, "dummy0": {}}}}))
-        .unwrap();
+        .expect("test fixture is valid");
         assert_eq!(
             devices(&spec),
             vec![
@@ -156,7 +156,7 @@ mod tests {
         let bad: Spec = serde_json::from_value(serde_json::json!({
             "ociVersion": "1.2.1", "root": {"path": "r"},
             "linux": {"netDevices": {"veth1": {"name": "a/b"}}}}))
-        .unwrap();
+        .expect("test fixture is valid");
         assert!(validate(&bad, true)
             .unwrap_err()
             .to_string()

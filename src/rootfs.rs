@@ -1310,12 +1310,14 @@ mod tests {
     fn remount_is_refused_and_idmap_is_parsed() {
         assert!(parse_options(&["remount".into()]).is_err());
         assert_eq!(
-            parse_options(&["idmap".into()]).unwrap().idmap,
+            parse_options(&["idmap".into()])
+                .expect("test fixture is valid")
+                .idmap,
             Some(Idmap::Top)
         );
         assert_eq!(
             parse_options(&["rbind".into(), "ridmap".into()])
-                .unwrap()
+                .expect("test fixture is valid")
                 .idmap,
             Some(Idmap::Recursive)
         );

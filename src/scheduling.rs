@@ -260,8 +260,11 @@ mod tests {
 
     #[test]
     fn cpu_lists_parse_like_the_kernel_writes_them() {
-        assert_eq!(cpu_list("0-3,7").unwrap(), vec![0, 1, 2, 3, 7]);
-        assert_eq!(cpu_list("1").unwrap(), vec![1]);
+        assert_eq!(
+            cpu_list("0-3,7").expect("test fixture is valid"),
+            vec![0, 1, 2, 3, 7]
+        );
+        assert_eq!(cpu_list("1").expect("test fixture is valid"), vec![1]);
         assert!(cpu_list("3-1").is_err());
         assert!(cpu_list("a").is_err());
         assert!(cpu_list("5000").is_err());
@@ -271,7 +274,10 @@ mod tests {
     fn scheduler_converts_and_checks() {
         let mut v = base();
         v["process"]["scheduler"] = serde_json::json!({"policy": "SCHED_BATCH", "nice": 5, "flags": ["SCHED_RESET_ON_FORK"]});
-        let s = plan(v).unwrap().sched.unwrap();
+        let s = plan(v)
+            .expect("test fixture is valid")
+            .sched
+            .expect("test fixture is valid");
         assert_eq!((s.policy, s.nice, s.flags), (3, 5, 1));
         let mut v = base();
         v["process"]["scheduler"] = serde_json::json!({"policy": "SCHED_FIFO"});
@@ -288,7 +294,7 @@ mod tests {
             serde_json::json!({"class": "IOPRIO_CLASS_IDLE", "priority": 7});
         v["linux"]["memoryPolicy"] = serde_json::json!({"mode": "MPOL_INTERLEAVE", "nodes": "0", "flags": ["MPOL_F_STATIC_NODES"]});
         v["linux"]["personality"] = serde_json::json!({"domain": "LINUX32"});
-        let p = plan(v).unwrap();
+        let p = plan(v).expect("test fixture is valid");
         assert_eq!(p.ioprio, Some((3, 7)));
         assert_eq!(p.mempolicy, Some((3 | 1 << 15, vec![0])));
         assert_eq!(p.personality, Some(8));

@@ -410,15 +410,15 @@ mod tests {
     #[test]
     fn rootless_config_maps_the_caller_and_owns_nothing_it_cannot() {
         let c = rootless_config(1234, 5678);
-        let spec: Spec = serde_json::from_value(c.clone()).unwrap();
-        validate(&spec).unwrap();
+        let spec: Spec = serde_json::from_value(c.clone()).expect("test fixture is valid");
+        validate(&spec).expect("test fixture is valid");
         assert_eq!(c["linux"]["uidMappings"][0]["hostID"], 1234);
         assert_eq!(c["linux"]["gidMappings"][0]["hostID"], 5678);
         let ns: Vec<&str> = c["linux"]["namespaces"]
             .as_array()
-            .unwrap()
+            .expect("test fixture is valid")
             .iter()
-            .map(|n| n["type"].as_str().unwrap())
+            .map(|n| n["type"].as_str().expect("test fixture is valid"))
             .collect();
         assert!(ns.contains(&"user") && !ns.contains(&"network") && !ns.contains(&"cgroup"));
         assert!(c["linux"].get("resources").is_none());

@@ -292,7 +292,8 @@ mod tests {
     fn json_line_has_the_calls_as_a_list() {
         let calls = vec!["a(1) | b(2)".to_string(), "c(3)".to_string()];
         let l = json_line(&ev(&calls, None), Duration::from_micros(7), "exec");
-        let v: serde_json::Value = serde_json::from_str(l.trim_end()).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(l.trim_end()).expect("test fixture is valid");
         assert_eq!(v["step"], "mounts");
         assert_eq!(v["who"], "exec");
         assert_eq!(v["t_us"], 7);

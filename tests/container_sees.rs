@@ -586,6 +586,16 @@ fn net_devices_move_in_renamed_and_go_back_on_delete() {
     };
     let (host, peer) = ("onggi-nd0", "onggi-nd1");
     let _ = link(&["link", "del", host]);
+    // Deleted however the test ends (deleting one end of a veth removes both).
+    struct DelLink(&'static str);
+    impl Drop for DelLink {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("ip")
+                .args(["link", "del", self.0])
+                .output();
+        }
+    }
+    let _cleanup = DelLink(host);
     let made = link(&["link", "add", host, "type", "veth", "peer", "name", peer]);
     assert!(made.status.success(), "{}", text(&made.stderr));
     let b = sh("touch /tmp/up; while :; do sleep 0.05; done").with(|c| {

@@ -64,10 +64,21 @@ fn as_user(xdg: &std::path::Path, cwd: &std::path::Path, args: &[&str]) -> Outpu
     }
 }
 
+/// Whatever happens in the test, the user's processes go (a failed assertion must not leave a
+/// container running as the test user).
+struct KillUserOnDrop;
+
+impl Drop for KillUserOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new("pkill").args(["-KILL", "-u", USER]).status();
+    }
+}
+
 #[test]
 fn an_unprivileged_user_runs_execs_kills_and_deletes() {
     let _o = Onggi::new(); // preconditions: root, private mount namespace, rootfs built
     let uid = ensure_user();
+    let _cleanup = KillUserOnDrop;
     let xdg = Scratch::new("xdg");
     std::os::unix::fs::chown(xdg.path(), Some(uid), Some(uid)).unwrap();
     // `spec --rootless` as the user, in a directory it owns.
