@@ -214,9 +214,12 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
         }
         Err(e) => return Err(e),
     };
-    let Some(s) = dir.load()? else {
+    let s = match dir.load() {
+        Ok(Some(s)) => s,
         // A create that died before writing state.json: nothing runs, only the directory is left.
-        return dir.remove();
+        Ok(None) => return dir.remove(),
+        Err(e) if force => return delete_unreadable(dir, e),
+        Err(e) => bail!("{e:#} (`delete --force {id}` removes it)"),
     };
     let status = dir.status(&s);
     if status != Status::Stopped {
@@ -278,12 +281,63 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
     Ok(())
 }
 
+/// `delete --force` of a container whose state.json onggi cannot read (truncated, or written by
+/// an incompatible onggi): what the file still says is used with care — the init is killed
+/// only if a process with that pid and start time still lives, a cgroup removed only if onggi
+/// created it — and the directory goes.
+fn delete_unreadable(dir: crate::state::ContainerDir, err: anyhow::Error) -> Result<()> {
+    let v: serde_json::Value = std::fs::read(dir.path.join("state.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let mut done = Vec::new();
+    let pid = v["pid"].as_i64().and_then(|p| i32::try_from(p).ok());
+    if let (Some(pid), Some(start)) = (pid, v["pid_start_time"].as_u64()) {
+        let alive = crate::state::proc_stat(pid).is_some_and(|p| p.start_time == start && !p.dead);
+        if alive {
+            let pidfd = sys::pidfd_open(pid).context("pidfd_open")?;
+            match sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL) {
+                Err(e) if e.raw_os_error() != Some(libc::ESRCH) => {
+                    return Err(e).context("cannot kill the init")
+                }
+                _ => {}
+            }
+            if !wait_exit(pidfd.as_fd(), 10) {
+                bail!(
+                    "{}: the init (pid {pid}) did not die within 10 s of SIGKILL",
+                    dir.id
+                );
+            }
+            done.push(format!("killed its init (pid {pid})"));
+        }
+    }
+    if let (Some(cg), Some(true)) = (v["cgroup"].as_str(), v["cgroup_created"].as_bool()) {
+        let cg = std::path::Path::new(cg);
+        if cg.exists() {
+            crate::cgroups::kill_all(cg, libc::SIGKILL)?;
+            crate::cgroups::remove(cg)?;
+            done.push(format!("removed {}", cg.display()));
+        }
+    }
+    done.push("removed its state directory".into());
+    crate::logging::warn(&format!("{err:#}: {}", done.join(", ")));
+    dir.remove()
+}
+
 /// `list`.
 pub fn list(store: &Store, quiet: bool, json: bool) -> Result<()> {
     let mut rows = Vec::new();
     for id in store.ids()? {
         let Ok(dir) = store.get(&id) else { continue };
-        let Ok(Some(s)) = dir.load() else { continue };
+        let s = match dir.load() {
+            Ok(Some(s)) => s,
+            Ok(None) => continue,
+            Err(e) => {
+                // As runc: said on stderr, the others are still listed.
+                crate::logging::warn(&format!("{e:#} (`delete --force {id}` removes it)"));
+                continue;
+            }
+        };
         let mut v = oci_state(&dir, &s);
         // The owner's name is looked up here only (NSS is too slow for every create).
         v["owner"] = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(s.owner_uid))

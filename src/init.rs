@@ -182,12 +182,10 @@ fn setup(ctx: &InitContext<'_>, state: &str) -> Result<Option<Prepared>> {
     let userns = ctx
         .bundle
         .has_namespace(oci_spec::runtime::LinuxNamespaceType::User);
-    if ctx
-        .bundle
-        .new_namespace(oci_spec::runtime::LinuxNamespaceType::User)
-    {
-        // onggi has written our id maps: become root of the new user namespace (when 0 is
-        // mapped; otherwise we stay the overflow id, with the namespace's capabilities).
+    if userns {
+        // Our user namespace is new (onggi has written its maps) or was joined by the helper
+        // that cloned us: become its root (when 0 is mapped; otherwise we stay the overflow
+        // id, with the namespace's capabilities).
         trace::step("userns_root", |c| {
             use nix::unistd::{setresgid, setresuid, Gid, Uid};
             let g = Gid::from_raw(0);

@@ -86,7 +86,7 @@ pub fn new_namespace_flags(list: &[LinuxNamespace]) -> u64 {
         .fold(0, |a, b| a | b)
 }
 
-fn open_ns(t: LinuxNamespaceType, path: &Path) -> Result<std::fs::File> {
+pub fn open_ns(t: LinuxNamespaceType, path: &Path) -> Result<std::fs::File> {
     let f = std::fs::File::open(path).with_context(|| {
         format!(
             "linux.namespaces {} path {}: cannot open",
@@ -97,7 +97,7 @@ fn open_ns(t: LinuxNamespaceType, path: &Path) -> Result<std::fs::File> {
     Ok(f)
 }
 
-fn setns_file(t: LinuxNamespaceType, path: &Path, f: &std::fs::File) -> Result<()> {
+pub fn setns_file(t: LinuxNamespaceType, path: &Path, f: &std::fs::File) -> Result<()> {
     let flag = nix::sched::CloneFlags::from_bits_truncate(clone_flag(t) as i32);
     nix::sched::setns(f.as_fd(), flag).map_err(|e| {
         let hint = if e == nix::errno::Errno::EINVAL {
@@ -132,21 +132,25 @@ pub fn join_pid_namespace(list: &[LinuxNamespace]) -> Result<()> {
     })
 }
 
-/// In the init: join every namespace given by path, except pid (already done by the parent).
+/// The user namespace the config joins by path, if any.
+pub fn joined_user_namespace(list: &[LinuxNamespace]) -> Option<&Path> {
+    list.iter()
+        .find(|n| n.typ() == LinuxNamespaceType::User)
+        .and_then(|n| n.path().as_deref())
+}
+
+/// In the init: join every namespace given by path, except pid (already done by the parent)
+/// and user (done by the helper that cloned the init, see `process::clone_init`).
 /// All files are opened first, from the original mount namespace.
 pub fn join_namespaces(list: &[LinuxNamespace]) -> Result<()> {
     trace::step("join_namespaces", |c| {
         let mut joined: Vec<(LinuxNamespaceType, &Path)> = list
             .iter()
-            .filter(|n| n.typ() != LinuxNamespaceType::Pid)
+            .filter(|n| !matches!(n.typ(), LinuxNamespaceType::Pid | LinuxNamespaceType::User))
             .filter_map(|n| n.path().as_deref().map(|p| (n.typ(), p)))
             .collect();
-        // A user namespace first (it grants the rights to join the others), mount last.
-        joined.sort_by_key(|(t, _)| match t {
-            LinuxNamespaceType::User => 0,
-            LinuxNamespaceType::Mount => 2,
-            _ => 1,
-        });
+        // Mount last: the others' paths are host paths.
+        joined.sort_by_key(|(t, _)| *t == LinuxNamespaceType::Mount);
         // Open all first (paths are host paths, resolved before any setns changes our view).
         let files = joined
             .iter()

@@ -19,7 +19,7 @@
 //!   onggi start: write 1 byte to the gate ──▶ … execve(process.args)
 //! ```
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
@@ -257,7 +257,13 @@ pub fn create(store: &Store, o: &CreateOptions<'_>) -> Result<Created> {
     }
     // Not a trace::step: both processes return from clone3, only the parent reports it.
     let t0 = std::time::Instant::now();
-    let forked = sys::clone3(flags, cgroup_fd.as_ref().map(|f| f.as_fd())).context("clone3")?;
+    let join_user = namespaces::joined_user_namespace(bundle.namespaces());
+    let forked = clone_init(
+        flags,
+        cgroup_fd.as_ref().map(|f| f.as_fd()),
+        join_user,
+        procfs.as_fd(),
+    )?;
     let (pid, pidfd) = match forked {
         Forked::Child => {
             trace::set_who(trace::Who::Init);
@@ -295,14 +301,22 @@ pub fn create(store: &Store, o: &CreateOptions<'_>) -> Result<Created> {
         Forked::Parent { pid, pidfd } => (pid, pidfd),
     };
     trace::finished("clone3", t0.elapsed(), || {
-        format!(
-            "clone3({}) = pid {pid}",
-            namespaces::flag_names(
-                flags
-                    | libc::CLONE_PIDFD as u64
-                    | cgroup_fd.as_ref().map_or(0, |_| sys::CLONE_INTO_CGROUP)
-            )
-        )
+        let into = cgroup_fd.as_ref().map_or(0, |_| sys::CLONE_INTO_CGROUP);
+        match join_user {
+            None => format!(
+                "clone3({}) = pid {pid}",
+                namespaces::flag_names(flags | libc::CLONE_PIDFD as u64 | into)
+            ),
+            Some(p) => format!(
+                "helper = clone3({}); in it: prctl(PR_SET_DUMPABLE, 0), setns({}, user), \
+                 clone3({}) = pid {pid}, sendmsg(SCM_RIGHTS pidfd), exit",
+                namespaces::flag_names(libc::CLONE_PIDFD as u64 | into),
+                p.display(),
+                namespaces::flag_names(
+                    flags | libc::CLONE_PIDFD as u64 | libc::CLONE_PARENT as u64
+                )
+            ),
+        }
     });
     guard.child = Some((pid, pidfd.try_clone().context("dup pidfd")?));
     drop(child_end);
@@ -368,6 +382,79 @@ pub fn create(store: &Store, o: &CreateOptions<'_>) -> Result<Created> {
         pidfd,
         relayed_terminal: terminal && o.console_socket.is_none(),
     })
+}
+
+/// Clones the init. Normally that is onggi's own clone3 with the namespace flags: a new user
+/// namespace among them is created first and owns the others.
+///
+/// A user namespace joined by path must own the new namespaces too (or the init could not
+/// mount in its own mount namespace, nor mount /proc for its own pid namespace), yet onggi has
+/// to stay in the host's to finish the parent's side (cgroup, net devices, state). So a
+/// short-lived helper does it, as runc's nsexec does: born in the container's cgroup and made
+/// non-dumpable first (a process of the container must not ptrace it), it setns()es into the
+/// user namespace, clones the init with CLONE_PARENT (so the init is onggi's child as always),
+/// hands onggi the init's pidfd over a socket and exits.
+fn clone_init(
+    flags: u64,
+    cgroup: Option<BorrowedFd<'_>>,
+    join_user: Option<&Path>,
+    procfs: BorrowedFd<'_>,
+) -> Result<Forked> {
+    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+    let Some(path) = join_user else {
+        return sys::clone3(flags, cgroup).context("clone3");
+    };
+    let ns = namespaces::open_ns(oci_spec::runtime::LinuxNamespaceType::User, path)?;
+    let (ours, theirs) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+    )
+    .context("socketpair")?;
+    let helper = match sys::clone3(0, cgroup).context("clone3 (user namespace helper)")? {
+        Forked::Child => {
+            drop(ours);
+            let cloned = (|| -> Result<Forked> {
+                nix::sys::prctl::set_dumpable(false).context("prctl(PR_SET_DUMPABLE, 0)")?;
+                namespaces::setns_file(oci_spec::runtime::LinuxNamespaceType::User, path, &ns)?;
+                sys::clone3(flags | libc::CLONE_PARENT as u64, None).context("clone3")
+            })();
+            let code = match cloned {
+                Ok(Forked::Child) => return Ok(Forked::Child),
+                Ok(Forked::Parent { pidfd, .. }) => {
+                    i32::from(sys::send_with_fd(theirs.as_fd(), b"", pidfd.as_fd()).is_err())
+                }
+                Err(e) => {
+                    let _ = nix::unistd::write(&theirs, format!("{e:#}").as_bytes());
+                    1
+                }
+            };
+            // SAFETY: _exit ends this forked helper without running the parent's destructors.
+            unsafe { libc::_exit(code) }
+        }
+        Forked::Parent { pid, .. } => pid,
+    };
+    drop(theirs);
+    let status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(helper), None)
+        .context("waitpid (user namespace helper)")?;
+    if status != nix::sys::wait::WaitStatus::Exited(nix::unistd::Pid::from_raw(helper), 0) {
+        let mut buf = [0u8; 1024];
+        let n = nix::unistd::read(ours.as_raw_fd(), &mut buf).unwrap_or(0);
+        let why = String::from_utf8_lossy(&buf[..n]);
+        bail!(
+            "could not clone the init inside the user namespace {}: {}",
+            path.display(),
+            if why.is_empty() {
+                format!("the helper ended with {status:?}")
+            } else {
+                why.into_owned()
+            }
+        );
+    }
+    let pidfd = sys::recv_fd(ours.as_fd()).context("the init's pidfd from the helper")?;
+    let pid = crate::procfs::pidfd_pid(procfs, pidfd.as_fd())?;
+    Ok(Forked::Parent { pid, pidfd })
 }
 
 /// Creates the container's cgroup with its resources, before the clone (the init is born in

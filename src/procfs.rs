@@ -41,6 +41,28 @@ pub fn write(procfs: BorrowedFd<'_>, rel: &Path, value: &str) -> Result<()> {
     Ok(())
 }
 
+/// Reads `/proc/<rel>` through the verified handle `procfs`.
+pub fn read(procfs: BorrowedFd<'_>, rel: &Path) -> Result<String> {
+    let how = sys::RESOLVE_BENEATH | sys::RESOLVE_NO_XDEV | sys::RESOLVE_NO_MAGICLINKS;
+    let fd = sys::openat2(procfs, rel, libc::O_RDONLY, 0, how)
+        .with_context(|| format!("cannot open /proc/{}", rel.display()))?;
+    std::io::read_to_string(std::fs::File::from(fd))
+        .with_context(|| format!("cannot read /proc/{}", rel.display()))
+}
+
+/// The pid (in our pid namespace) of the process behind `pidfd`: the `Pid:` line of its
+/// fdinfo.
+pub fn pidfd_pid(procfs: BorrowedFd<'_>, pidfd: BorrowedFd<'_>) -> Result<libc::pid_t> {
+    use std::os::fd::AsRawFd;
+    let rel = format!("self/fdinfo/{}", pidfd.as_raw_fd());
+    let text = read(procfs, Path::new(&rel))?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("Pid:"))
+        .and_then(|v| v.trim().parse().ok())
+        .filter(|&p: &libc::pid_t| p > 0)
+        .with_context(|| format!("no live pid in /proc/{rel}"))
+}
+
 /// The text of a uid_map/gid_map file: one "inside outside length" line per mapping.
 pub fn id_map_text(maps: &[oci_spec::runtime::LinuxIdMapping]) -> String {
     maps.iter()

@@ -330,8 +330,16 @@ pub fn setup(
     let mount_label = linux.and_then(|l| l.mount_label().as_deref());
     trace::step("mounts", |c| {
         for (i, m) in mounts.iter().enumerate() {
-            mount_one(root.as_fd(), bundle, m, idmaps.get(i), mount_label, c)
-                .with_context(|| format!("mounts[{i}] ({}) ", m.destination().display()))?;
+            mount_one(
+                root.as_fd(),
+                bundle,
+                m,
+                userns,
+                idmaps.get(i),
+                mount_label,
+                c,
+            )
+            .with_context(|| format!("mounts[{i}] ({})", m.destination().display()))?;
         }
         Ok::<_, anyhow::Error>(())
     })?;
@@ -513,6 +521,7 @@ fn mount_one(
     root: BorrowedFd<'_>,
     bundle: &Path,
     m: &Mount,
+    userns: bool,
     idmap: Option<BorrowedFd<'_>>,
     mount_label: Option<&str>,
     c: &mut Calls,
@@ -561,20 +570,22 @@ fn mount_one(
     let data = crate::lsm::with_mount_label(&opts.data.join(","), fstype, false, mount_label);
     let data = (!data.is_empty()).then_some(data);
     let tpath = fd_path(target.as_fd());
-    sys::mount(
+    if let Err(e) = sys::mount(
         Some(&source),
         &tpath,
         Some(fstype),
         opts.flags,
         data.as_deref(),
-    )
-    .map_err(|e| {
+    ) {
+        if fstype == "sysfs" && userns && e.raw_os_error() == Some(libc::EPERM) {
+            return sysfs_as_host_bind(root, dest, &opts, c);
+        }
         let why = match e.raw_os_error() {
             Some(libc::ENODEV) => format!("unknown filesystem type {fstype:?}"),
             _ => e.to_string(),
         };
-        anyhow!("mount {} type {fstype}: {why}", source.display())
-    })?;
+        bail!("mount {} type {fstype}: {why}", source.display())
+    }
     c.note(|| {
         format!(
             "mount({}, {}, {fstype}, {:#x}, {:?})",
@@ -614,6 +625,37 @@ fn mount_one(
         apply_after(mounted.as_fd(), &opts, c)?;
     }
     Ok(())
+}
+
+/// sysfs may only be mounted by the owner of the network namespace: in a user namespace that
+/// shares the host's, the kernel says EPERM. As crun does, a read-only request then gets a
+/// read-only recursive bind of the host's /sys (what rootless configs ask for anyway).
+fn sysfs_as_host_bind(
+    root: BorrowedFd<'_>,
+    dest: &Path,
+    opts: &MountOptions,
+    c: &mut Calls,
+) -> Result<()> {
+    if opts.flags & libc::MS_RDONLY == 0 {
+        bail!(
+            "sysfs cannot be mounted in a user namespace without its own network namespace: \
+             add a network namespace, or add \"ro\" to get a read-only bind of the host's /sys"
+        );
+    }
+    const KEEP: libc::c_ulong =
+        libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+    let bind = MountOptions {
+        flags: (opts.flags & KEEP) | libc::MS_BIND | libc::MS_REC,
+        rec_set: flags_to_attrs(opts.flags & KEEP, 0).0,
+        propagation: opts.propagation.clone(),
+        ..MountOptions::default()
+    };
+    c.note(|| {
+        "mount(sysfs) = EPERM (user namespace, host network namespace): \
+         read-only rbind of the host's /sys instead"
+            .into()
+    });
+    bind_tree(root, Path::new("/sys"), dest, &bind, None, c)
 }
 
 /// A readable directory fd for the exact directory an O_PATH fd points at.
@@ -713,6 +755,91 @@ fn copy_tree(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> Result<()> {
     Ok(())
 }
 
+/// Flags a user namespace cannot change on a mount that came from a more privileged mount
+/// namespace (the kernel's MNT_LOCK_*): MOUNT_ATTR_* bit, statvfs bit, the option clearing it.
+const LOCKABLE: &[(u64, u64, &str)] = &[
+    (sys::MOUNT_ATTR_RDONLY, libc::ST_RDONLY, "rw"),
+    (sys::MOUNT_ATTR_NOSUID, libc::ST_NOSUID, "suid"),
+    (sys::MOUNT_ATTR_NODEV, libc::ST_NODEV, "dev"),
+    (sys::MOUNT_ATTR_NOEXEC, libc::ST_NOEXEC, "exec"),
+];
+
+/// The atime setting a mount has (statvfs flags), as MOUNT_ATTR_* and as an option name.
+fn atime_of(st_flags: u64) -> (u64, &'static str) {
+    if st_flags & libc::ST_NOATIME != 0 {
+        (sys::MOUNT_ATTR_NOATIME, "noatime")
+    } else if st_flags & libc::ST_RELATIME != 0 {
+        (sys::MOUNT_ATTR_RELATIME, "relatime")
+    } else {
+        (sys::MOUNT_ATTR_STRICTATIME, "strictatime")
+    }
+}
+
+/// What asking for (`set`, `clear`) on a mount with statvfs flags `st_flags` would change that a
+/// user namespace cannot: the options to drop, and the locked flags they would undo.
+fn locked_conflicts(st_flags: u64, set: u64, clear: u64) -> (Vec<&'static str>, Vec<&'static str>) {
+    let (mut asked, mut locked) = (Vec::new(), Vec::new());
+    for &(attr, st, option) in LOCKABLE {
+        if clear & attr != 0 && st_flags & st != 0 {
+            asked.push(option);
+            locked.push(option_negation(option));
+        }
+    }
+    if clear & sys::MOUNT_ATTR__ATIME != 0 {
+        let (have, name) = atime_of(st_flags);
+        if set & sys::MOUNT_ATTR__ATIME != have {
+            let wanted = atime_of(match set & sys::MOUNT_ATTR__ATIME {
+                sys::MOUNT_ATTR_NOATIME => libc::ST_NOATIME,
+                sys::MOUNT_ATTR_RELATIME => libc::ST_RELATIME,
+                _ => 0,
+            });
+            asked.push(wanted.1);
+            locked.push(name);
+        }
+    }
+    (asked, locked)
+}
+
+fn option_negation(option: &str) -> &'static str {
+    match option {
+        "rw" => "ro",
+        "suid" => "nosuid",
+        "dev" => "nodev",
+        _ => "noexec",
+    }
+}
+
+/// Turns mount_setattr's bare EPERM on a bind into the reason, when the reason is a flag the
+/// kernel locked: a mount copied into a user namespace keeps ro/nosuid/nodev/noexec and its
+/// atime setting (runc refuses the same requests with "cannot clear locked flags").
+fn locked_flags_error(
+    err: std::io::Error,
+    tree: BorrowedFd<'_>,
+    set: u64,
+    clear: u64,
+    src: &Path,
+) -> anyhow::Error {
+    let st_flags = match nix::sys::statvfs::fstatvfs(tree) {
+        Ok(st) => st.flags().bits(),
+        Err(_) => return anyhow::Error::new(err).context("mount_setattr on the bind"),
+    };
+    let (asked, locked) = locked_conflicts(st_flags, set, clear);
+    if err.raw_os_error() != Some(libc::EPERM) || asked.is_empty() {
+        return anyhow::Error::new(err).context("mount_setattr on the bind");
+    }
+    anyhow!(
+        "the mount of {} is {} and a user namespace cannot change that (the kernel locks it); \
+         remove {} from the options",
+        src.display(),
+        locked.join(","),
+        asked
+            .iter()
+            .map(|o| format!("{o:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
 /// Recursive attributes and propagation, on the mount `fd` is the root of.
 fn apply_after(fd: BorrowedFd<'_>, opts: &MountOptions, c: &mut Calls) -> Result<()> {
     if opts.rec_set | opts.rec_clear != 0 {
@@ -746,7 +873,20 @@ fn bind_mount(
     } else {
         bundle.join(src)
     };
-    let meta = std::fs::metadata(&src).with_context(|| format!("bind source {}", src.display()))?;
+    bind_tree(root, &src, m.destination(), opts, idmap, c)
+}
+
+/// Clones the mount tree at host path `src` (recursively for rbind), sets its flags on the
+/// detached clone and attaches it at `dest` inside the root.
+fn bind_tree(
+    root: BorrowedFd<'_>,
+    src: &Path,
+    dest: &Path,
+    opts: &MountOptions,
+    idmap: Option<BorrowedFd<'_>>,
+    c: &mut Calls,
+) -> Result<()> {
+    let meta = std::fs::metadata(src).with_context(|| format!("bind source {}", src.display()))?;
     let kind = if meta.is_dir() {
         TargetKind::Dir
     } else {
@@ -757,12 +897,12 @@ fn bind_mount(
     if recursive {
         flags |= sys::AT_RECURSIVE;
     }
-    let tree = sys::open_tree(cwd(), &src, flags)
+    let tree = sys::open_tree(cwd(), src, flags)
         .with_context(|| format!("cannot clone the mount tree of {}", src.display()))?;
     let (set, clear) = flags_to_attrs(opts.flags, opts.clear);
     if set | clear != 0 {
         sys::mount_setattr(tree.as_fd(), false, set, clear, 0)
-            .context("mount_setattr on the bind")?;
+            .map_err(|e| locked_flags_error(e, tree.as_fd(), set, clear, src))?;
     }
     if let Some(userns) = idmap {
         // On the detached clone, before it is attached (the kernel allows it only there).
@@ -776,7 +916,7 @@ fn bind_mount(
             )
         });
     }
-    let target = ensure_in_root(root, m.destination(), kind)?;
+    let target = ensure_in_root(root, dest, kind)?;
     sys::move_mount(tree.as_fd(), target.as_fd())
         .with_context(|| format!("cannot attach the bind of {}", src.display()))?;
     c.note(|| {
@@ -784,7 +924,7 @@ fn bind_mount(
             "open_tree({}, OPEN_TREE_CLONE{}) + mount_setattr(set={set:#x}, clear={clear:#x}) + move_mount(-> {})",
             src.display(),
             if recursive { "|AT_RECURSIVE" } else { "" },
-            m.destination().display()
+            dest.display()
         )
     });
     apply_after(tree.as_fd(), opts, c)

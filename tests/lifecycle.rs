@@ -344,3 +344,49 @@ fn config_changes_after_create_do_not_affect_the_container() {
     );
     o.ok(&["delete", "cfg"]);
 }
+
+#[test]
+fn a_state_file_onggi_cannot_read_is_reported_and_delete_force_still_cleans_up() {
+    // state.json truncated, or written by an incompatible onggi: every command says so in one
+    // line, `list` still lists the others, and `delete --force` kills the init it names (same
+    // pid and start time only), removes the cgroup onggi made and the directory.
+    let o = Onggi::new();
+    o.ok(&["create", "--bundle", sh("true").dir(), "fine"]);
+    o.ok(&["create", "--bundle", sh("true").dir(), "broken"]);
+    let st = o.state("broken");
+    let pid = st["pid"].as_i64().expect("pid");
+    let path = o.root.path().join("broken/state.json");
+    let saved = std::fs::read_to_string(&path).expect("state.json");
+    let cgroup: Option<std::path::PathBuf> = serde_json::from_str::<Value>(&saved).expect("json")
+        ["cgroup"]
+        .as_str()
+        .map(Into::into);
+    // Keep pid and start time, drop the rest (as a half-written or older file would).
+    let v: Value = serde_json::from_str(&saved).expect("json");
+    let partial = serde_json::json!({
+        "id": "broken", "pid": v["pid"], "pid_start_time": v["pid_start_time"],
+        "cgroup": v["cgroup"], "cgroup_created": v["cgroup_created"]});
+    std::fs::write(&path, partial.to_string()).expect("write");
+    let err = o.fails(&["state", "broken"]);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("broken: corrupt state.json"), "{err}");
+    let out = o.run(&["list", "-q"]);
+    assert_eq!(text(&out.stdout), "fine\n");
+    assert!(text(&out.stderr).contains("delete --force broken"));
+    let err = o.fails(&["delete", "broken"]);
+    assert!(err.contains("`delete --force broken` removes it"), "{err}");
+    assert!(!exited(pid), "a refused delete kills nothing");
+    let out = o.run(&["delete", "--force", "broken"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(exited(pid), "the init it named is gone");
+    assert!(
+        text(&out.stderr).contains(&format!("killed its init (pid {pid})")),
+        "{}",
+        text(&out.stderr)
+    );
+    if let Some(cg) = cgroup {
+        assert!(!cg.exists(), "{} removed", cg.display());
+    }
+    assert_eq!(o.leftovers(), ["fine"]);
+    o.ok(&["delete", "--force", "fine"]);
+}
