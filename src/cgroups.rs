@@ -323,7 +323,6 @@ impl Cgroup {
             .with_context(|| format!("cannot create the cgroup {}", dir.display()))?;
         c.note(|| format!("mkdir {}", dir.display()));
         if !controllers.is_empty() {
-            let line: String = controllers.iter().map(|c| format!("+{c} ")).collect();
             let mut cur = self.mount.clone();
             for comp in self
                 .rel
@@ -331,25 +330,35 @@ impl Cgroup {
                 .filter(|c| matches!(c, Component::Normal(_)))
             {
                 let file = cur.join("cgroup.subtree_control");
-                if let Err(e) = std::fs::write(&file, line.trim_end()) {
-                    // Leave nothing: the leaf onggi just made goes again.
-                    if created {
-                        let _ = std::fs::remove_dir(&dir);
+                // Only what is not enabled yet: a delegated user may not write an ancestor's
+                // file that already has every controller it needs.
+                let enabled = std::fs::read_to_string(&file).unwrap_or_default();
+                let line: String = controllers
+                    .iter()
+                    .filter(|c| !enabled.split_whitespace().any(|e| e == **c))
+                    .map(|c| format!("+{c} "))
+                    .collect();
+                if !line.is_empty() {
+                    if let Err(e) = std::fs::write(&file, line.trim_end()) {
+                        // Leave nothing: the leaf onggi just made goes again.
+                        if created {
+                            let _ = std::fs::remove_dir(&dir);
+                        }
+                        let hint = if e.raw_os_error() == Some(libc::EBUSY) {
+                            " (that cgroup has processes of its own: the no-internal-processes rule)"
+                        } else {
+                            ""
+                        };
+                        return Err(e).with_context(|| {
+                            format!(
+                                "cannot enable {} in {}{hint}",
+                                line.trim_end(),
+                                file.display()
+                            )
+                        });
                     }
-                    let hint = if e.raw_os_error() == Some(libc::EBUSY) {
-                        " (that cgroup has processes of its own: the no-internal-processes rule)"
-                    } else {
-                        ""
-                    };
-                    return Err(e).with_context(|| {
-                        format!(
-                            "cannot enable {} in {}{hint}",
-                            line.trim_end(),
-                            file.display()
-                        )
-                    });
+                    c.note(|| format!("write {} = {:?}", file.display(), line.trim_end()));
                 }
-                c.note(|| format!("write {} = {:?}", file.display(), line.trim_end()));
                 cur.push(comp);
             }
         }

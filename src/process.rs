@@ -515,6 +515,16 @@ fn prepare_cgroup(bundle: &Bundle, id: &str) -> Result<Option<(PathBuf, bool, Ow
     };
     trace::step("cgroup_resources", |c| cg.apply(&writes, c)).map_err(fail)?;
     let fd = cg.open().map_err(fail)?;
+    if !nix::unistd::geteuid().is_root() {
+        // Loading a BPF_PROG_TYPE_CGROUP_DEVICE program needs CAP_BPF/CAP_SYS_ADMIN on the
+        // host. A rootless container cannot make device nodes anyway (its user namespace
+        // refuses mknod; it gets binds of host nodes its user may open), so, as runc does,
+        // no device program.
+        trace::moment("cgroup_devices", || {
+            "not root: no device program (the user namespace already refuses mknod)".into()
+        });
+        return Ok(Some((cg.dir(), created, fd)));
+    }
     trace::step("cgroup_devices", |c| {
         let resources = linux.and_then(|l| l.resources().as_ref());
         let rules = crate::devices::rules(

@@ -4,6 +4,7 @@
 mod common;
 use common::*;
 use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 const USER: &str = "onggi-rl";
@@ -44,9 +45,30 @@ fn ensure_user() -> u32 {
 /// Runs onggi as the test user, with its own XDG_RUNTIME_DIR and no --root.
 /// Output goes to files, not pipes: a detached container keeps its stdio open.
 fn as_user(xdg: &std::path::Path, cwd: &std::path::Path, args: &[&str]) -> Output {
+    as_user_in(None, xdg, cwd, args)
+}
+
+/// `as_user`, from inside the cgroup `session` when given (moved there while still root, as
+/// a login puts a user's session in the subtree delegated to them).
+fn as_user_in(
+    session: Option<&std::path::Path>,
+    xdg: &std::path::Path,
+    cwd: &std::path::Path,
+    args: &[&str],
+) -> Output {
     let io = Scratch::new("rl-io");
     let (o, e) = (io.path().join("out"), io.path().join("err"));
-    let status = Command::new("setpriv")
+    let mut cmd = match session {
+        None => Command::new("setpriv"),
+        Some(cg) => {
+            let mut c = Command::new("sh");
+            c.arg("-c")
+                .arg("echo $$ > \"$0/cgroup.procs\" && exec setpriv \"$@\"")
+                .arg(cg);
+            c
+        }
+    };
+    let status = cmd
         .args(["--reuid", USER, "--regid", USER, "--clear-groups", "env"])
         .arg(format!("XDG_RUNTIME_DIR={}", xdg.display()))
         .arg(onggi_bin())
@@ -64,6 +86,13 @@ fn as_user(xdg: &std::path::Path, cwd: &std::path::Path, args: &[&str]) -> Outpu
     }
 }
 
+/// The tests here share the test user and kill all its processes at the end: one at a time.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Whatever happens in the test, the user's processes go (a failed assertion must not leave a
 /// container running as the test user).
 struct KillUserOnDrop;
@@ -77,6 +106,7 @@ impl Drop for KillUserOnDrop {
 #[test]
 fn an_unprivileged_user_runs_execs_kills_and_deletes() {
     let _o = Onggi::new(); // preconditions: root, private mount namespace, rootfs built
+    let _serial = one_at_a_time();
     let uid = ensure_user();
     let _cleanup = KillUserOnDrop;
     let xdg = Scratch::new("xdg");
@@ -154,4 +184,156 @@ fn an_unprivileged_user_runs_execs_kills_and_deletes() {
     );
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
     assert!(!xdg.path().join("onggi/rl-lim").exists());
+}
+
+/// A cgroup subtree given to the test user as systemd delegates one: the directory and its
+/// cgroup.procs, cgroup.subtree_control and cgroup.threads belong to the user, the controllers
+/// are enabled for its children, and the user's session runs in a leaf of it. Removed at drop.
+struct Delegated {
+    top: PathBuf,
+    session: PathBuf,
+}
+
+impl Delegated {
+    fn new(uid: u32, controllers: &str) -> Delegated {
+        let top = v2_mount().join(format!("onggi-delegated-{}", std::process::id()));
+        let session = top.join("session");
+        let d = Delegated {
+            top: top.clone(),
+            session: session.clone(),
+        };
+        std::fs::write(v2_mount().join("cgroup.subtree_control"), controllers)
+            .expect("enable controllers at the root");
+        std::fs::create_dir(&top).expect("mkdir delegated");
+        std::fs::write(top.join("cgroup.subtree_control"), controllers)
+            .expect("enable controllers below the delegated cgroup");
+        std::fs::create_dir(&session).expect("mkdir session");
+        for p in [
+            top.clone(),
+            top.join("cgroup.procs"),
+            top.join("cgroup.subtree_control"),
+            top.join("cgroup.threads"),
+            session.clone(),
+            session.join("cgroup.procs"),
+        ] {
+            std::os::unix::fs::chown(&p, Some(uid), Some(uid)).expect("chown to the user");
+        }
+        d
+    }
+}
+
+impl Drop for Delegated {
+    fn drop(&mut self) {
+        let _ = Command::new("pkill").args(["-KILL", "-u", USER]).status();
+        for _ in 0..200 {
+            let children: Vec<PathBuf> = std::fs::read_dir(&self.top)
+                .map(|d| {
+                    d.flatten()
+                        .map(|e| e.path())
+                        .filter(|p| p.is_dir())
+                        .collect()
+                })
+                .unwrap_or_default();
+            for c in &children {
+                let _ = std::fs::remove_dir(c);
+            }
+            if std::fs::remove_dir(&self.top).is_ok() || !self.top.exists() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+    }
+}
+
+#[test]
+fn an_unprivileged_user_gets_a_cgroup_with_limits_in_a_delegated_subtree() {
+    let _o = Onggi::new();
+    // hugetlb: the controller both this hybrid host's v2 hierarchy and the guest have. (The
+    // guest cannot run this test: it chroots, and a chrooted caller may not make a user
+    // namespace.)
+    if !has_controller("hugetlb") {
+        return;
+    }
+    let _serial = one_at_a_time();
+    let uid = ensure_user();
+    let _cleanup = KillUserOnDrop;
+    let deleg = Delegated::new(uid, "+hugetlb");
+    let xdg = Scratch::new("xdg");
+    std::os::unix::fs::chown(xdg.path(), Some(uid), Some(uid)).expect("chown xdg");
+    let work = Scratch::new("rl-spec");
+    std::os::unix::fs::chown(work.path(), Some(uid), Some(uid)).expect("chown work");
+    let out = as_user(xdg.path(), work.path(), &["spec", "--rootless"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut config: Value = serde_json::from_str(
+        &std::fs::read_to_string(work.path().join("config.json")).expect("config"),
+    )
+    .expect("json");
+    let b = sh("true");
+    let name = deleg
+        .top
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    config["root"]["path"] = json!(b.rootfs());
+    config["process"]["terminal"] = json!(false);
+    config["process"]["args"] = json!(["sh", "-c", "while :; do sleep 0.05; done"]);
+    config["linux"]["cgroupsPath"] = json!(format!("/{name}/ctr"));
+    config["linux"]["resources"] =
+        json!({"hugepageLimits": [{"pageSize": "2MB", "limit": 4194304}]});
+    let bundle = Path::new(b.dir());
+    std::fs::write(bundle.join("config.json"), config.to_string()).expect("config");
+    let out = as_user_in(
+        Some(&deleg.session),
+        xdg.path(),
+        bundle,
+        &["run", "-d", "rl-cg"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let st: Value = serde_json::from_slice(
+        &as_user_in(
+            Some(&deleg.session),
+            xdg.path(),
+            bundle,
+            &["state", "rl-cg"],
+        )
+        .stdout,
+    )
+    .expect("state");
+    let pid = st["pid"].as_i64().expect("pid");
+    // The host sees the init in the user's cgroup, with the limit written.
+    let ctr = deleg.top.join("ctr");
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("cgroup");
+    assert_eq!(
+        cgroups.lines().find(|l| l.starts_with("0::")),
+        Some(format!("0::/{name}/ctr").as_str()),
+        "{cgroups}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(ctr.join("hugetlb.2MB.max")).expect("hugetlb.2MB.max"),
+        "4194304\n"
+    );
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        std::fs::metadata(&ctr).expect("ctr").uid(),
+        uid,
+        "made by the user"
+    );
+    // exec lands in the same cgroup.
+    let out = as_user_in(
+        Some(&deleg.session),
+        xdg.path(),
+        bundle,
+        &["exec", "rl-cg", "grep", "^0::", "/proc/self/cgroup"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), format!("0::/{name}/ctr\n"));
+    let out = as_user_in(
+        Some(&deleg.session),
+        xdg.path(),
+        bundle,
+        &["delete", "-f", "rl-cg"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!ctr.exists(), "delete removed the user's cgroup");
 }
