@@ -90,7 +90,12 @@ pub fn drop_bounding(sets: &CapSets, c: &mut Calls) -> Result<()> {
 }
 
 /// Step 2: the user switch (keeping the permitted set across it when capabilities follow).
-pub fn switch_user(user: &User, keep_caps: bool, c: &mut Calls) -> Result<()> {
+pub fn switch_user(
+    user: &User,
+    keep_caps: bool,
+    procfs: Option<std::os::fd::BorrowedFd<'_>>,
+    c: &mut Calls,
+) -> Result<()> {
     use nix::unistd::{setgroups, setresgid, setresuid, Gid, Uid};
     if keep_caps {
         sys::set_keepcaps(true).context("prctl(PR_SET_KEEPCAPS)")?;
@@ -102,8 +107,13 @@ pub fn switch_user(user: &User, keep_caps: bool, c: &mut Calls) -> Result<()> {
         .map(|g| Gid::from_raw(*g))
         .collect();
     // In a user namespace whose setgroups is denied (rootless), the group list cannot change:
-    // with no additionalGids it stays as the namespace made it (runc skips it too).
-    let denied = std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny");
+    // with no additionalGids it stays as the namespace made it (runc skips it too). Read
+    // through the host's procfs when we have it: the container may have no /proc mounted.
+    let setgroups_file = match procfs {
+        Some(p) => crate::procfs::read(p, std::path::Path::new("self/setgroups")).ok(),
+        None => std::fs::read_to_string("/proc/self/setgroups").ok(),
+    };
+    let denied = setgroups_file.is_some_and(|s| s.trim() == "deny");
     match (denied, groups.is_empty()) {
         (true, true) => {}
         (true, false) => anyhow::bail!(

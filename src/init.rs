@@ -357,7 +357,7 @@ pub fn prepare_process(
         })?;
     }
     trace::step("user", |c| {
-        capabilities::switch_user(process.user(), caps.is_some(), c)
+        capabilities::switch_user(process.user(), caps.is_some(), setup.procfs, c)
     })?;
     let hold = seccomp
         && !process.no_new_privileges().unwrap_or(false)

@@ -3,19 +3,26 @@
 //!
 //! The joining process (the init, an exec'd process) is non-dumpable from its first
 //! instruction, which already keeps container root without CAP_SYS_PTRACE away from that link.
-//! As a second, independent wall, onggi runs from a read-only mount of its binary whenever a
-//! process of the container could already exist while onggi's binary is in there: `exec`
-//! always, and `create`/`run` when the container gets no new pid namespace (it joins one by
-//! path, or shares the host's). A create with a new pid namespace needs no wall: nothing but
-//! the init is in that namespace until the init has executed the container's program. Before
-//! anything is created, onggi clones a detached bind mount of its own executable
-//! (`open_tree(OPEN_TREE_CLONE)`), makes it read-only (`mount_setattr(MOUNT_ATTR_RDONLY)`) and
-//! re-executes itself from it (`execveat(AT_EMPTY_PATH)`). `/proc/<pid>/exe` then names a file
-//! on a read-only mount: opening it for writing fails with EROFS, even after onggi exited and
-//! even for a process that got hold of the link. Nothing is copied (no memfd per container):
-//! the cost is one execve, measured by `make bench`. A binary already on a read-only mount
-//! (or this re-executed copy) is left as is; a caller that may not clone mounts (no
-//! CAP_SYS_ADMIN) runs unchanged, with a trace note.
+//! As a second, independent wall, onggi runs from a binary nobody can write whenever a process
+//! of the container could already exist while onggi's binary is in there: `exec` always, and
+//! `create`/`run` when the container gets no new pid namespace (it joins one by path, or shares
+//! the host's). A create with a new pid namespace needs no wall: nothing but the init is in
+//! that namespace until the init has executed the container's program.
+//!
+//! * Root: before anything is created, onggi clones a detached bind mount of its own
+//!   executable (`open_tree(OPEN_TREE_CLONE)`), makes it read-only
+//!   (`mount_setattr(MOUNT_ATTR_RDONLY)`) and re-executes itself from it
+//!   (`execveat(AT_EMPTY_PATH)`). `/proc/<pid>/exe` then names a file on a read-only mount:
+//!   opening it for writing fails with EROFS, even after onggi exited and even for a process
+//!   that got hold of the link. Nothing is copied; the cost is one execve (`make bench`).
+//! * Rootless (no CAP_SYS_ADMIN to clone a mount): if the user cannot write the binary, neither
+//!   can the container (its ids are the user's or mapped from subordinate ones), and onggi runs
+//!   on with a trace note. If the user can (a binary they built or own), onggi copies itself
+//!   into a memfd, seals it against every write (`F_SEAL_WRITE|SHRINK|GROW|SEAL`) and
+//!   re-executes from that: one copy of the binary per such command.
+//!
+//! A binary already on a read-only mount, or already a sealed memfd (this re-executed copy), is
+//! left as is.
 
 use anyhow::{Context, Result};
 use std::ffi::CString;
@@ -32,17 +39,33 @@ pub fn ensure_read_only() -> Result<()> {
     if sys::on_read_only_mount(exe.as_fd()).context("fstatvfs(/proc/self/exe)")? {
         return Ok(());
     }
-    let tree = match sys::open_tree(exe.as_fd(), Path::new(""), sys::OPEN_TREE_CLONE) {
-        Ok(t) => t,
+    if sys::sealed_against_writes(exe.as_fd()) {
+        return Ok(());
+    }
+    let (from, how) = match sys::open_tree(exe.as_fd(), Path::new(""), sys::OPEN_TREE_CLONE) {
+        Ok(tree) => {
+            sys::mount_setattr(tree.as_fd(), false, sys::MOUNT_ATTR_RDONLY, 0, 0)
+                .context("mount_setattr(MOUNT_ATTR_RDONLY) on onggi's own binary")?;
+            (
+                tree,
+                "open_tree(/proc/self/exe, OPEN_TREE_CLONE) + mount_setattr(RDONLY) + execveat(AT_EMPTY_PATH)",
+            )
+        }
         Err(e) => {
-            trace::moment("self_exe", || {
-                format!("open_tree(/proc/self/exe) refused ({e}): running from the writable binary")
-            });
-            return Ok(());
+            let writable =
+                nix::unistd::access("/proc/self/exe", nix::unistd::AccessFlags::W_OK).is_ok();
+            if !writable {
+                trace::moment("self_exe", || {
+                    format!("open_tree(/proc/self/exe) refused ({e}); the binary is not writable by us, so not by the container either: running from it")
+                });
+                return Ok(());
+            }
+            (
+                sealed_copy(exe).context("a sealed copy of onggi's binary")?,
+                "open_tree refused, binary writable by us: memfd_create + copy + F_ADD_SEALS(WRITE|SHRINK|GROW|SEAL) + execveat(AT_EMPTY_PATH)",
+            )
         }
     };
-    sys::mount_setattr(tree.as_fd(), false, sys::MOUNT_ATTR_RDONLY, 0, 0)
-        .context("mount_setattr(MOUNT_ATTR_RDONLY) on onggi's own binary")?;
     let args: Vec<CString> = std::env::args_os()
         .map(|a| CString::new(a.into_vec()))
         .collect::<Result<_, _>>()
@@ -56,9 +79,18 @@ pub fn ensure_read_only() -> Result<()> {
         })
         .collect::<Result<_, _>>()
         .context("an environment variable holds a NUL byte")?;
-    trace::moment("self_exe", || {
-        "open_tree(/proc/self/exe, OPEN_TREE_CLONE) + mount_setattr(RDONLY) + execveat(AT_EMPTY_PATH)".into()
-    });
-    let err = sys::execveat_empty(tree.as_fd(), &args, &env);
-    Err(err).context("execveat onggi from its read-only mount")
+    trace::moment("self_exe", || how.into());
+    let err = sys::execveat_empty(from.as_fd(), &args, &env);
+    Err(err).context("execveat onggi from a binary nobody can write")
+}
+
+/// A memfd holding a copy of `exe`, sealed so that nothing can ever change it.
+fn sealed_copy(exe: std::fs::File) -> Result<std::os::fd::OwnedFd> {
+    let memfd = sys::memfd_sealable("onggi").context("memfd_create")?;
+    let mut to = std::fs::File::from(memfd);
+    let mut from = exe;
+    std::io::copy(&mut from, &mut to).context("copy")?;
+    let memfd = std::os::fd::OwnedFd::from(to);
+    sys::seal_all(memfd.as_fd()).context("F_ADD_SEALS")?;
+    Ok(memfd)
 }

@@ -680,6 +680,33 @@ pub fn mount(
     check_int(ret).map(|_| ())
 }
 
+/// memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING).
+pub fn memfd_sealable(name: &str) -> io::Result<OwnedFd> {
+    let name = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: name is a valid NUL-terminated string alive for the call; flags are integers.
+    let ret =
+        unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
+    check(ret as libc::c_long).map(owned)
+}
+
+const ALL_SEALS: libc::c_int =
+    libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+
+/// Seals the memfd `fd` against writes, resizing and further seal changes.
+pub fn seal_all(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: F_ADD_SEALS takes an integer argument; fd is live for the call.
+    let ret = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, ALL_SEALS) };
+    check(ret as libc::c_long).map(|_| ())
+}
+
+/// Whether `fd` is a memfd sealed by [`seal_all`].
+pub fn sealed_against_writes(fd: BorrowedFd<'_>) -> bool {
+    // SAFETY: F_GET_SEALS takes no argument; fd is live for the call. Files that are not
+    // memfds answer EINVAL.
+    let ret = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) };
+    ret >= 0 && ret & ALL_SEALS == ALL_SEALS
+}
+
 /// open_tree(2): a detached copy (OPEN_TREE_CLONE) of the mount at `path` relative to `dir`, or
 /// of `dir` itself when `path` is empty.
 pub fn open_tree(dir: BorrowedFd<'_>, path: &Path, flags: u32) -> io::Result<OwnedFd> {

@@ -4,6 +4,7 @@
 mod common;
 use common::*;
 use serde_json::{json, Value};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -48,9 +49,19 @@ fn as_user(xdg: &std::path::Path, cwd: &std::path::Path, args: &[&str]) -> Outpu
     as_user_in(None, xdg, cwd, args)
 }
 
-/// `as_user`, from inside the cgroup `session` when given (moved there while still root, as
-/// a login puts a user's session in the subtree delegated to them).
 fn as_user_in(
+    session: Option<&std::path::Path>,
+    xdg: &std::path::Path,
+    cwd: &std::path::Path,
+    args: &[&str],
+) -> Output {
+    as_user_with(Path::new(onggi_bin()), session, xdg, cwd, args)
+}
+
+/// `as_user` with the onggi binary `bin`, from inside the cgroup `session` when given (moved
+/// there while still root, as a login puts a user's session in the subtree delegated to them).
+fn as_user_with(
+    bin: &Path,
     session: Option<&std::path::Path>,
     xdg: &std::path::Path,
     cwd: &std::path::Path,
@@ -71,7 +82,7 @@ fn as_user_in(
     let status = cmd
         .args(["--reuid", USER, "--regid", USER, "--clear-groups", "env"])
         .arg(format!("XDG_RUNTIME_DIR={}", xdg.display()))
-        .arg(onggi_bin())
+        .arg(bin)
         .args(args)
         .current_dir(cwd)
         .stdin(std::process::Stdio::null())
@@ -336,4 +347,89 @@ fn an_unprivileged_user_gets_a_cgroup_with_limits_in_a_delegated_subtree() {
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(!ctr.exists(), "delete removed the user's cgroup");
+}
+
+/// Row 1 (CVE-2019-5736) rootless: the user cannot clone a read-only mount of onggi's binary,
+/// and a binary the user owns (built in their home) could be rewritten by the container's
+/// root, which is that user. onggi then runs from a sealed memfd copy: a handle on the waiting
+/// init's /proc/<pid>/exe, kept past start, writes nothing anywhere.
+#[test]
+fn a_binary_the_user_owns_is_replaced_by_a_sealed_copy_before_joining() {
+    let _o = Onggi::new();
+    let _serial = one_at_a_time();
+    let uid = ensure_user();
+    let _cleanup = KillUserOnDrop;
+    let xdg = Scratch::new("xdg");
+    std::os::unix::fs::chown(xdg.path(), Some(uid), Some(uid)).expect("chown xdg");
+    let home = Scratch::new("rl-home");
+    std::os::unix::fs::chown(home.path(), Some(uid), Some(uid)).expect("chown home");
+    let bin = home.path().join("onggi");
+    std::fs::copy(onggi_bin(), &bin).expect("copy onggi");
+    std::os::unix::fs::chown(&bin, Some(uid), Some(uid)).expect("chown onggi");
+    let as_owner = |cwd: &Path, args: &[&str]| as_user_with(&bin, None, xdg.path(), cwd, args);
+    let out = as_owner(home.path(), &["spec", "--rootless"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut config: Value = serde_json::from_str(
+        &std::fs::read_to_string(home.path().join("config.json")).expect("config"),
+    )
+    .expect("json");
+    // No pid namespace of its own: the init waits at the gate in the host's, where the test
+    // (standing in for another process of the container) can reach its /proc/<pid>/exe. No
+    // /proc mount either (the user may not mount the host pid namespace's procfs).
+    let b = sh("true");
+    config["root"]["path"] = json!(b.rootfs());
+    config["process"]["terminal"] = json!(false);
+    config["process"]["args"] = json!([
+        "sh",
+        "-c",
+        "touch /marker/started; while :; do sleep 0.05; done"
+    ]);
+    config["root"]["readonly"] = json!(false);
+    config["linux"]["namespaces"]
+        .as_array_mut()
+        .expect("namespaces")
+        .retain(|n| n["type"] != "pid");
+    config["mounts"]
+        .as_array_mut()
+        .expect("mounts")
+        .retain(|m| m["destination"] != "/proc");
+    let bundle = Path::new(b.dir());
+    std::fs::write(bundle.join("config.json"), config.to_string()).expect("config");
+    std::fs::create_dir(b.rootfs().join("marker")).expect("mkdir marker");
+    std::os::unix::fs::chown(b.rootfs().join("marker"), Some(uid), Some(uid)).expect("chown");
+    let out = as_owner(bundle, &["--trace", "create", "rl-exe"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("memfd_create + copy + F_ADD_SEALS"),
+        "{}",
+        text(&out.stderr)
+    );
+    let st: Value =
+        serde_json::from_slice(&as_owner(bundle, &["state", "rl-exe"]).stdout).expect("state");
+    let pid = st["pid"].as_i64().expect("pid");
+    let handle = nix::fcntl::open(
+        format!("/proc/{pid}/exe").as_str(),
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .expect("O_PATH on the init's exe");
+    let out = as_owner(bundle, &["start", "rl-exe"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    wait_for(|| b.rootfs().join("marker/started").exists());
+    use std::io::Write;
+    let wrote = std::fs::OpenOptions::new()
+        .write(true)
+        .open(format!("/proc/self/fd/{}", handle.as_raw_fd()))
+        .and_then(|mut f| f.write_all(b"\x7fNOT-AN-ELF"));
+    assert!(
+        wrote.is_err(),
+        "onggi's binary was written through /proc/<pid>/exe"
+    );
+    assert_eq!(
+        std::fs::read(&bin).expect("read the user's binary"),
+        std::fs::read(onggi_bin()).expect("read onggi"),
+        "the user's binary is unchanged"
+    );
+    let out = as_owner(bundle, &["delete", "--force", "rl-exe"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
 }
