@@ -93,7 +93,7 @@ pub fn drop_bounding(sets: &CapSets, c: &mut Calls) -> Result<()> {
 pub fn switch_user(
     user: &User,
     keep_caps: bool,
-    procfs: Option<std::os::fd::BorrowedFd<'_>>,
+    procfs: std::os::fd::BorrowedFd<'_>,
     c: &mut Calls,
 ) -> Result<()> {
     use nix::unistd::{setgroups, setresgid, setresuid, Gid, Uid};
@@ -108,11 +108,8 @@ pub fn switch_user(
         .collect();
     // In a user namespace whose setgroups is denied (rootless), the group list cannot change:
     // with no additionalGids it stays as the namespace made it (runc skips it too). Read
-    // through the host's procfs when we have it: the container may have no /proc mounted.
-    let setgroups_file = match procfs {
-        Some(p) => crate::procfs::read(p, std::path::Path::new("self/setgroups")).ok(),
-        None => std::fs::read_to_string("/proc/self/setgroups").ok(),
-    };
+    // through the host's procfs: the container may have no /proc mounted.
+    let setgroups_file = crate::procfs::read(procfs, std::path::Path::new("self/setgroups")).ok();
     let denied = setgroups_file.is_some_and(|s| s.trim() == "deny");
     match (denied, groups.is_empty()) {
         (true, true) => {}

@@ -197,12 +197,9 @@ pub fn exec(store: &Store, args: &ExecArgs) -> Result<i32> {
     let config = dir.load_config()?;
     let process = build_process(args, config.process().as_ref())?;
     let labels = crate::lsm::ExecLabels::new(&process)?;
-    // The joining process writes its exec labels through the host's /proc (opened here).
-    let procfs = if labels.is_empty() {
-        None
-    } else {
-        Some(crate::procfs::open_host()?)
-    };
+    // The joining process reads and writes its own /proc files (setgroups, exec labels)
+    // through the host's /proc, opened here: the container may have none mounted.
+    let procfs = crate::procfs::open_host()?;
     let plan = crate::scheduling::Plan::new(Some(&process), config.linux().as_ref())?;
     let namespaces_list = config
         .linux()
@@ -233,8 +230,11 @@ pub fn exec(store: &Store, args: &ExecArgs) -> Result<i32> {
     .fold(0, |a, b| a | b);
     // Rootless: joining the pid namespace needs CAP_SYS_ADMIN in its owner, the container's
     // user namespace, so onggi joins that one with it (the kernel enters the user namespace
-    // first) and the child does not join it again.
-    let parent_joins_user = !nix::unistd::geteuid().is_root() && has(LinuxNamespaceType::User);
+    // first) and the child does not join it again. Without a pid namespace of its own the
+    // child joins the user namespace with the others.
+    let parent_joins_user = !nix::unistd::geteuid().is_root()
+        && has(LinuxNamespaceType::User)
+        && has(LinuxNamespaceType::Pid);
     let join = if parent_joins_user {
         join & !(libc::CLONE_NEWUSER as u64)
     } else {
@@ -313,7 +313,7 @@ pub fn exec(store: &Store, args: &ExecArgs) -> Result<i32> {
             keep.extend(crate::trace::sink().map(|f| f.as_raw_fd()));
             keep.extend(console.as_ref().map(|c| c.as_raw_fd()));
             keep.extend(listener.as_ref().map(|c| c.as_raw_fd()));
-            keep.extend(procfs.as_ref().map(|c| c.as_raw_fd()));
+            keep.push(procfs.as_raw_fd());
             let target = Target {
                 pidfd: pidfd.as_fd(),
                 join,
@@ -330,7 +330,7 @@ pub fn exec(store: &Store, args: &ExecArgs) -> Result<i32> {
                 &init::ProcessSetup {
                     plan: &plan,
                     labels: &labels,
-                    procfs: procfs.as_ref().map(|f| f.as_fd()),
+                    procfs: procfs.as_fd(),
                 },
             );
             // With SCMP_ACT_NOTIFY, the listener is told our pid as onggi sees it.

@@ -309,7 +309,7 @@ fn setup(ctx: &InitContext<'_>, state: &str) -> Result<Option<Prepared>> {
         &ProcessSetup {
             plan: &plan,
             labels: &labels,
-            procfs: Some(ctx.procfs),
+            procfs: ctx.procfs,
         },
     )?;
     Ok(Some(prepared))
@@ -325,7 +325,7 @@ fn setup(ctx: &InitContext<'_>, state: &str) -> Result<Option<Prepared>> {
 pub struct ProcessSetup<'a> {
     pub plan: &'a crate::scheduling::Plan,
     pub labels: &'a crate::lsm::ExecLabels,
-    pub procfs: Option<BorrowedFd<'a>>,
+    pub procfs: BorrowedFd<'a>,
 }
 
 pub fn prepare_process(
@@ -341,10 +341,7 @@ pub fn prepare_process(
     }
     if !setup.labels.is_empty() {
         // While still root: the /proc files of a non-dumpable process belong to root.
-        let procfs = setup
-            .procfs
-            .ok_or_else(|| anyhow::anyhow!("no procfs handle for the LSM labels"))?;
-        trace::step("lsm_labels", |c| setup.labels.apply(procfs, c))?;
+        trace::step("lsm_labels", |c| setup.labels.apply(setup.procfs, c))?;
     }
     let caps = process
         .capabilities()

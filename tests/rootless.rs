@@ -430,6 +430,16 @@ fn a_binary_the_user_owns_is_replaced_by_a_sealed_copy_before_joining() {
         std::fs::read(onggi_bin()).expect("read onggi"),
         "the user's binary is unchanged"
     );
+    // exec into a container without a pid namespace of its own (it joins the user namespace
+    // together with the others, and the container has no /proc of its own).
+    let out = as_owner(bundle, &["--trace", "exec", "rl-exe", "id", "-u"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "0\n");
+    assert!(
+        text(&out.stderr).contains("memfd_create"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = as_owner(bundle, &["delete", "--force", "rl-exe"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
