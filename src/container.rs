@@ -242,31 +242,11 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
                 }
             }
             signal_all(&s, libc::SIGKILL)?;
-            match sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL) {
-                // cgroup.kill may have been faster.
-                Err(e) if e.raw_os_error() != Some(libc::ESRCH) => {
-                    return Err(e).context("cannot kill the init")
-                }
-                _ => {}
-            }
-            if !wait_exit(pidfd.as_fd(), 10) {
-                bail!(
-                    "{id}: the init (pid {}) did not die within 10 s of SIGKILL",
-                    s.pid
-                );
-            }
+            kill_init(id, s.pid, pidfd.as_fd())?;
         }
     }
     if let Some(cg) = s.cgroup.as_deref().filter(|_| s.cgroup_created) {
-        // Processes the init left behind (no pid namespace of its own) go with the container.
-        if !crate::cgroups::procs(cg).is_empty() {
-            crate::cgroups::kill_all(cg, libc::SIGKILL)?;
-        }
-        trace::step("cgroup_remove", |c| {
-            crate::cgroups::remove(cg)?;
-            c.note(|| format!("rmdir {}", cg.display()));
-            Ok::<_, anyhow::Error>(())
-        })?;
+        remove_cgroup(cg)?;
     }
     // poststop hooks run once the container is gone (their config read before removal).
     let poststop = dir
@@ -279,6 +259,34 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
         crate::hooks::run_all_warn("poststop", &hooks, &st);
     }
     Ok(())
+}
+
+/// SIGKILL to the init through its pidfd, and wait (at most 10 s) until it is gone.
+fn kill_init(id: &str, pid: i32, pidfd: std::os::fd::BorrowedFd<'_>) -> Result<()> {
+    match sys::pidfd_send_signal(pidfd, libc::SIGKILL) {
+        // cgroup.kill may have been faster.
+        Err(e) if e.raw_os_error() != Some(libc::ESRCH) => {
+            return Err(e).context("cannot kill the init")
+        }
+        _ => {}
+    }
+    if !wait_exit(pidfd, 10) {
+        bail!("{id}: the init (pid {pid}) did not die within 10 s of SIGKILL");
+    }
+    Ok(())
+}
+
+/// Removes a cgroup onggi made, killing first what is still in it (processes the init left
+/// behind when it had no pid namespace of its own go with the container).
+fn remove_cgroup(cg: &std::path::Path) -> Result<()> {
+    if !crate::cgroups::procs(cg).is_empty() {
+        crate::cgroups::kill_all(cg, libc::SIGKILL)?;
+    }
+    trace::step("cgroup_remove", |c| {
+        crate::cgroups::remove(cg)?;
+        c.note(|| format!("rmdir {}", cg.display()));
+        Ok::<_, anyhow::Error>(())
+    })
 }
 
 /// `delete --force` of a container whose state.json onggi cannot read (truncated, or written by
@@ -296,26 +304,14 @@ fn delete_unreadable(dir: crate::state::ContainerDir, err: anyhow::Error) -> Res
         let alive = crate::state::proc_stat(pid).is_some_and(|p| p.start_time == start && !p.dead);
         if alive {
             let pidfd = sys::pidfd_open(pid).context("pidfd_open")?;
-            match sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL) {
-                Err(e) if e.raw_os_error() != Some(libc::ESRCH) => {
-                    return Err(e).context("cannot kill the init")
-                }
-                _ => {}
-            }
-            if !wait_exit(pidfd.as_fd(), 10) {
-                bail!(
-                    "{}: the init (pid {pid}) did not die within 10 s of SIGKILL",
-                    dir.id
-                );
-            }
+            kill_init(&dir.id, pid, pidfd.as_fd())?;
             done.push(format!("killed its init (pid {pid})"));
         }
     }
     if let (Some(cg), Some(true)) = (v["cgroup"].as_str(), v["cgroup_created"].as_bool()) {
         let cg = std::path::Path::new(cg);
         if cg.exists() {
-            crate::cgroups::kill_all(cg, libc::SIGKILL)?;
-            crate::cgroups::remove(cg)?;
+            remove_cgroup(cg)?;
             done.push(format!("removed {}", cg.display()));
         }
     }
