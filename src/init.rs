@@ -34,6 +34,8 @@ pub struct InitContext<'a> {
     pub preserve_fds: u32,
     /// The user namespaces of idmapped mounts (made by onggi).
     pub idmaps: &'a crate::rootfs::IdmapUserns,
+    /// The container's cgroup directory on the host, if it has one (the init was cloned into it).
+    pub cgroup: Option<&'a std::path::Path>,
     /// Descriptors the init keeps; every other inherited one (≥ 3 + preserve_fds) is closed.
     pub keep: Vec<RawFd>,
 }
@@ -206,13 +208,20 @@ fn setup(ctx: &InitContext<'_>, state: &str) -> Result<Option<Prepared>> {
         .bundle
         .has_namespace(oci_spec::runtime::LinuxNamespaceType::Mount)
     {
+        let cx = rootfs::MountContext {
+            userns,
+            cgroupns: ctx
+                .bundle
+                .has_namespace(oci_spec::runtime::LinuxNamespaceType::Cgroup),
+            cgroup: ctx.cgroup,
+            idmaps: ctx.idmaps,
+        };
         rootfs::setup(
             spec,
             &ctx.bundle.rootfs,
             &ctx.bundle.dir,
             ctx.no_pivot,
-            userns,
-            ctx.idmaps,
+            &cx,
             &mut before_pivot,
         )?;
     } else {

@@ -295,6 +295,7 @@ pub fn create(store: &Store, o: &CreateOptions<'_>) -> Result<Created> {
                 no_new_keyring: o.no_new_keyring,
                 preserve_fds: o.preserve_fds,
                 idmaps: &idmaps,
+                cgroup: cgroup_dir.as_deref(),
                 keep,
             })
         }

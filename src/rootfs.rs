@@ -310,16 +310,29 @@ fn fd_path(fd: BorrowedFd<'_>) -> PathBuf {
     PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
 }
 
+/// What the mounts need to know about the container besides its config.
+pub struct MountContext<'a> {
+    /// The container has a user namespace (new or joined): mknod is refused, host mount flags
+    /// are locked, sysfs and cgroup2 need namespaces owned by it.
+    pub userns: bool,
+    /// The container has a cgroup namespace of its own.
+    pub cgroupns: bool,
+    /// The container's cgroup directory on the host, if it has one.
+    pub cgroup: Option<&'a Path>,
+    /// The user namespaces of idmapped mounts (made by onggi), by mount index.
+    pub idmaps: &'a IdmapUserns,
+}
+
 /// The whole rootfs setup, in order. Runs in the init, inside its new mount namespace.
 pub fn setup(
     spec: &Spec,
     rootfs: &Path,
     bundle: &Path,
     no_pivot: bool,
-    userns: bool,
-    idmaps: &IdmapUserns,
+    cx: &MountContext<'_>,
     before_pivot: &mut dyn FnMut() -> Result<()>,
 ) -> Result<()> {
+    let userns = cx.userns;
     let linux = spec.linux().as_ref();
     let root_prop = linux.and_then(|l| l.rootfs_propagation().as_deref());
     trace::step("rootfs_propagation", |c| {
@@ -330,16 +343,8 @@ pub fn setup(
     let mount_label = linux.and_then(|l| l.mount_label().as_deref());
     trace::step("mounts", |c| {
         for (i, m) in mounts.iter().enumerate() {
-            mount_one(
-                root.as_fd(),
-                bundle,
-                m,
-                userns,
-                idmaps.get(i),
-                mount_label,
-                c,
-            )
-            .with_context(|| format!("mounts[{i}] ({})", m.destination().display()))?;
+            mount_one(root.as_fd(), bundle, (i, m), cx, mount_label, c)
+                .with_context(|| format!("mounts[{i}] ({})", m.destination().display()))?;
         }
         Ok::<_, anyhow::Error>(())
     })?;
@@ -520,12 +525,12 @@ fn fs_type(t: &str) -> &str {
 fn mount_one(
     root: BorrowedFd<'_>,
     bundle: &Path,
-    m: &Mount,
-    userns: bool,
-    idmap: Option<BorrowedFd<'_>>,
+    (i, m): (usize, &Mount),
+    cx: &MountContext<'_>,
     mount_label: Option<&str>,
     c: &mut Calls,
 ) -> Result<()> {
+    let idmap = cx.idmaps.get(i);
     let opts = parse_options(m.options().as_deref().unwrap_or(&[]))?;
     let typ = m.typ().as_deref().unwrap_or("");
     let dest = m.destination();
@@ -577,8 +582,12 @@ fn mount_one(
         opts.flags,
         data.as_deref(),
     ) {
-        if fstype == "sysfs" && userns && e.raw_os_error() == Some(libc::EPERM) {
+        let refused = matches!(e.raw_os_error(), Some(libc::EPERM | libc::EBUSY));
+        if fstype == "sysfs" && cx.userns && refused {
             return sysfs_as_host_bind(root, dest, &opts, c);
+        }
+        if fstype == "cgroup2" && cx.userns && refused {
+            return cgroup2_as_host_bind(root, dest, &opts, cx, c);
         }
         let why = match e.raw_os_error() {
             Some(libc::ENODEV) => format!("unknown filesystem type {fstype:?}"),
@@ -656,6 +665,40 @@ fn sysfs_as_host_bind(
             .into()
     });
     bind_tree(root, Path::new("/sys"), dest, &bind, None, c)
+}
+
+/// cgroup2 may only be mounted by the owner of the cgroup namespace: in a user namespace that
+/// shares the host's, the kernel says EPERM. As runc does, the container then gets a bind of
+/// its own cgroup directory when it asked for a cgroup namespace (what that namespace would have
+/// shown), else of the host's whole v2 hierarchy (as its /proc/self/cgroup paths expect), with
+/// the mount's flags (read-only by default).
+fn cgroup2_as_host_bind(
+    root: BorrowedFd<'_>,
+    dest: &Path,
+    opts: &MountOptions,
+    cx: &MountContext<'_>,
+    c: &mut Calls,
+) -> Result<()> {
+    let src = match cx.cgroup.filter(|_| cx.cgroupns) {
+        Some(dir) => dir.to_path_buf(),
+        None => crate::cgroups::v2_mount().context(
+            "cgroup2 cannot be mounted from this user namespace and the host has no v2 hierarchy to bind",
+        )?,
+    };
+    const KEEP: libc::c_ulong =
+        libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+    let bind = MountOptions {
+        flags: (opts.flags & KEEP) | libc::MS_BIND,
+        propagation: opts.propagation.clone(),
+        ..MountOptions::default()
+    };
+    c.note(|| {
+        format!(
+            "mount(cgroup2) = EPERM (user namespace, cgroup namespace not its own): bind of {} instead",
+            src.display()
+        )
+    });
+    bind_tree(root, &src, dest, &bind, None, c)
 }
 
 /// A readable directory fd for the exact directory an O_PATH fd points at.

@@ -169,6 +169,52 @@ fn sysfs_without_its_own_network_namespace_is_a_read_only_bind_of_the_hosts() {
     assert_eq!(out, "lo\n");
 }
 
+#[test]
+fn cgroup2_without_its_own_cgroup_namespace_is_a_bind_of_the_hierarchy() {
+    // cgroup2 may only be mounted by the owner of the cgroup namespace. Without one of its
+    // own, the container gets a read-only bind of the host's v2 hierarchy (runc's fallback),
+    // where its own cgroup is one of the directories; with one, only its own cgroup.
+    let o = Onggi::new();
+    let script = "awk '$5 == \"/sys/fs/cgroup\" {print $6, $9}' /proc/self/mountinfo; \
+                  ls /sys/fs/cgroup; touch /sys/fs/cgroup/x 2>/dev/null || echo read-only";
+    let with_cgroup_mount = |b: Bundle, cgroupns: bool| {
+        b.with(|c| {
+            let ns = c["linux"]["namespaces"].as_array_mut().expect("namespaces");
+            ns.retain(|n| n["type"] != "cgroup");
+            if cgroupns {
+                ns.push(json!({"type": "cgroup"}));
+            }
+            c["mounts"].as_array_mut().expect("mounts").push(json!({
+                "destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+                "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}));
+        })
+    };
+    let b = with_cgroup_mount(in_userns(sh(script)), false);
+    let (code, out, err) = o.run_container(&b, "cg-bind");
+    assert_eq!(code, 0, "{err}");
+    let mut lines = out.lines();
+    let (opts, fstype) = lines
+        .next()
+        .and_then(|l| l.split_once(' '))
+        .expect("the /sys/fs/cgroup line");
+    assert_eq!(fstype, "cgroup2", "{out}");
+    assert!(opts.split(',').any(|f| f == "ro"), "{out}");
+    let names: Vec<&str> = lines.collect();
+    assert!(names.contains(&"cgroup.procs"), "{out}");
+    assert!(
+        names.contains(&"cg-bind"),
+        "its own cgroup among the host's: {out}"
+    );
+    assert_eq!(names.last(), Some(&"read-only"), "{out}");
+    // With a cgroup namespace of its own the kernel allows the mount: the root is its cgroup.
+    let b = with_cgroup_mount(in_userns(sh(script)), true);
+    let (code, out, err) = o.run_container(&b, "cg-ns");
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("ro,"), "{out}");
+    assert!(!out.lines().any(|l| l == "cg-ns"), "{out}");
+    assert!(out.lines().any(|l| l == "cgroup.procs"), "{out}");
+}
+
 /// A process holding a user namespace (0 → 100000, 65536 ids), killed at drop.
 struct Holder(std::process::Child);
 

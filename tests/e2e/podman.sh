@@ -96,6 +96,18 @@ check "kill" "exited" "$("${P[@]}" inspect -f '{{.State.Status}}' "$id")"
 "${P[@]}" rm -f "$id" >/dev/null
 id=$("${RUN[@]}" -d $IMG sleep 100)
 "${P[@]}" rm -f -t 0 "$id" >/dev/null; check "rm -f of a running container" "" "$("${P[@]}" ps -aq)"
+# A user namespace (--uidmap): root inside is host 100000; cgroup2 cannot be mounted from a user
+# namespace without its own cgroup namespace, so /sys/fs/cgroup is a bind of the hierarchy.
+UM=(--uidmap 0:100000:65536 --gidmap 0:100000:65536)
+check "--uidmap: mapped root, /sys/fs/cgroup bound" "0 100000 65536|0|cgroup2" \
+  "$("${RUN[@]}" --rm "${UM[@]}" $IMG sh -c 'tr -s " " < /proc/self/uid_map | sed "s/^ //"; id -u; awk "\$5 == \"/sys/fs/cgroup\" {print \$9}" /proc/self/mountinfo' | paste -sd'|')"
+id=$("${RUN[@]}" -d "${UM[@]}" $IMG sleep 100)
+check "--uidmap: exec joins the user namespace" "0 100000 65536" \
+  "$("${P[@]}" exec "$id" sh -c 'tr -s " " < /proc/self/uid_map | sed "s/^ //"')"
+# stop, then rm: `rm -f -t 0` races podman's own cleanup process on the shm mount (a known
+# podman flake, "unlinkat .../userdata/shm: device or resource busy", seen here too).
+"${P[@]}" stop -t 0 "$id" >/dev/null; "${P[@]}" rm "$id" >/dev/null
+
 # A failing create: onggi's message reaches podman.
 out=$("${RUN[@]}" --rm --ulimit nofile=99999999:99999999 $IMG true 2>&1)
 has "onggi's error reaches podman" "RLIMIT_NOFILE" "$out"
