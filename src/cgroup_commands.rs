@@ -130,10 +130,12 @@ fn cgroup_of(store: &Store, id: &str) -> Result<(std::path::PathBuf, Status)> {
         .load()?
         .ok_or_else(|| StoreError::NotExist(id.to_string()))?;
     let status = dir.status(&s);
-    let cg = s
-        .cgroup
-        .clone()
-        .with_context(|| format!("{id}: the container has no cgroup"))?;
+    let cg = s.cgroup.clone().with_context(|| {
+        format!(
+            "{id}: the container has no cgroup ({})",
+            crate::container::no_cgroup_reason()
+        )
+    })?;
     Ok((cg, status))
 }
 

@@ -161,10 +161,7 @@ fn signal_all(s: &State, sig: i32) -> Result<()> {
     let Some(ns) = process::pid_ns_of(s.pid) else {
         return Ok(());
     };
-    for e in std::fs::read_dir("/proc")?.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
-            continue;
-        };
+    for pid in process::members(s) {
         if pid == s.pid {
             continue;
         }
@@ -179,11 +176,24 @@ fn signal_all(s: &State, sig: i32) -> Result<()> {
     Ok(())
 }
 
+/// Why a container may have no cgroup: said in the errors of what needs one.
+pub fn no_cgroup_reason() -> String {
+    let uid = nix::unistd::geteuid();
+    if uid.is_root() {
+        "this host has no cgroup v2 hierarchy".into()
+    } else {
+        format!("onggi runs rootless and no cgroup was delegated to uid {uid}")
+    }
+}
+
 /// `pause` / `resume`: freeze or thaw the container's cgroup.
 pub fn pause(store: &Store, id: &str, on: bool) -> Result<()> {
     let (dir, s) = open(store, id)?;
     let Some(cg) = &s.cgroup else {
-        bail!("{id}: the container has no cgroup (this host has no cgroup v2 hierarchy): cannot pause");
+        bail!(
+            "{id}: the container has no cgroup ({}): cannot pause",
+            no_cgroup_reason()
+        );
     };
     match (dir.status(&s), on) {
         (Status::Running, true) | (Status::Paused, false) => {}

@@ -464,10 +464,7 @@ pub fn ps(store: &Store, id: &str, json: bool) -> Result<()> {
     if dir.status(&state) == Status::Stopped {
         bail!("{id}: container not running");
     }
-    let mut pids = match &state.cgroup {
-        Some(cg) => crate::cgroups::procs(cg),
-        None => vec![state.pid],
-    };
+    let mut pids = crate::process::members(&state);
     pids.sort_unstable();
     if json {
         crate::logging::print(&serde_json::to_string(&pids)?);

@@ -617,3 +617,22 @@ pub fn open_init(state: &State) -> Result<Option<OwnedFd>> {
 pub fn pid_ns_of(pid: i32) -> Option<PathBuf> {
     std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok()
 }
+
+/// The container's processes as host pids: its cgroup's members; without a cgroup (rootless
+/// without delegation), every process in the init's own pid namespace; else only the init.
+pub fn members(state: &State) -> Vec<i32> {
+    if let Some(cg) = &state.cgroup {
+        return crate::cgroups::procs(cg);
+    }
+    let ns = match pid_ns_of(state.pid) {
+        Some(ns) if state.own_pid_namespace => ns,
+        _ => return vec![state.pid],
+    };
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return vec![state.pid];
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()))
+        .filter(|&pid| pid_ns_of(pid).as_ref() == Some(&ns))
+        .collect()
+}

@@ -152,7 +152,7 @@ fn an_unprivileged_user_runs_execs_kills_and_deletes() {
     assert_eq!(lines[0], ["0"], "root inside");
     assert_eq!(lines[1], ["0", &uid.to_string(), "1"], "the user outside");
 
-    config["process"]["args"] = json!(["sh", "-c", "while :; do sleep 0.05; done"]);
+    config["process"]["args"] = json!(["sh", "-c", "sleep 1000 & while :; do sleep 0.05; done"]);
     std::fs::write(bundle.join("config.json"), config.to_string()).unwrap();
     let out = as_user(xdg.path(), bundle, &["run", "-d", "rl-bg"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -173,6 +173,22 @@ fn an_unprivileged_user_runs_execs_kills_and_deletes() {
     assert!(
         status_field(&status, "Uid").starts_with(&uid.to_string()),
         "{status}"
+    );
+    // Without a cgroup, ps finds the container's processes by its pid namespace.
+    let out = as_user(xdg.path(), bundle, &["ps", "rl-bg"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("sleep 1000"),
+        "{}",
+        text(&out.stdout)
+    );
+    // What needs a cgroup says why there is none.
+    let out = as_user(xdg.path(), bundle, &["pause", "rl-bg"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains(&format!("no cgroup was delegated to uid {uid}")),
+        "{}",
+        text(&out.stderr)
     );
     let out = as_user(xdg.path(), bundle, &["kill", "rl-bg", "KILL"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
