@@ -7,7 +7,7 @@ ROOTFS := bundles/rootfs
 # mounts on the host or change the propagation of /.
 PRIVATE := unshare -m --propagation private
 
-.PHONY: all build bundles demo test test-cgroup-v2 conformance bench lint clean e2e e2e-podman e2e-containerd labs
+.PHONY: all build bundles demo test test-cgroup-v2 conformance bench lint clean e2e e2e-podman e2e-podman-rootless e2e-containerd labs
 
 all: build
 
@@ -63,9 +63,11 @@ lint:
 
 ## e2e: podman and containerd run their containers on onggi (tests/e2e; needs podman, conmon,
 ## containerd, umoci from apt). Each leaves no container, mount, cgroup or daemon behind.
-e2e: e2e-podman e2e-containerd
+e2e: e2e-podman e2e-podman-rootless e2e-containerd
 e2e-podman: build bundles
 	$(PRIVATE) bash tests/e2e/podman.sh $(ONGGI) $(CURDIR)/bundles/rootfs
+e2e-podman-rootless: build bundles
+	$(PRIVATE) bash tests/e2e/podman-rootless.sh $(ONGGI) $(CURDIR)/bundles/rootfs
 e2e-containerd: build bundles
 	$(PRIVATE) bash tests/e2e/containerd.sh $(ONGGI) $(CURDIR)/bundles/rootfs
 

@@ -323,14 +323,21 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
 }
 
 /// `--root`, else /run/onggi for root, else $XDG_RUNTIME_DIR/onggi (runc's rootless default).
+/// Root of a user namespace (rootless podman runs its runtime so) counts as not root when
+/// XDG_RUNTIME_DIR is set and $USER is not "root", as runc decides.
 fn state_root(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     if let Some(r) = given {
         return Ok(r);
     }
-    if nix::unistd::geteuid().is_root() {
+    let xdg = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty());
+    let real_root = nix::unistd::geteuid().is_root()
+        && (!crate::namespaces::in_user_namespace()
+            || xdg.is_none()
+            || std::env::var_os("USER").is_some_and(|u| u == "root"));
+    if real_root {
         return Ok(PathBuf::from("/run/onggi"));
     }
-    match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+    match xdg {
         Some(d) => Ok(PathBuf::from(d).join("onggi")),
         None => anyhow::bail!(
             "not root and XDG_RUNTIME_DIR is not set: give --root DIR (a directory you own)"

@@ -179,7 +179,7 @@ fn signal_all(s: &State, sig: i32) -> Result<()> {
 /// Why a container may have no cgroup: said in the errors of what needs one.
 pub fn no_cgroup_reason() -> String {
     let uid = nix::unistd::geteuid();
-    if uid.is_root() {
+    if !crate::namespaces::rootless() {
         "this host has no cgroup v2 hierarchy".into()
     } else {
         format!("onggi runs rootless and no cgroup was delegated to uid {uid}")

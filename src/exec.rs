@@ -232,9 +232,8 @@ pub fn exec(store: &Store, args: &ExecArgs) -> Result<i32> {
     // user namespace, so onggi joins that one with it (the kernel enters the user namespace
     // first) and the child does not join it again. Without a pid namespace of its own the
     // child joins the user namespace with the others.
-    let parent_joins_user = !nix::unistd::geteuid().is_root()
-        && has(LinuxNamespaceType::User)
-        && has(LinuxNamespaceType::Pid);
+    let parent_joins_user =
+        namespaces::rootless() && has(LinuxNamespaceType::User) && has(LinuxNamespaceType::Pid);
     let join = if parent_joins_user {
         join & !(libc::CLONE_NEWUSER as u64)
     } else {

@@ -55,7 +55,7 @@ pub struct Prepared {
 
 /// The init's main: never returns.
 pub fn run(ctx: InitContext<'_>) -> ! {
-    let rootless = !nix::unistd::geteuid().is_root();
+    let rootless = namespaces::rootless();
     let prepared = (|| -> Result<(Option<Prepared>, String)> {
         trace::step("init_hygiene", |c| {
             close_inherited(&ctx)?;
@@ -209,7 +209,9 @@ fn setup(ctx: &InitContext<'_>, state: &str) -> Result<Option<Prepared>> {
         .has_namespace(oci_spec::runtime::LinuxNamespaceType::Mount)
     {
         let cx = rootfs::MountContext {
-            userns,
+            // In a user namespace of its own, or in onggi's (rootless podman): the kernel
+            // treats the init as root of a user namespace either way (no mknod, locked flags).
+            userns: userns || namespaces::in_user_namespace(),
             cgroupns: ctx
                 .bundle
                 .has_namespace(oci_spec::runtime::LinuxNamespaceType::Cgroup),

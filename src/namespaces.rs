@@ -132,6 +132,24 @@ pub fn join_pid_namespace(list: &[LinuxNamespace]) -> Result<()> {
     })
 }
 
+/// Whether onggi itself runs inside a user namespace other than the initial one (rootless
+/// podman runs its runtime as "root" of such a namespace): our uid_map is not the identity map
+/// of all 4294967295 ids.
+pub fn in_user_namespace() -> bool {
+    static IN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *IN.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/uid_map")
+            .is_ok_and(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
+    })
+}
+
+/// Whether onggi lacks real root: not euid 0, or euid 0 only inside a user namespace. Such a
+/// caller owns no cgroup unless one was delegated, loads no device program, makes no device
+/// nodes, and must keep the init dumpable until it has written the init's id maps.
+pub fn rootless() -> bool {
+    !nix::unistd::geteuid().is_root() || in_user_namespace()
+}
+
 /// The user namespace the config joins by path, if any.
 pub fn joined_user_namespace(list: &[LinuxNamespace]) -> Option<&Path> {
     list.iter()

@@ -478,7 +478,7 @@ fn prepare_cgroup(bundle: &Bundle, id: &str) -> Result<Option<(PathBuf, bool, Ow
     let rel =
         crate::cgroups::container_path(linux.and_then(|l| l.cgroups_path().as_deref()), &own, id)?;
     let cg = crate::cgroups::Cgroup { mount, rel };
-    if !nix::unistd::geteuid().is_root() {
+    if namespaces::rootless() {
         // Rootless: a cgroup only where the user was delegated one (the nearest existing
         // ancestor is writable); otherwise none, unless the config asks for limits.
         let mut parent = cg.dir();
@@ -516,7 +516,7 @@ fn prepare_cgroup(bundle: &Bundle, id: &str) -> Result<Option<(PathBuf, bool, Ow
     };
     trace::step("cgroup_resources", |c| cg.apply(&writes, c)).map_err(fail)?;
     let fd = cg.open().map_err(fail)?;
-    if !nix::unistd::geteuid().is_root() {
+    if namespaces::rootless() {
         // Loading a BPF_PROG_TYPE_CGROUP_DEVICE program needs CAP_BPF/CAP_SYS_ADMIN on the
         // host. A rootless container cannot make device nodes anyway (its user namespace
         // refuses mknod; it gets binds of host nodes its user may open), so, as runc does,
