@@ -554,6 +554,13 @@ fn prepare_cgroup(bundle: &Bundle, id: &str) -> Result<Option<(PathBuf, bool, Ow
 /// non-dumpable init's /proc files belong to host root).
 fn parent_side_setup(bundle: &Bundle, procfs: BorrowedFd<'_>, pid: i32) -> Result<()> {
     let linux = bundle.spec.linux().as_ref();
+    if let Some(path) = namespaces::joined_user_namespace(bundle.namespaces()) {
+        trace::step("id_maps_check", |c| {
+            check_joined_maps(linux, procfs, pid, path)?;
+            c.note(|| format!("read /proc/{pid}/uid_map, gid_map: as linux.uid/gidMappings say"));
+            Ok::<_, anyhow::Error>(())
+        })?;
+    }
     if bundle.new_namespace(oci_spec::runtime::LinuxNamespaceType::User) {
         trace::step("id_maps", |c| {
             if !nix::unistd::geteuid().is_root() {
@@ -600,6 +607,59 @@ fn parent_side_setup(bundle: &Bundle, procfs: BorrowedFd<'_>, pid: i32) -> Resul
 }
 
 /// A pidfd for the container's init, checked to be that very process (pid and start time).
+/// A user namespace joined by path with mappings in the config (podman sends them for its
+/// pods): they must be the namespace's own, as runc checks. Read from the init's uid_map and
+/// gid_map as onggi sees them (ids of onggi's own user namespace, as the config's hostIDs are).
+fn check_joined_maps(
+    linux: Option<&oci_spec::runtime::Linux>,
+    procfs: BorrowedFd<'_>,
+    pid: i32,
+    path: &Path,
+) -> Result<()> {
+    for (field, file, maps) in [
+        (
+            "uidMappings",
+            "uid_map",
+            linux.and_then(|l| l.uid_mappings().as_deref()),
+        ),
+        (
+            "gidMappings",
+            "gid_map",
+            linux.and_then(|l| l.gid_mappings().as_deref()),
+        ),
+    ] {
+        let Some(maps) = maps.filter(|m| !m.is_empty()) else {
+            continue;
+        };
+        let rel = PathBuf::from(pid.to_string()).join(file);
+        let have = crate::procfs::read(procfs, &rel)?;
+        let have: Vec<Vec<&str>> = have
+            .lines()
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        let want = crate::procfs::id_map_text(maps);
+        let want: Vec<Vec<&str>> = want
+            .lines()
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        if have != want {
+            bail!(
+                "linux.{field} {} do not match the user namespace {} (it maps {})",
+                want.iter()
+                    .map(|l| l.join(" "))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                path.display(),
+                have.iter()
+                    .map(|l| l.join(" "))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
 pub fn open_init(state: &State) -> Result<Option<OwnedFd>> {
     let fd = match sys::pidfd_open(state.pid) {
         Ok(fd) => fd,

@@ -306,13 +306,15 @@ fn validate(spec: &Spec) -> Result<()> {
     }
     let maps = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
         || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty());
-    let new_userns = linux
+    // With a user namespace joined by path, mappings may be given (podman does, for its pods):
+    // they must then be that namespace's own, which onggi checks once the init is in it.
+    let userns = linux
         .namespaces()
         .iter()
         .flatten()
-        .any(|n| n.typ() == LinuxNamespaceType::User && n.path().is_none());
-    if maps && !new_userns {
-        bail!("config.json: linux.uidMappings/gidMappings need a new user namespace (linux.namespaces has no \"user\" without a path)");
+        .any(|n| n.typ() == LinuxNamespaceType::User);
+    if maps && !userns {
+        bail!("config.json: linux.uidMappings/gidMappings need a user namespace (linux.namespaces has no \"user\")");
     }
     Ok(())
 }

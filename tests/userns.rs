@@ -299,8 +299,31 @@ fn a_user_namespace_joined_by_path_owns_the_containers_new_namespaces() {
     assert_eq!(seen.trim(), holder.ns());
     o.ok(&["delete", "--force", "joined"]);
     assert!(o.leftovers().is_empty());
+    // Mappings may come with the path (podman sends them for its pods): they must be the
+    // namespace's own.
+    let with_maps = |b: Bundle, host: u32| {
+        b.with(|c| {
+            c["process"]["args"] = json!(["id", "-u"]);
+            c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": host, "size": 65536}]);
+            c["linux"]["gidMappings"] =
+                json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        })
+    };
+    let b = with_maps(b, 100000);
+    assert_eq!(o.output_of(&b), "0\n");
+    let b = with_maps(b, 200000);
+    let err = o.fails(&["create", "--bundle", b.dir(), "othermaps"]);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("linux.uidMappings 0 200000 65536 do not match the user namespace")
+            && err.contains("it maps 0 100000 65536"),
+        "{err}"
+    );
+    assert!(o.leftovers().is_empty());
     // A path that is not a user namespace: one line naming the field, nothing left.
     let b = b.with(|c| {
+        c["linux"]["uidMappings"] = json!([]);
+        c["linux"]["gidMappings"] = json!([]);
         for n in c["linux"]["namespaces"].as_array_mut().expect("ns") {
             if n["type"] == "user" {
                 n["path"] = json!("/proc/self/ns/net");

@@ -27,6 +27,7 @@ P=("${AS_USER[@]}" podman --runtime "$T/onggi" --cgroup-manager cgroupfs --event
 RUN=("${P[@]}" run --network none)
 
 cleanup() {
+  "${P[@]}" pod rm -af -t 0 >/dev/null 2>&1
   "${P[@]}" rm -af -t 0 >/dev/null 2>&1
   "${P[@]}" system reset -f >/dev/null 2>&1
   pkill -KILL -u "$U" 2>/dev/null
@@ -55,6 +56,12 @@ check "/dev/null is the host's node, bound" "1" \
 check "default seccomp profile" "Seccomp:	2" "$("${RUN[@]}" --rm $IMG grep ^Seccomp: /proc/self/status)"
 # --userns=keep-id: a user namespace inside podman's, whose maps onggi writes.
 check "--userns=keep-id" "$(id -u $U)" "$("${RUN[@]}" --rm --userns=keep-id $IMG id -u)"
+# A pod with --userns=keep-id: the infra container makes the user namespace, the others join it
+# by path, with mappings that must be that namespace's own.
+"${P[@]}" pod create --name onggi-pod --userns=keep-id --network none >/dev/null 2>&1
+check "a container joining its pod's user namespace" "$(id -u $U)" \
+  "$("${RUN[@]}" --rm --pod onggi-pod $IMG id -u 2>&1)"
+"${P[@]}" pod rm -f -t 0 onggi-pod >/dev/null 2>&1
 out=$(printf 'tty; exit 5\n' | script -qec "${RUN[*]} --rm -it $IMG sh" /dev/null 2>&1); rc=$?
 has "run -it: a pty" "/dev/pts/0" "$out"; check "run -it exit status" 5 $rc
 
