@@ -41,6 +41,7 @@ P=(podman --root "$T/storage" --runroot "$T/run" --runtime "$ONGGI")
 RUN=("${P[@]}" run --cgroups=no-conmon --cgroup-parent "$PARENT")
 
 cleanup() {
+  "${P[@]}" pod rm -af -t 0 >/dev/null 2>&1
   "${P[@]}" rm -af -t 0 >/dev/null 2>&1
   "${P[@]}" system reset -f >/dev/null 2>&1
   # podman's overlay mounts and runroot
@@ -107,6 +108,12 @@ check "--uidmap: exec joins the user namespace" "0 100000 65536" \
 # stop, then rm: `rm -f -t 0` races podman's own cleanup process on the shm mount (a known
 # podman flake, "unlinkat .../userdata/shm: device or resource busy", seen here too).
 "${P[@]}" stop -t 0 "$id" >/dev/null; "${P[@]}" rm "$id" >/dev/null
+
+# A pod with --uidmap: its containers join the infra container's user namespace by path.
+"${P[@]}" pod create --name onggi-pod "${UM[@]}" --network none >/dev/null 2>&1
+check "--uidmap pod: a container joins the pod's user namespace" "0| 0 100000 65536" \
+  "$("${RUN[@]}" --rm --pod onggi-pod $IMG sh -c 'id -u; tr -s " " < /proc/self/uid_map' 2>&1 | paste -sd'|')"
+"${P[@]}" pod rm -f -t 0 onggi-pod >/dev/null 2>&1
 
 # A failing create: onggi's message reaches podman.
 out=$("${RUN[@]}" --rm --ulimit nofile=99999999:99999999 $IMG true 2>&1)
