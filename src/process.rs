@@ -417,7 +417,7 @@ fn clone_init(
         Forked::Child => {
             drop(ours);
             let cloned = (|| -> Result<Forked> {
-                nix::sys::prctl::set_dumpable(false).context("prctl(PR_SET_DUMPABLE, 0)")?;
+                sys::set_dumpable(false).context("prctl(PR_SET_DUMPABLE, 0)")?;
                 namespaces::setns_file(oci_spec::runtime::LinuxNamespaceType::User, path, &ns)?;
                 sys::clone3(flags | libc::CLONE_PARENT as u64, None).context("clone3")
             })();
@@ -431,8 +431,8 @@ fn clone_init(
                     1
                 }
             };
-            // SAFETY: _exit ends this forked helper without running the parent's destructors.
-            unsafe { libc::_exit(code) }
+            // Without the parent's destructors (its state-dir guard must not run here).
+            sys::exit_now(code)
         }
         Forked::Parent { pid, .. } => pid,
     };

@@ -15,7 +15,7 @@ use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Mount, Spec};
 use std::ffi::OsStr;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
 use crate::sys;
@@ -1441,8 +1441,7 @@ fn idmap_userns(
                     Mode::empty(),
                 )
                 .context("open ns/user")?;
-                // SAFETY: openat just returned this descriptor and nothing else owns it.
-                Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+                Ok(sys::own_fd(fd))
             })();
             drop(w);
             let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);

@@ -19,7 +19,7 @@
 //! after its stdio became the container's; it disappears at the final execve.
 
 use std::fmt::Write as _;
-use std::os::fd::{BorrowedFd, IntoRawFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicI32, AtomicU8, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -47,7 +47,8 @@ pub enum Who {
 const OFF: u8 = 0;
 static MODE: AtomicU8 = AtomicU8::new(OFF);
 static WHO: AtomicU8 = AtomicU8::new(Who::Onggi as u8);
-static SINK: AtomicI32 = AtomicI32::new(-1);
+/// Where events go: a close-on-exec duplicate made at startup, never closed.
+static SINK: OnceLock<std::os::fd::OwnedFd> = OnceLock::new();
 static START: OnceLock<Instant> = OnceLock::new();
 /// This process's pid as the host sees it (the init is pid 1 in its own namespace).
 static PID: AtomicI32 = AtomicI32::new(0);
@@ -57,13 +58,13 @@ static PID: AtomicI32 = AtomicI32::new(0);
 pub fn enable(mode: Mode) -> std::io::Result<()> {
     let fd = match mode {
         Mode::Debug => match crate::logging::debug_fd() {
-            Some(fd) => std::os::fd::AsRawFd::as_raw_fd(&fd),
+            Some(fd) => fd.try_clone_to_owned()?,
             None => return Ok(()),
         },
-        Mode::Text | Mode::Json => crate::sys::stderr().try_clone_to_owned()?.into_raw_fd(),
+        Mode::Text | Mode::Json => crate::sys::stderr().try_clone_to_owned()?,
     };
     let _ = START.set(Instant::now());
-    SINK.store(fd, Ordering::Relaxed);
+    let _ = SINK.set(fd);
     MODE.store(mode as u8 + 1, Ordering::Relaxed);
     Ok(())
 }
@@ -174,9 +175,7 @@ pub fn moment(name: &'static str, f: impl FnOnce() -> String) {
 
 /// The descriptor events go to, if any: the init and exec'd processes keep it open.
 pub fn sink() -> Option<BorrowedFd<'static>> {
-    let fd = SINK.load(Ordering::Relaxed);
-    // SAFETY: SINK holds a descriptor onggi opened at startup and never closes (or -1).
-    (enabled() && fd >= 0).then(|| unsafe { BorrowedFd::borrow_raw(fd) })
+    SINK.get().filter(|_| enabled()).map(|fd| fd.as_fd())
 }
 
 struct Event<'a> {
