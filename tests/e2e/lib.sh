@@ -7,3 +7,26 @@ has() { # has NAME NEEDLE HAYSTACK
   n=$((n+1))
   case "$3" in *"$2"*) echo "ok $n - $1";; *) echo "not ok $n - $1: [$2] not in [$3]"; fail=1;; esac
 }
+
+# The podman checks both podman scripts make (rootful and rootless): a pty, then on a detached
+# container exec (plain, -i, exit code), top, the caller's own checks ($1 ID, if given), stop
+# with SIGTERM honoured, and kill. Uses the caller's P (podman and its global flags), RUN (P run
+# and run flags) and IMG.
+podman_common_checks() { # podman_common_checks [EXTRA_FUNCTION]
+  local out rc id
+  out=$(printf 'tty; exit 5\n' | script -qec "${RUN[*]} --rm -it $IMG sh" /dev/null 2>&1); rc=$?
+  has "run -it: a pty" "/dev/pts/0" "$out"; check "run -it exit status" 5 $rc
+  id=$("${RUN[@]}" -d $IMG sh -c 'trap "exit 0" TERM; while :; do sleep 0.1; done')
+  check "exec" "in" "$("${P[@]}" exec "$id" echo in)"
+  check "exec -i with stdin" "piped" "$(echo piped | "${P[@]}" exec -i "$id" cat)"
+  "${P[@]}" exec "$id" sh -c 'exit 7'; check "exec exit code" 7 $?
+  has "top" "sleep" "$("${P[@]}" top "$id" 2>&1)"
+  [ -n "${1:-}" ] && "$1" "$id"
+  "${P[@]}" stop -t 2 "$id" >/dev/null
+  check "stop (SIGTERM honoured)" "0" "$("${P[@]}" inspect -f '{{.State.ExitCode}}' "$id")"
+  "${P[@]}" rm "$id" >/dev/null
+  id=$("${RUN[@]}" -d $IMG sleep 100)
+  "${P[@]}" kill "$id" >/dev/null; "${P[@]}" wait "$id" >/dev/null
+  check "kill" "exited" "$("${P[@]}" inspect -f '{{.State.Status}}' "$id")"
+  "${P[@]}" rm -f "$id" >/dev/null
+}

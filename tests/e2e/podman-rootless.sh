@@ -62,20 +62,7 @@ check "--userns=keep-id" "$(id -u $U)" "$("${RUN[@]}" --rm --userns=keep-id $IMG
 check "a container joining its pod's user namespace" "$(id -u $U)" \
   "$("${RUN[@]}" --rm --pod onggi-pod $IMG id -u 2>&1)"
 "${P[@]}" pod rm -f -t 0 onggi-pod >/dev/null 2>&1
-out=$(printf 'tty; exit 5\n' | script -qec "${RUN[*]} --rm -it $IMG sh" /dev/null 2>&1); rc=$?
-has "run -it: a pty" "/dev/pts/0" "$out"; check "run -it exit status" 5 $rc
-
-id=$("${RUN[@]}" -d $IMG sh -c 'trap "exit 0" TERM; while :; do sleep 0.1; done')
-check "exec" "in" "$("${P[@]}" exec "$id" echo in)"
-check "exec -i with stdin" "piped" "$(echo piped | "${P[@]}" exec -i "$id" cat)"
-"${P[@]}" exec "$id" sh -c 'exit 7'; check "exec exit code" 7 $?
-has "top" "sleep" "$("${P[@]}" top "$id" 2>&1)"
-"${P[@]}" stop -t 2 "$id" >/dev/null; check "stop (SIGTERM honoured)" "0" "$("${P[@]}" inspect -f '{{.State.ExitCode}}' "$id")"
-"${P[@]}" rm "$id" >/dev/null
-id=$("${RUN[@]}" -d $IMG sleep 100)
-"${P[@]}" kill "$id" >/dev/null; "${P[@]}" wait "$id" >/dev/null
-check "kill" "exited" "$("${P[@]}" inspect -f '{{.State.Status}}' "$id")"
-"${P[@]}" rm -f "$id" >/dev/null
+podman_common_checks
 # onggi's state lives under the user's XDG_RUNTIME_DIR (podman passes its own --root there).
 check "nothing left" "" "$("${P[@]}" ps -aq)"
 echo "1..$n"
