@@ -97,7 +97,10 @@ fn signals_by_name_and_number() {
         wait_for(|| o.status(&id) == "stopped");
         o.ok(&["delete", &id]);
     }
-    o.ok(&["run", "-d", "--bundle", sh(WAIT_FOR_TERM).dir(), "bad"]);
+    // The bundle lives until the end of the test: a temporary would be removed while the
+    // container starts, and its `touch /ready` would leave the directory behind in /tmp.
+    let bad = sh(WAIT_FOR_TERM);
+    o.ok(&["run", "-d", "--bundle", bad.dir(), "bad"]);
     let e = o.fails(&["kill", "bad", "SIGFOO"]);
     assert!(e.contains("SIGFOO"), "the error names the signal: {e}");
     assert_eq!(o.status("bad"), "running", "a bad signal changes nothing");
