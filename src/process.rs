@@ -309,12 +309,11 @@ pub fn create(store: &Store, o: &CreateOptions<'_>) -> Result<Created> {
                 namespaces::flag_names(flags | libc::CLONE_PIDFD as u64 | into)
             ),
             Some(p) => format!(
-                "helper = clone3({}); in it: prctl(PR_SET_DUMPABLE, 0), setns({}, user), \
+                "helper = clone3(CLONE_PIDFD); in it: prctl(PR_SET_DUMPABLE, 0), setns({}, user), \
                  clone3({}) = pid {pid}, sendmsg(SCM_RIGHTS pidfd), exit",
-                namespaces::flag_names(libc::CLONE_PIDFD as u64 | into),
                 p.display(),
                 namespaces::flag_names(
-                    flags | libc::CLONE_PIDFD as u64 | libc::CLONE_PARENT as u64
+                    flags | libc::CLONE_PIDFD as u64 | libc::CLONE_PARENT as u64 | into
                 )
             ),
         }
@@ -391,9 +390,9 @@ pub fn create(store: &Store, o: &CreateOptions<'_>) -> Result<Created> {
 /// A user namespace joined by path must own the new namespaces too (or the init could not
 /// mount in its own mount namespace, nor mount /proc for its own pid namespace), yet onggi has
 /// to stay in the host's to finish the parent's side (cgroup, net devices, state). So a
-/// short-lived helper does it, as runc's nsexec does: born in the container's cgroup and made
-/// non-dumpable first (a process of the container must not ptrace it), it setns()es into the
-/// user namespace, clones the init with CLONE_PARENT (so the init is onggi's child as always),
+/// short-lived helper does it, as runc's nsexec does: made non-dumpable first (a process of the
+/// container must not ptrace it), it setns()es into the user namespace, clones the init with
+/// CLONE_PARENT (so the init is onggi's child as always) straight into the container's cgroup,
 /// hands onggi the init's pidfd over a socket and exits.
 fn clone_init(
     flags: u64,
@@ -413,13 +412,15 @@ fn clone_init(
         SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
     )
     .context("socketpair")?;
-    let helper = match sys::clone3(0, cgroup).context("clone3 (user namespace helper)")? {
+    // The helper stays in onggi's cgroup (it must not count against the container's pids.max);
+    // the init it clones goes straight into the container's.
+    let helper = match sys::clone3(0, None).context("clone3 (user namespace helper)")? {
         Forked::Child => {
             drop(ours);
             let cloned = (|| -> Result<Forked> {
                 sys::set_dumpable(false).context("prctl(PR_SET_DUMPABLE, 0)")?;
                 namespaces::setns_file(oci_spec::runtime::LinuxNamespaceType::User, path, &ns)?;
-                sys::clone3(flags | libc::CLONE_PARENT as u64, None).context("clone3")
+                sys::clone3(flags | libc::CLONE_PARENT as u64, cgroup).context("clone3")
             })();
             let code = match cloned {
                 Ok(Forked::Child) => return Ok(Forked::Child),

@@ -67,8 +67,6 @@ fn as_user_with(
     cwd: &std::path::Path,
     args: &[&str],
 ) -> Output {
-    let io = Scratch::new("rl-io");
-    let (o, e) = (io.path().join("out"), io.path().join("err"));
     let mut cmd = match session {
         None => Command::new("setpriv"),
         Some(cg) => {
@@ -79,22 +77,13 @@ fn as_user_with(
             c
         }
     };
-    let status = cmd
-        .args(["--reuid", USER, "--regid", USER, "--clear-groups", "env"])
-        .arg(format!("XDG_RUNTIME_DIR={}", xdg.display()))
-        .arg(bin)
-        .args(args)
-        .current_dir(cwd)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::fs::File::create(&o).unwrap())
-        .stderr(std::fs::File::create(&e).unwrap())
-        .status()
-        .unwrap();
-    Output {
-        status,
-        stdout: std::fs::read(&o).unwrap_or_default(),
-        stderr: std::fs::read(&e).unwrap_or_default(),
-    }
+    output_via_files(
+        cmd.args(["--reuid", USER, "--regid", USER, "--clear-groups", "env"])
+            .arg(format!("XDG_RUNTIME_DIR={}", xdg.display()))
+            .arg(bin)
+            .args(args)
+            .current_dir(cwd),
+    )
 }
 
 /// The tests here share the test user and kill all its processes at the end: one at a time.

@@ -28,25 +28,15 @@ fn in_userns(b: Bundle) -> Bundle {
 /// Runs `onggi ARGS` in a private mount namespace of its own in which `setup` (a shell command,
 /// e.g. a mount) ran first: the test's mounts never reach the host.
 fn run_after(o: &Onggi, setup: &str, args: &[&str]) -> Output {
-    let io = Scratch::new("io");
-    let (out, err) = (io.path().join("out"), io.path().join("err"));
-    let status = Command::new("unshare")
-        .args(["-m", "--propagation", "private", "sh", "-c"])
-        .arg(format!("{setup} && exec \"$0\" \"$@\""))
-        .arg(onggi_bin())
-        .arg("--root")
-        .arg(o.root.path())
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out).expect("stdout file"))
-        .stderr(std::fs::File::create(&err).expect("stderr file"))
-        .status()
-        .expect("spawn unshare");
-    Output {
-        status,
-        stdout: std::fs::read(&out).unwrap_or_default(),
-        stderr: std::fs::read(&err).unwrap_or_default(),
-    }
+    output_via_files(
+        Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-c"])
+            .arg(format!("{setup} && exec \"$0\" \"$@\""))
+            .arg(onggi_bin())
+            .arg("--root")
+            .arg(o.root.path())
+            .args(args),
+    )
 }
 
 #[test]
@@ -295,6 +285,26 @@ fn a_user_namespace_joined_by_path_owns_the_containers_new_namespaces() {
     // exec joins the same user namespace.
     let b = b.with(|c| c["process"]["args"] = json!(["sleep", "100"]));
     o.ok(&["run", "-d", "--bundle", b.dir(), "joined"]);
+    // The init was cloned (by the helper, from inside the user namespace) into its cgroup.
+    let st = o.state("joined");
+    let pid = st["pid"].as_i64().expect("pid");
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("cgroup");
+    let v2 = cgroups
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .expect("a v2 line");
+    assert!(v2.ends_with("/joined"), "{cgroups}");
+    assert_eq!(
+        std::fs::read_to_string(
+            v2_mount()
+                .join(v2.trim_start_matches('/'))
+                .join("cgroup.procs")
+        )
+        .expect("cgroup.procs")
+        .trim(),
+        pid.to_string(),
+        "only the init is in the container's cgroup (the helper is not)"
+    );
     let seen = o.ok(&["exec", "joined", "readlink", "/proc/self/ns/user"]);
     assert_eq!(seen.trim(), holder.ns());
     o.ok(&["delete", "--force", "joined"]);

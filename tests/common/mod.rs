@@ -110,21 +110,7 @@ impl Onggi {
     /// that `create` or `run -d` leaves running keeps its stdio open, and a pipe reader would
     /// wait for it).
     pub fn run(&self, args: &[&str]) -> Output {
-        let n = N.fetch_add(1, Ordering::SeqCst);
-        let io = Scratch::new(&format!("io{n}"));
-        let (o, e) = (io.path().join("out"), io.path().join("err"));
-        let status = self
-            .command()
-            .args(args)
-            .stdout(std::fs::File::create(&o).expect("stdout file"))
-            .stderr(std::fs::File::create(&e).expect("stderr file"))
-            .status()
-            .expect("spawn onggi");
-        Output {
-            status,
-            stdout: std::fs::read(&o).unwrap_or_default(),
-            stderr: std::fs::read(&e).unwrap_or_default(),
-        }
+        output_via_files(self.command().args(args))
     }
 
     /// Runs and requires success; returns stdout.
@@ -195,6 +181,26 @@ impl Drop for Onggi {
         for id in self.leftovers() {
             let _ = self.run(&["delete", "--force", &id]);
         }
+    }
+}
+
+/// Runs `cmd` (stdin from /dev/null) with stdout and stderr captured into files, not pipes: a
+/// container that `create` or `run -d` leaves running keeps its stdio open, and a pipe reader
+/// would wait for it.
+pub fn output_via_files(cmd: &mut Command) -> Output {
+    let n = N.fetch_add(1, Ordering::SeqCst);
+    let io = Scratch::new(&format!("io{n}"));
+    let (o, e) = (io.path().join("out"), io.path().join("err"));
+    let status = cmd
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&o).expect("stdout file"))
+        .stderr(std::fs::File::create(&e).expect("stderr file"))
+        .status()
+        .unwrap_or_else(|e| panic!("spawn {:?}: {e}", cmd.get_program()));
+    Output {
+        status,
+        stdout: std::fs::read(&o).unwrap_or_default(),
+        stderr: std::fs::read(&e).unwrap_or_default(),
     }
 }
 
