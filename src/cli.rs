@@ -107,7 +107,7 @@ pub enum Command {
         /// Directory to write config.json into
         #[arg(short = 'b', long, value_name = "DIR", default_value = ".")]
         bundle: PathBuf,
-        /// A config for an unprivileged user (not supported yet)
+        /// A config for an unprivileged user (a user namespace mapping your uid and gid to root)
         #[arg(long)]
         rootless: bool,
     },

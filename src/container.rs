@@ -57,9 +57,18 @@ pub fn start(store: &Store, id: &str) -> Result<()> {
             }
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
-        let st =
-            crate::hooks::state_json(id, "running", state.pid, &state.bundle, &state.annotations);
-        crate::hooks::run_all_warn("poststart", h.poststart().as_deref().unwrap_or(&[]), &st);
+        let st = crate::hooks::HookState::new(
+            id,
+            Status::Running,
+            state.pid,
+            &state.bundle,
+            &state.annotations,
+        );
+        crate::hooks::run_all_warn(
+            "poststart",
+            h.poststart().as_deref().unwrap_or(&[]),
+            &st.json(),
+        );
     }
     Ok(())
 }
@@ -102,17 +111,22 @@ pub fn oci_state(dir: &ContainerDir, s: &State) -> serde_json::Value {
     })
 }
 
-/// `state`: the OCI state JSON on stdout.
+/// `state`: the OCI state JSON on stdout. Reads only: never waits for another command.
 pub fn state(store: &Store, id: &str) -> Result<()> {
-    let (dir, s) = open(store, id)?;
+    let dir = store.peek(id)?;
+    let s = dir
+        .load()?
+        .ok_or_else(|| StoreError::NotExist(id.to_string()))?;
     let v = oci_state(&dir, &s);
     crate::logging::print(&serde_json::to_string_pretty(&v)?);
     Ok(())
 }
 
-/// `kill`: a signal to the init (or, with --all, to every process of the container).
+/// `kill`: a signal to the init (or, with --all, to every process of the container). Signal 0
+/// only checks that the container runs, as with runc.
 pub fn kill(store: &Store, id: &str, sig: &str, all: bool) -> Result<()> {
-    let sig = signal::parse(sig)?;
+    let sig = if sig == "0" { 0 } else { signal::parse(sig)? };
+    let all = all && sig != 0;
     let (dir, s) = open(store, id)?;
     let status = dir.status(&s);
     if status == Status::Stopped {
@@ -215,9 +229,11 @@ fn wait_exit(pidfd: std::os::fd::BorrowedFd<'_>, secs: u16) -> bool {
     matches!(poll(&mut fds, PollTimeout::from(secs.saturating_mul(1000))), Ok(n) if n > 0)
 }
 
-/// `delete`: removes a stopped container; with --force, kills a live one first.
+/// `delete`: removes a stopped or created container (a created one is killed first, as runc
+/// does: containerd deletes never-started tasks so); with --force, a live one too, and a create
+/// still in progress is killed first.
 pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
-    let dir = match store.get(id) {
+    let dir = match lock_for_delete(store, id, force) {
         Ok(d) => d,
         Err(e) if force && matches!(e.downcast_ref(), Some(StoreError::NotExist(_))) => {
             return Ok(())
@@ -226,38 +242,34 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
     };
     let s = match dir.load() {
         Ok(Some(s)) => s,
-        // A create that died before writing state.json: nothing runs, only the directory is left.
+        // A create that died before writing its first record: nothing else was made.
         Ok(None) => return dir.remove(),
         Err(e) if force => return delete_unreadable(dir, e),
         Err(e) => bail!("{e:#} (`delete --force {id}` removes it)"),
     };
     let status = dir.status(&s);
-    if status != Status::Stopped {
-        if !force {
-            bail!(
-                "{id}: cannot delete a container that is not stopped (it is {status}); use --force"
-            );
-        }
-        if let Some(pidfd) = process::open_init(&s)? {
-            // Moved devices go home while the container's network namespace still exists.
-            let devs = dir
-                .load_config()
-                .map(|spec| crate::netdev::devices(&spec))
-                .unwrap_or_default();
-            if !devs.is_empty() {
-                if let Err(e) = trace::step("net_devices_back", |c| {
-                    crate::netdev::move_back(&devs, pidfd.as_fd(), c)
-                }) {
-                    crate::logging::warn(&format!("{id}: {e:#}"));
-                }
+    if !force && !matches!(status, Status::Stopped | Status::Created) {
+        bail!("{id}: cannot delete a container that is not stopped (it is {status}); use --force");
+    }
+    // Any init that still lives goes, whatever the status says (a create that died after the
+    // clone leaves a stopped container with a live init).
+    if let Some(pidfd) = s.init().map(|i| i.open()).transpose()?.flatten() {
+        // Moved devices go home while the container's network namespace still exists.
+        let devs = dir
+            .load_config()
+            .map(|spec| crate::netdev::devices(&spec))
+            .unwrap_or_default();
+        if !devs.is_empty() {
+            if let Err(e) = trace::step("net_devices_back", |c| {
+                crate::netdev::move_back(&devs, pidfd.as_fd(), c)
+            }) {
+                crate::logging::warn(&format!("{id}: {e:#}"));
             }
-            signal_all(&s, libc::SIGKILL)?;
-            kill_init(id, s.pid, pidfd.as_fd())?;
         }
+        signal_all(&s, libc::SIGKILL)?;
+        kill_init(id, s.pid, pidfd.as_fd())?;
     }
-    if let Some(cg) = s.cgroup.as_deref().filter(|_| s.cgroup_created) {
-        remove_cgroup(cg)?;
-    }
+    release_cgroup(&s)?;
     // poststop hooks run once the container is gone (their config read before removal).
     let poststop = dir
         .load_config()
@@ -265,10 +277,49 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
         .and_then(|c| c.hooks().as_ref().and_then(|h| h.poststop().clone()));
     dir.remove()?;
     if let Some(hooks) = poststop {
-        let st = crate::hooks::state_json(id, "stopped", 0, &s.bundle, &s.annotations);
-        crate::hooks::run_all_warn("poststop", &hooks, &st);
+        let st = crate::hooks::HookState::new(id, Status::Stopped, 0, &s.bundle, &s.annotations);
+        crate::hooks::run_all_warn("poststop", &hooks, &st.json());
     }
     Ok(())
+}
+
+/// The container's directory, locked. With --force, a create still in progress is killed
+/// first (its lock goes with it), so `delete --force` ends in bounded time.
+fn lock_for_delete(store: &Store, id: &str, force: bool) -> Result<ContainerDir> {
+    match store.get(id) {
+        Err(e) if force && matches!(e.downcast_ref(), Some(StoreError::BeingCreated { .. })) => {
+            let creator = store
+                .peek(id)?
+                .load()
+                .ok()
+                .flatten()
+                .and_then(|s| s.creator);
+            if let Some(pidfd) = creator.map(|c| c.open()).transpose()?.flatten() {
+                let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+                if !wait_exit(pidfd.as_fd(), 10) {
+                    bail!("{id}: the onggi creating it did not die within 10 s of SIGKILL");
+                }
+            }
+            store.get(id)
+        }
+        r => r,
+    }
+}
+
+/// What the container's cgroup needs at delete: removed if onggi made it (with anything still
+/// in it), else onggi's device filter detached from it.
+fn release_cgroup(s: &State) -> Result<()> {
+    let Some(cg) = s.cgroup.as_deref() else {
+        return Ok(());
+    };
+    if s.cgroup_created {
+        return remove_cgroup(cg);
+    }
+    trace::step("cgroup_devices_detach", |c| {
+        let n = crate::devices::detach_ours(cg)?;
+        c.note(|| format!("bpf(BPF_PROG_DETACH) x{n} on {}", cg.display()));
+        anyhow::Ok(())
+    })
 }
 
 /// SIGKILL to the init through its pidfd, and wait (at most 10 s) until it is gone.
@@ -299,10 +350,12 @@ fn remove_cgroup(cg: &std::path::Path) -> Result<()> {
     })
 }
 
-/// `delete --force` of a container whose state.json onggi cannot read (truncated, or written by
-/// an incompatible onggi): what the file still says is used with care — the init is killed
-/// only if a process with that pid and start time still lives, a cgroup removed only if onggi
-/// created it — and the directory goes.
+/// `delete --force` of a container whose state.json onggi cannot read (truncated, empty, or
+/// written by an incompatible onggi): it is cleaned up from what is still known — the init if
+/// the file still names a process with that pid and start time, every process of the cgroup
+/// the saved config places it in (killed, and the cgroup removed) — and only then the directory
+/// goes. When nothing tells where its processes are, it is refused and the directory kept:
+/// never a success while the container may still run.
 fn delete_unreadable(dir: crate::state::ContainerDir, err: anyhow::Error) -> Result<()> {
     let v: serde_json::Value = std::fs::read(dir.path.join("state.json"))
         .ok()
@@ -310,31 +363,59 @@ fn delete_unreadable(dir: crate::state::ContainerDir, err: anyhow::Error) -> Res
         .unwrap_or_default();
     let mut done = Vec::new();
     let pid = v["pid"].as_i64().and_then(|p| i32::try_from(p).ok());
-    if let (Some(pid), Some(start)) = (pid, v["pid_start_time"].as_u64()) {
-        let alive = crate::state::proc_stat(pid).is_some_and(|p| p.start_time == start && !p.dead);
-        if alive {
-            let pidfd = sys::pidfd_open(pid).context("pidfd_open")?;
-            kill_init(&dir.id, pid, pidfd.as_fd())?;
-            done.push(format!("killed its init (pid {pid})"));
-        }
+    let init = match (pid, v["pid_start_time"].as_u64()) {
+        (Some(pid), Some(start_time)) => Some(crate::state::ProcessId { pid, start_time }),
+        _ => None,
+    };
+    if let Some(pidfd) = init.map(|i| i.open()).transpose()?.flatten() {
+        kill_init(&dir.id, init.map_or(0, |i| i.pid), pidfd.as_fd())?;
+        done.push(format!(
+            "killed its init (pid {})",
+            init.map_or(0, |i| i.pid)
+        ));
     }
-    if let (Some(cg), Some(true)) = (v["cgroup"].as_str(), v["cgroup_created"].as_bool()) {
-        let cg = std::path::Path::new(cg);
-        if cg.exists() {
-            remove_cgroup(cg)?;
-            done.push(format!("removed {}", cg.display()));
+    let cg = v["cgroup"]
+        .as_str()
+        .map(std::path::PathBuf::from)
+        .or_else(|| configured_cgroup(&dir));
+    match cg.filter(|cg| cg.exists()) {
+        Some(cg) => {
+            remove_cgroup(&cg)?;
+            done.push(format!("killed what ran in {} and removed it", cg.display()));
         }
+        None if init.is_none() && cgroups_possible() => {}
+        None if init.is_none() => bail!(
+            "{err:#}, and it names no process and no cgroup: onggi cannot tell whether the container still runs; stop it yourself, then remove {}",
+            dir.path.display()
+        ),
+        None => {}
     }
     done.push("removed its state directory".into());
     crate::logging::warn(&format!("{err:#}: {}", done.join(", ")));
     dir.remove()
 }
 
+/// On a host with a cgroup v2 hierarchy as root, every container onggi creates has a cgroup:
+/// none where the config puts it means none was made (or it is gone with its processes).
+fn cgroups_possible() -> bool {
+    !crate::namespaces::rootless() && crate::cgroups::v2_mount().is_ok()
+}
+
+/// The cgroup the saved config places the container in (as create computes it).
+fn configured_cgroup(dir: &crate::state::ContainerDir) -> Option<std::path::PathBuf> {
+    let spec = dir.load_config().ok()?;
+    let mount = crate::cgroups::v2_mount().ok()?;
+    let own = crate::cgroups::own_cgroup().ok()?;
+    let path = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
+    let rel = crate::cgroups::container_path(path.as_deref(), &own, &dir.id).ok()?;
+    Some(crate::cgroups::Cgroup { mount, rel }.dir())
+}
+
 /// `list`.
 pub fn list(store: &Store, quiet: bool, json: bool) -> Result<()> {
     let mut rows = Vec::new();
     for id in store.ids()? {
-        let Ok(dir) = store.get(&id) else { continue };
+        let Ok(dir) = store.peek(&id) else { continue };
         let s = match dir.load() {
             Ok(Some(s)) => s,
             Ok(None) => continue,
@@ -469,8 +550,8 @@ pub fn features() -> serde_json::Value {
             "capabilities": caps,
             "cgroup": { "v1": false, "v2": true, "systemd": false, "systemdUser": false, "rdma": true },
             "seccomp": crate::seccomp::features(),
-            "apparmor": { "enabled": false },
-            "selinux": { "enabled": false },
+            "apparmor": { "enabled": crate::lsm::apparmor_enabled() },
+            "selinux": { "enabled": crate::lsm::selinux_enabled() },
             "intelRdt": { "enabled": false },
             "mountExtensions": { "idmap": { "enabled": true } },
             "netDevices": { "enabled": true },

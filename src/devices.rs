@@ -217,6 +217,32 @@ pub fn attach(cgroup: std::os::fd::BorrowedFd<'_>, prog: &[Insn]) -> Result<()> 
         .context("cannot attach the device eBPF program to the cgroup")
 }
 
+/// The name onggi loads its device programs with (how `delete` tells its own from others').
+pub const PROGRAM_NAME: &str = "onggi_device";
+
+/// Detaches onggi's device programs from a cgroup that onggi did not create (and so does not
+/// remove): a container created into an existing cgroup leaves no filter behind.
+pub fn detach_ours(cgroup: &std::path::Path) -> Result<usize> {
+    use anyhow::Context;
+    use std::os::fd::AsFd;
+    let dir = match std::fs::File::open(cgroup) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e).with_context(|| format!("cannot open {}", cgroup.display())),
+    };
+    let progs = crate::sys::bpf_attached_device_programs(dir.as_fd())
+        .context("cannot query the cgroup's device programs")?;
+    let mut n = 0;
+    for p in progs {
+        if crate::sys::bpf_prog_name(p.as_fd()).is_ok_and(|name| name == PROGRAM_NAME) {
+            crate::sys::bpf_detach_device_program(dir.as_fd(), p.as_fd())
+                .context("cannot detach onggi's device program")?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
 /// Runs a compiled program on one access (a tiny interpreter for the instructions `compile`
 /// emits), so the rule semantics are unit-tested without the kernel.
 pub fn evaluate(prog: &[Insn], kind: i32, access: u32, major: u32, minor: u32) -> bool {

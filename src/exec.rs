@@ -56,10 +56,10 @@ pub struct ExecArgs {
     /// Add a capability (CAP_NAME) to the bounding, effective and permitted sets
     #[arg(short = 'c', long = "cap", value_name = "CAP")]
     pub caps: Vec<String>,
-    /// AppArmor profile for the process (refused: onggi applies no LSM labels yet)
+    /// AppArmor profile for the process (needs AppArmor on the host; refused with one line otherwise)
     #[arg(long, value_name = "PROFILE")]
     pub apparmor: Option<String>,
-    /// SELinux label for the process (refused: onggi applies no LSM labels yet)
+    /// SELinux label for the process (needs SELinux on the host; refused with one line otherwise)
     #[arg(long, value_name = "LABEL")]
     pub process_label: Option<String>,
     /// Set no_new_privs for the process
@@ -305,7 +305,12 @@ pub fn exec(store: &Store, args: &ExecArgs) -> Result<i32> {
     if plan.initial_cpus.is_some() {
         trace::step("cpu_affinity_initial", |c| plan.apply_initial(c))?;
     }
-    match sys::clone3(0, cgroup.as_ref().map(|f| f.as_fd())).context("clone3")? {
+    // A cgroup onggi did not make may have been killed before (cgroup.kill), and then the
+    // kernel kills every process cloned into it: such a cgroup is joined by cgroup.procs.
+    let via_procs = cgroup.is_some() && !state.cgroup_created;
+    let wait_go = notify || via_procs;
+    let into = cgroup.as_ref().filter(|_| !via_procs).map(|f| f.as_fd());
+    match sys::clone3(0, into).context("clone3")? {
         Forked::Child => {
             crate::trace::set_who(crate::trace::Who::Exec);
             let mut keep = vec![child_end.fd().as_raw_fd(), pidfd.as_raw_fd()];
@@ -332,10 +337,11 @@ pub fn exec(store: &Store, args: &ExecArgs) -> Result<i32> {
                     procfs: procfs.as_fd(),
                 },
             );
-            // With SCMP_ACT_NOTIFY, the listener is told our pid as onggi sees it.
-            let host_pid = match (&r, notify) {
+            // With SCMP_ACT_NOTIFY, the listener is told our pid as onggi sees it; in a cgroup
+            // we could not be cloned into, onggi moves us there first.
+            let host_pid = match (&r, wait_go) {
                 (Ok(_), true) => match child_end.recv() {
-                    Ok(Some(Msg::Go(pid))) => pid.parse().unwrap_or(0),
+                    Ok(Some(Msg::Go(go))) => go.pid,
                     _ => sys::exit_now(1),
                 },
                 _ => 0,
@@ -344,13 +350,14 @@ pub fn exec(store: &Store, args: &ExecArgs) -> Result<i32> {
                 filter,
                 listener: listener.as_ref(),
                 pid: host_pid,
-                state: crate::hooks::state_json(
+                state: crate::hooks::HookState::new(
                     id,
-                    "running",
+                    Status::Running,
                     state.pid,
                     &state.bundle,
                     &state.annotations,
-                ),
+                )
+                .json(),
             });
             match r {
                 Ok(p) => init::exec(p, args.preserve_fds, seccomp),
@@ -364,9 +371,21 @@ pub fn exec(store: &Store, args: &ExecArgs) -> Result<i32> {
             drop(child_end);
             drop(console);
             drop(listener);
-            if notify {
+            if via_procs {
+                if let Some(cg) = &cgroup {
+                    if let Err(e) = join_cgroup(cg.as_fd(), pid) {
+                        let _ = sys::pidfd_send_signal(child.as_fd(), libc::SIGKILL);
+                        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+                        return Err(e);
+                    }
+                }
+            }
+            if wait_go {
                 // The child may already have failed: its error comes next on the channel.
-                let _ = parent_end.send(&Msg::Go(pid.to_string()));
+                let _ = parent_end.send(&Msg::Go(crate::process::Go {
+                    pid,
+                    ..Default::default()
+                }));
             }
             let child_pid = nix::unistd::Pid::from_raw(pid);
             // The channel is close-on-exec: EOF means the process reached execve.
@@ -391,6 +410,21 @@ pub fn exec(store: &Store, args: &ExecArgs) -> Result<i32> {
             }
         }
     }
+}
+
+/// Moves the joining process `pid` into the cgroup `dir` (cgroup.procs beneath it).
+fn join_cgroup(dir: std::os::fd::BorrowedFd<'_>, pid: i32) -> Result<()> {
+    let procs = sys::openat2(
+        dir,
+        Path::new("cgroup.procs"),
+        libc::O_WRONLY,
+        0,
+        sys::RESOLVE_BENEATH | sys::RESOLVE_NO_SYMLINKS,
+    )
+    .context("cannot open the container's cgroup.procs")?;
+    nix::unistd::write(&procs, pid.to_string().as_bytes())
+        .context("cannot move the process into the container's cgroup")?;
+    Ok(())
 }
 
 /// The container the process joins.

@@ -14,11 +14,13 @@
 
 use anyhow::{bail, Context, Result};
 use oci_spec::runtime::Hook;
+use serde::Serialize;
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::state::Status;
 use crate::trace;
 
 /// Runs `hooks` in order; the first failure ends it.
@@ -61,6 +63,9 @@ pub fn run_all_warn(name: &'static str, hooks: &[Hook], state: &str) {
     }
 }
 
+/// The most of a hook's output kept for its error message (the rest is read and dropped).
+const KEEP_OUTPUT: usize = 4096;
+
 fn run_one(h: &Hook, state: &str) -> Result<()> {
     let args = h.args().clone().unwrap_or_default();
     let mut cmd = Command::new(h.path());
@@ -77,53 +82,211 @@ fn run_one(h: &Hook, state: &str) -> Result<()> {
             cmd.env(k, v);
         }
     }
+    crate::sys::die_with_parent(&mut cmd);
     let mut child = cmd.spawn().context("cannot start the hook")?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A hook that does not read its stdin is fine (EPIPE ignored).
-        let _ = stdin.write_all(state.as_bytes());
-    }
     let limit = h
         .timeout()
         .filter(|t| *t > 0)
         .map(|t| Duration::from_secs(t as u64));
+    let mut io = HookIo::new(&mut child, state.as_bytes())?;
     let start = Instant::now();
     let status = loop {
+        io.pump(Duration::from_millis(5))?;
         if let Some(st) = child.try_wait()? {
             break st;
         }
         if limit.is_some_and(|l| start.elapsed() >= l) {
             let _ = child.kill();
             let _ = child.wait();
-            bail!("timed out after {} s", limit.map_or(0, |l| l.as_secs()));
+            bail!(
+                "timed out after {} s{}",
+                limit.map_or(0, |l| l.as_secs()),
+                io.stderr_suffix()
+            );
         }
-        std::thread::sleep(Duration::from_millis(2));
     };
+    // What it wrote just before it exited (a grandchild keeping the pipes open is not waited for).
+    io.pump(Duration::ZERO)?;
     if !status.success() {
-        let mut err = String::new();
-        if let Some(mut e) = child.stderr.take() {
-            let _ = e.read_to_string(&mut err);
-        }
-        let err = err.trim();
-        bail!("{status}{}{err}", if err.is_empty() { "" } else { ": " });
+        bail!("{status}{}", io.stderr_suffix());
     }
     Ok(())
 }
 
-/// The state JSON hooks read on stdin.
-pub fn state_json(
-    id: &str,
-    status: &str,
-    pid: i32,
-    bundle: &std::path::Path,
-    annotations: &std::collections::HashMap<String, String>,
-) -> String {
-    serde_json::json!({
-        "ociVersion": crate::spec::OCI_VERSION,
-        "id": id,
-        "status": status,
-        "pid": pid,
-        "bundle": bundle,
-        "annotations": annotations,
-    })
-    .to_string()
+/// The hook's three pipes, served without blocking: the state goes to its stdin as far as it
+/// reads it, and its stdout and stderr are drained as it writes, so a hook that prints more
+/// than a pipe holds never blocks (the start of its stderr is kept for the error message).
+struct HookIo {
+    stdin: Option<std::process::ChildStdin>,
+    input: Vec<u8>,
+    written: usize,
+    outputs: Vec<(std::process::ChildStdout, bool)>,
+    errors: Option<std::process::ChildStderr>,
+    stderr: Vec<u8>,
+}
+
+impl HookIo {
+    fn new(child: &mut std::process::Child, input: &[u8]) -> Result<HookIo> {
+        use std::os::fd::AsFd;
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take();
+        let stderr = child.stderr.take();
+        for fd in [
+            stdin.as_ref().map(|f| f.as_fd()),
+            stdout.as_ref().map(|f| f.as_fd()),
+            stderr.as_ref().map(|f| f.as_fd()),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            crate::sys::set_nonblocking(fd).context("hook pipes")?;
+        }
+        Ok(HookIo {
+            stdin,
+            input: input.to_vec(),
+            written: 0,
+            outputs: stdout.into_iter().map(|o| (o, true)).collect(),
+            errors: stderr,
+            stderr: Vec::new(),
+        })
+    }
+
+    /// Moves what can be moved now, waiting at most `wait` for something to happen.
+    fn pump(&mut self, wait: Duration) -> Result<()> {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        use std::os::fd::AsFd;
+        {
+            let mut fds = Vec::new();
+            if let Some(i) = &self.stdin {
+                fds.push(PollFd::new(i.as_fd(), PollFlags::POLLOUT));
+            }
+            for (o, open) in &self.outputs {
+                if *open {
+                    fds.push(PollFd::new(o.as_fd(), PollFlags::POLLIN));
+                }
+            }
+            if let Some(e) = &self.errors {
+                fds.push(PollFd::new(e.as_fd(), PollFlags::POLLIN));
+            }
+            if fds.is_empty() {
+                std::thread::sleep(wait);
+                return Ok(());
+            }
+            let ms = u16::try_from(wait.as_millis()).unwrap_or(u16::MAX);
+            match poll(&mut fds, PollTimeout::from(ms)) {
+                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => return Err(e).context("poll on the hook's pipes"),
+            }
+        }
+        self.feed();
+        let mut buf = [0u8; 16 * 1024];
+        for (o, open) in &mut self.outputs {
+            while *open {
+                match o.read(&mut buf) {
+                    Ok(0) => *open = false,
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(_) => *open = false,
+                }
+            }
+        }
+        while let Some(e) = &mut self.errors {
+            match e.read(&mut buf) {
+                Ok(0) => self.errors = None,
+                Ok(n) => {
+                    let room = KEEP_OUTPUT.saturating_sub(self.stderr.len());
+                    self.stderr.extend_from_slice(&buf[..n.min(room)]);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(_) => self.errors = None,
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes more of the state; closes stdin when all is written or the hook closed it (a
+    /// hook that does not read its stdin is fine).
+    fn feed(&mut self) {
+        let Some(i) = &mut self.stdin else { return };
+        while self.written < self.input.len() {
+            match i.write(&self.input[self.written..]) {
+                Ok(n) => self.written += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(_) => break,
+            }
+        }
+        self.stdin = None;
+    }
+
+    /// ": <the start of its stderr>" as one line, or nothing.
+    fn stderr_suffix(&self) -> String {
+        let text = String::from_utf8_lossy(&self.stderr);
+        let text = text.trim();
+        if text.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", text.lines().collect::<Vec<_>>().join(" / "))
+        }
+    }
+}
+
+/// The state hooks read on stdin (runtime.md "State"), typed: its status is a [`Status`].
+#[derive(Clone, Debug, Serialize)]
+pub struct HookState<'a> {
+    #[serde(rename = "ociVersion")]
+    pub oci_version: &'static str,
+    pub id: &'a str,
+    pub status: Status,
+    pub pid: i32,
+    pub bundle: &'a std::path::Path,
+    pub annotations: &'a std::collections::HashMap<String, String>,
+}
+
+impl<'a> HookState<'a> {
+    pub fn new(
+        id: &'a str,
+        status: Status,
+        pid: i32,
+        bundle: &'a std::path::Path,
+        annotations: &'a std::collections::HashMap<String, String>,
+    ) -> HookState<'a> {
+        HookState {
+            oci_version: crate::spec::OCI_VERSION,
+            id,
+            status,
+            pid,
+            bundle,
+            annotations,
+        }
+    }
+
+    /// The same state with another status.
+    pub fn with_status(&self, status: Status) -> HookState<'a> {
+        HookState {
+            status,
+            ..self.clone()
+        }
+    }
+
+    pub fn json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_status_is_a_field_not_a_word_in_the_text() {
+        let ann: std::collections::HashMap<String, String> =
+            [("phase".to_string(), "creating".to_string())].into();
+        let s = HookState::new("c1", Status::Creating, 7, std::path::Path::new("/b"), &ann);
+        let v: serde_json::Value =
+            serde_json::from_str(&s.with_status(Status::Created).json()).expect("json");
+        assert_eq!(v["status"], "created");
+        assert_eq!(v["annotations"]["phase"], "creating");
+        assert_eq!(v["ociVersion"], crate::spec::OCI_VERSION);
+        assert_eq!(v["pid"], 7);
+    }
 }

@@ -15,6 +15,7 @@ use crate::capabilities::{self, CapSets};
 use crate::process::{Channel, Msg};
 use crate::rootfs::{self, TargetKind};
 use crate::spec::{Bundle, DEFAULT_PATH};
+use crate::state::Status;
 use crate::{namespaces, sys, trace};
 
 pub struct InitContext<'a> {
@@ -56,44 +57,17 @@ pub struct Prepared {
 /// The init's main: never returns.
 pub fn run(ctx: InitContext<'_>) -> ! {
     let rootless = namespaces::rootless();
-    let prepared = (|| -> Result<(Option<Prepared>, String)> {
-        trace::step("init_hygiene", |c| {
-            close_inherited(&ctx)?;
-            // Until we report Ready, our fate is tied to onggi's: if it dies, so do we.
-            sys::set_parent_death_signal(libc::SIGKILL).context("prctl(PR_SET_PDEATHSIG)")?;
-            // Nobody in the container may ptrace us or open our /proc files while we hold host
-            // fds. Rootless: an unprivileged onggi must still open our setgroups/uid_map/gid_map
-            // to write them, so we stay dumpable until it sends Go (nothing else is in our
-            // namespaces before that), then become non-dumpable.
-            if !rootless {
-                sys::set_dumpable(false).context("prctl(PR_SET_DUMPABLE, 0)")?;
-            }
-            sys::unblock_all_signals().context("sigprocmask")?;
-            c.note(|| "close_range(inherited fds) | prctl(PR_SET_PDEATHSIG, SIGKILL) | prctl(PR_SET_DUMPABLE, 0) | sigprocmask(unblock)".into());
-            Ok::<_, anyhow::Error>(())
-        })?;
-        let state = match ctx.channel.recv()? {
-            Some(Msg::Go(state)) => state,
-            _ => sys::exit_now(1),
-        };
-        if rootless {
-            trace::step("dumpable", |c| {
-                sys::set_dumpable(false).context("prctl(PR_SET_DUMPABLE, 0)")?;
-                c.note(|| {
-                    "prctl(PR_SET_DUMPABLE, 0) (rootless: after onggi wrote our maps)".into()
-                });
-                anyhow::Ok(())
-            })?;
-        }
-        setup(&ctx, &state).map(|p| (p, state))
-    })();
-    let (prepared, state) = match prepared {
+    let annotations = ctx.bundle.spec.annotations().clone().unwrap_or_default();
+    let prepared = hygiene_go_setup(&ctx, rootless, &annotations);
+    let (prepared, pid) = match prepared {
         Ok(p) => p,
         Err(e) => {
             let _ = ctx.channel.send(&Msg::Error(format!("{e:#}")));
             sys::exit_now(1)
         }
     };
+    let state =
+        crate::hooks::HookState::new(ctx.id, Status::Creating, pid, &ctx.bundle.dir, &annotations);
     // The init loads its filter before it reports Ready, as runc does: loading a large
     // profile (libseccomp generates the BPF then) takes milliseconds, which must not sit
     // between `start` and the user process — a signal sent right after `start` would reach a
@@ -103,11 +77,8 @@ pub fn run(ctx: InitContext<'_>) -> ! {
         let s = Seccomp {
             filter,
             listener: ctx.seccomp_listener,
-            pid: serde_json::from_str::<serde_json::Value>(&state)
-                .ok()
-                .and_then(|v| v["pid"].as_i64())
-                .unwrap_or(0) as i32,
-            state: state.clone(),
+            pid,
+            state: state.json(),
         };
         if let Err(e) = load_seccomp(&s, p.final_caps.take().as_ref()) {
             let _ = ctx.channel.send(&Msg::Error(format!("{e:#}")));
@@ -129,7 +100,7 @@ pub fn run(ctx: InitContext<'_>) -> ! {
     if let Err(e) = crate::hooks::run_all(
         "startContainer",
         &hooks,
-        &state.replace("\"creating\"", "\"created\""),
+        &state.with_status(Status::Created).json(),
     ) {
         // start has returned already: the error goes to the container's stderr, and the
         // container stops without running its process.
@@ -141,6 +112,52 @@ pub fn run(ctx: InitContext<'_>) -> ! {
         // A container created without `process` cannot be started: `start` refuses.
         None => sys::exit_now(0),
     }
+}
+
+/// The init's first steps: hygiene, wait for Go (with the mount sources onggi opened for us),
+/// then the whole setup. Returns what execve needs and our pid as the host sees it.
+fn hygiene_go_setup(
+    ctx: &InitContext<'_>,
+    rootless: bool,
+    annotations: &std::collections::HashMap<String, String>,
+) -> Result<(Option<Prepared>, i32)> {
+    trace::step("init_hygiene", |c| {
+        close_inherited(ctx)?;
+        // Until we report Ready, our fate is tied to onggi's: if it dies, so do we.
+        sys::set_parent_death_signal(libc::SIGKILL).context("prctl(PR_SET_PDEATHSIG)")?;
+        // Nobody in the container may ptrace us or open our /proc files while we hold host
+        // fds. Rootless: an unprivileged onggi must still open our setgroups/uid_map/gid_map
+        // to write them, so we stay dumpable until it sends Go (nothing else is in our
+        // namespaces before that), then become non-dumpable.
+        if !rootless {
+            sys::set_dumpable(false).context("prctl(PR_SET_DUMPABLE, 0)")?;
+        }
+        sys::unblock_all_signals().context("sigprocmask")?;
+        c.note(|| "close_range(inherited fds) | prctl(PR_SET_PDEATHSIG, SIGKILL) | prctl(PR_SET_DUMPABLE, 0) | sigprocmask(unblock)".into());
+        Ok::<_, anyhow::Error>(())
+    })?;
+    let (go, fds) = match ctx.channel.recv_with_fds()? {
+        Some((Msg::Go(go), fds)) => (go, fds),
+        _ => sys::exit_now(1),
+    };
+    if rootless {
+        trace::step("dumpable", |c| {
+            sys::set_dumpable(false).context("prctl(PR_SET_DUMPABLE, 0)")?;
+            c.note(|| "prctl(PR_SET_DUMPABLE, 0) (rootless: after onggi wrote our maps)".into());
+            anyhow::Ok(())
+        })?;
+    }
+    let sources = crate::sources::Received::new(&go.sources, fds);
+    let state = crate::hooks::HookState::new(
+        ctx.id,
+        Status::Creating,
+        go.pid,
+        &ctx.bundle.dir,
+        annotations,
+    );
+    let prepared = setup(ctx, &state.json(), &sources)?;
+    drop(sources);
+    Ok((prepared, go.pid))
 }
 
 /// Closes every descriptor inherited from onggi except the ones the init needs (the state
@@ -165,7 +182,11 @@ pub fn close_inherited_except(keep: &[RawFd], preserve_fds: u32) -> Result<()> {
     sys::close_range(from as u32, u32::MAX).context("close_range")
 }
 
-fn setup(ctx: &InitContext<'_>, state: &str) -> Result<Option<Prepared>> {
+fn setup(
+    ctx: &InitContext<'_>,
+    state: &str,
+    sources: &crate::sources::Received,
+) -> Result<Option<Prepared>> {
     let spec = &ctx.bundle.spec;
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
     namespaces::join_namespaces(ctx.bundle.namespaces())?;
@@ -217,6 +238,7 @@ fn setup(ctx: &InitContext<'_>, state: &str) -> Result<Option<Prepared>> {
                 .has_namespace(oci_spec::runtime::LinuxNamespaceType::Cgroup),
             cgroup: ctx.cgroup,
             idmaps: ctx.idmaps,
+            sources,
         };
         rootfs::setup(
             spec,

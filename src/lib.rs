@@ -21,6 +21,7 @@
 
 pub mod capabilities;
 pub mod cgroup_commands;
+pub mod cgroup_setup;
 pub mod cgroups;
 pub mod cli;
 pub mod console;
@@ -40,6 +41,7 @@ pub mod scheduling;
 pub mod seccomp;
 pub mod self_exe;
 pub mod signal;
+pub mod sources;
 pub mod spec;
 pub mod state;
 pub mod sys;

@@ -99,7 +99,26 @@ pub fn warn(msg: &str) {
     report("warning", "warning: ", msg);
 }
 
+/// `msg` as one line: control characters (a newline inside a config string, say) escaped as
+/// `\n`, `\t`, `\u{1b}`.
+pub fn one_line(msg: &str) -> std::borrow::Cow<'_, str> {
+    if !msg.chars().any(char::is_control) {
+        return msg.into();
+    }
+    msg.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
+}
+
 fn report(level: &str, prefix: &str, msg: &str) {
+    let msg = &*one_line(msg);
     let _ = writeln!(std::io::stderr(), "onggi: {prefix}{msg}");
     if let Some(Logger {
         file: Some(f),
@@ -127,7 +146,7 @@ pub fn print(text: &str) {
 
 /// One line on stderr, never failing (the init reports its last error this way).
 pub fn stderr_line(msg: &str) {
-    let _ = writeln!(std::io::stderr(), "{msg}");
+    let _ = writeln!(std::io::stderr(), "{}", one_line(msg));
 }
 
 /// A debug line (with `--debug` only).
@@ -188,6 +207,13 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_message_is_one_line() {
+        assert_eq!(one_line("plain"), "plain");
+        assert_eq!(one_line("a\nb\tc\u{1b}[31m"), "a\\nb\\tc\\u{1b}[31m");
+        assert!(!one_line("x\r\ny").contains('\n'));
+    }
     use std::time::Duration;
 
     #[test]

@@ -30,16 +30,63 @@ use crate::state::{proc_stat, ContainerDir, State, Status, Store};
 use crate::sys::{self, Forked};
 use crate::{init, namespaces, trace};
 
-/// Messages between onggi and the init.
+/// Messages between onggi and the process it cloned: the init (create) or the joining process
+/// (exec). Each is one SOCK_SEQPACKET message of JSON; descriptors travel beside it.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Msg {
-    /// onggi → init: the parent side is ready (state recorded, id maps written, createRuntime
-    /// hooks run); carries the state JSON the init's own hooks read.
-    Go(String),
+    /// onggi → child: the parent side is ready (state recorded, id maps written, cgroup
+    /// joined, createRuntime hooks run).
+    Go(Go),
     /// init → onggi: set up, waiting at the start gate.
     Ready,
-    /// init → onggi: setup failed; the one-line reason. The init exits after sending it.
+    /// child → onggi: setup failed; the one-line reason. The child exits after sending it.
     Error(String),
+}
+
+/// What `Go` tells the child.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Go {
+    /// The child's pid as onggi (and the host) sees it: the hook state and seccomp listeners
+    /// need it, and inside its own pid namespace the child is pid 1.
+    pub pid: i32,
+    /// What the descriptors sent with this message are, in order.
+    #[serde(default)]
+    pub sources: Vec<Source>,
+}
+
+/// A descriptor onggi opened for the init, through the init's own mount namespace
+/// (`/proc/<pid>/root/…`) with onggi's privileges: under a user namespace the init could not
+/// walk to paths below directories only the host's root may enter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Source {
+    /// root.path
+    Rootfs,
+    /// The source of bind mount `mounts[i]`.
+    Mount(usize),
+}
+
+/// An error line longer than this is cut (a 1 MB config value makes a 1 MB line otherwise,
+/// more than one message may carry).
+const MAX_ERROR_LEN: usize = 16 * 1024;
+
+/// `text` cut to about `max` bytes: its start and its end (where the reason usually is), with
+/// how much was left out between them.
+fn shorten(text: &str, max: usize) -> String {
+    let half = max / 2;
+    let mut head = half;
+    while !text.is_char_boundary(head) {
+        head -= 1;
+    }
+    let mut tail = text.len() - half;
+    while !text.is_char_boundary(tail) {
+        tail += 1;
+    }
+    format!(
+        "{} …({} bytes left out)… {}",
+        &text[..head],
+        tail - head,
+        &text[tail..]
+    )
 }
 
 /// One end of the SOCK_SEQPACKET socketpair (message boundaries are kept by the kernel).
@@ -59,36 +106,35 @@ impl Channel {
     }
 
     pub fn send(&self, m: &Msg) -> Result<()> {
-        let data = serde_json::to_vec(m)?;
-        nix::sys::socket::send(
-            self.0.as_raw_fd(),
-            &data,
-            nix::sys::socket::MsgFlags::MSG_NOSIGNAL,
-        )
-        .context("cannot send to the other side of the init channel")?;
-        Ok(())
+        self.send_with_fds(m, &[])
+    }
+
+    /// `m` with descriptors beside it (at most [`sys::MAX_FDS_PER_MESSAGE`]).
+    pub fn send_with_fds(&self, m: &Msg, fds: &[BorrowedFd<'_>]) -> Result<()> {
+        let data = match m {
+            Msg::Error(e) if e.len() > MAX_ERROR_LEN => {
+                serde_json::to_vec(&Msg::Error(shorten(e, MAX_ERROR_LEN)))?
+            }
+            m => serde_json::to_vec(m)?,
+        };
+        sys::send_message(self.0.as_fd(), &data, fds)
+            .context("cannot send to the other side of the init channel")
     }
 
     /// The next message, or None when the other side has closed its end.
     pub fn recv(&self) -> Result<Option<Msg>> {
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            match nix::sys::socket::recv(
-                self.0.as_raw_fd(),
-                &mut buf,
-                nix::sys::socket::MsgFlags::empty(),
-            ) {
-                Ok(0) => return Ok(None),
-                Ok(n) => {
-                    return Ok(Some(
-                        serde_json::from_slice(&buf[..n])
-                            .context("bad message on the init channel")?,
-                    ))
-                }
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(e) => return Err(e).context("cannot read the init channel"),
-            }
-        }
+        Ok(self.recv_with_fds()?.map(|(m, _)| m))
+    }
+
+    /// The next message and the descriptors that came with it.
+    pub fn recv_with_fds(&self) -> Result<Option<(Msg, Vec<OwnedFd>)>> {
+        let Some((data, fds)) =
+            sys::recv_message(self.0.as_fd()).context("cannot read the init channel")?
+        else {
+            return Ok(None);
+        };
+        let m = serde_json::from_slice(&data).context("bad message on the init channel")?;
+        Ok(Some((m, fds)))
     }
 
     pub fn fd(&self) -> BorrowedFd<'_> {
@@ -118,12 +164,13 @@ pub struct Created {
     pub relayed_terminal: bool,
 }
 
-/// Undoes a create that failed half-way: kills the init, removes the state directory.
+/// Undoes a create that failed half-way: kills the init, removes what onggi made for it.
 struct Cleanup {
     dir: Option<ContainerDir>,
     child: Option<(i32, OwnedFd)>,
-    /// A cgroup directory onggi created for this container.
-    cgroup: Option<PathBuf>,
+    /// The container's cgroup and whether onggi created it (then it is removed; otherwise
+    /// onggi's device filter is detached from it).
+    cgroup: Option<(PathBuf, bool)>,
 }
 
 impl Cleanup {
@@ -140,8 +187,14 @@ impl Drop for Cleanup {
             let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
             let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
         }
-        if let Some(cg) = self.cgroup.take() {
-            let _ = crate::cgroups::remove(&cg);
+        match self.cgroup.take() {
+            Some((cg, true)) => {
+                let _ = crate::cgroups::remove(&cg);
+            }
+            Some((cg, false)) => {
+                let _ = crate::devices::detach_ours(&cg);
+            }
+            None => {}
         }
         if let Some(dir) = self.dir.take() {
             let _ = dir.remove();
@@ -169,7 +222,10 @@ fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     crate::state::write_atomic(&path, pid.to_string().as_bytes(), 0o644)
 }
 
-/// `create`: everything up to the init waiting at the start gate.
+/// `create`: everything up to the init waiting at the start gate. The steps, in order (each
+/// a trace step of that name): load_config, state_dir (the first durable record: before any
+/// kernel object exists), cgroup*, clone3, the parent side (id maps, net devices, oom score,
+/// mount sources), hooks, wait_ready, then `created` is recorded.
 pub fn create(store: &Store, o: &CreateOptions<'_>) -> Result<Created> {
     crate::state::validate_id(o.id)?;
     let bundle = trace::step("load_config", |c| {
@@ -209,7 +265,9 @@ pub fn create(store: &Store, o: &CreateOptions<'_>) -> Result<Created> {
         .as_ref()
         .and_then(|l| l.seccomp().clone());
     let (seccomp, listener) = crate::seccomp::prepare(seccomp_spec.as_ref())?;
-    let dir = store.create(o.id)?;
+    let cgroup = crate::cgroup_setup::plan(&bundle, o.id)?;
+    let mut state = first_record(o.id, &bundle, cgroup.as_ref());
+    let (dir, gate) = trace::step("state_dir", |c| stage(store, &state, &bundle, c))?;
     let mut guard = Cleanup {
         dir: Some(dir),
         child: None,
@@ -219,19 +277,6 @@ pub fn create(store: &Store, o: &CreateOptions<'_>) -> Result<Created> {
         .dir
         .as_ref()
         .ok_or_else(|| anyhow!("state directory vanished"))?;
-    let gate = trace::step("state_dir", |c| {
-        dir.save_config(&bundle.spec)?;
-        let gate = make_gate(dir)?;
-        c.note(|| {
-            let fifo = dir.gate_path();
-            let d = fifo.parent().unwrap_or(&fifo).display().to_string();
-            format!(
-                "mkdir {d} | write {d}/config.json | mkfifo {}",
-                fifo.display()
-            )
-        });
-        anyhow::Ok(gate)
-    })?;
     let procfs = crate::procfs::open_host()?;
     let idmaps = crate::rootfs::IdmapUserns::for_mounts(
         bundle.spec.mounts().as_deref().unwrap_or(&[]),
@@ -240,15 +285,16 @@ pub fn create(store: &Store, o: &CreateOptions<'_>) -> Result<Created> {
     let (parent_end, child_end) = Channel::pair()?;
     namespaces::join_pid_namespace(bundle.namespaces())?;
     let flags = namespaces::new_namespace_flags(bundle.namespaces());
-    let (cgroup_dir, cgroup_created, cgroup_fd) = match prepare_cgroup(&bundle, o.id)? {
-        Some((dir, created, fd)) => {
-            if created {
-                guard.cgroup = Some(dir.clone());
-            }
-            (Some(dir), created, Some(fd))
+    let placed = match &cgroup {
+        Some(plan) => {
+            let p = crate::cgroup_setup::make(plan, &bundle)?;
+            guard.cgroup = Some((p.dir.clone(), p.created));
+            Some(p)
         }
-        None => (None, false, None),
+        None => None,
     };
+    let cgroup_dir = placed.as_ref().map(|p| p.dir.clone());
+    let into = placed.as_ref().and_then(|p| p.clone_target());
 
     let plan =
         crate::scheduling::Plan::new(bundle.spec.process().as_ref(), bundle.spec.linux().as_ref())?;
@@ -258,12 +304,7 @@ pub fn create(store: &Store, o: &CreateOptions<'_>) -> Result<Created> {
     // Not a trace::step: both processes return from clone3, only the parent reports it.
     let t0 = std::time::Instant::now();
     let join_user = namespaces::joined_user_namespace(bundle.namespaces());
-    let forked = clone_init(
-        flags,
-        cgroup_fd.as_ref().map(|f| f.as_fd()),
-        join_user,
-        procfs.as_fd(),
-    )?;
+    let forked = clone_init(flags, into, join_user, procfs.as_fd())?;
     let (pid, pidfd) = match forked {
         Forked::Child => {
             trace::set_who(trace::Who::Init);
@@ -302,48 +343,25 @@ pub fn create(store: &Store, o: &CreateOptions<'_>) -> Result<Created> {
         Forked::Parent { pid, pidfd } => (pid, pidfd),
     };
     trace::finished("clone3", t0.elapsed(), || {
-        let into = cgroup_fd.as_ref().map_or(0, |_| sys::CLONE_INTO_CGROUP);
-        match join_user {
-            None => format!(
-                "clone3({}) = pid {pid}",
-                namespaces::flag_names(flags | libc::CLONE_PIDFD as u64 | into)
-            ),
-            Some(p) => format!(
-                "helper = clone3(CLONE_PIDFD); in it: prctl(PR_SET_DUMPABLE, 0), setns({}, user), \
-                 clone3({}) = pid {pid}, sendmsg(SCM_RIGHTS pidfd), exit",
-                p.display(),
-                namespaces::flag_names(
-                    flags | libc::CLONE_PIDFD as u64 | libc::CLONE_PARENT as u64 | into
-                )
-            ),
-        }
+        clone_call(flags, into.is_some(), join_user, pid)
     });
     guard.child = Some((pid, pidfd.try_clone().context("dup pidfd")?));
     drop(child_end);
     drop(gate);
 
-    let start = proc_stat(pid)
+    state.pid_start_time = proc_stat(pid)
         .map(|p| p.start_time)
         .ok_or_else(|| anyhow!("the init (pid {pid}) vanished"))?;
-    let mut state = State {
-        id: o.id.to_string(),
-        pid,
-        pid_start_time: start,
-        bundle: bundle.dir.clone(),
-        rootfs: bundle.rootfs.clone(),
-        created: crate::logging::rfc3339(std::time::SystemTime::now()),
-        annotations: bundle.spec.annotations().clone().unwrap_or_default(),
-        owner_uid: nix::unistd::geteuid().as_raw(),
-        recorded: Status::Creating,
-        has_process: bundle.spec.process().is_some(),
-        own_pid_namespace: bundle.new_namespace(oci_spec::runtime::LinuxNamespaceType::Pid),
-        cgroup: cgroup_dir,
-        cgroup_created,
-    };
+    state.pid = pid;
     dir.save(&state)?;
+    if let Some(p) = placed.as_ref().filter(|p| p.clone_target().is_none()) {
+        crate::cgroup_setup::join(p, pid)?;
+    }
     parent_side_setup(&bundle, procfs.as_fd(), pid)?;
+    let sources = crate::sources::open(&bundle, procfs.as_fd(), pid)?;
     let hook_state =
-        crate::hooks::state_json(o.id, "creating", pid, &bundle.dir, &state.annotations);
+        crate::hooks::HookState::new(o.id, Status::Creating, pid, &bundle.dir, &state.annotations)
+            .json();
     if let Some(h) = bundle.spec.hooks() {
         crate::hooks::run_all(
             "prestart",
@@ -356,17 +374,20 @@ pub fn create(store: &Store, o: &CreateOptions<'_>) -> Result<Created> {
             &hook_state,
         )?;
     }
-    parent_end.send(&Msg::Go(hook_state))?;
+    let go = Msg::Go(Go {
+        pid,
+        sources: sources.kinds(),
+    });
+    if let Err(e) = parent_end.send_with_fds(&go, &sources.fds()) {
+        return Err(init_ended(pid).unwrap_or(e));
+    }
+    drop(sources);
     trace::step("wait_ready", |_| match parent_end.recv()? {
         Some(Msg::Ready) => Ok(()),
         Some(Msg::Error(msg)) => Err(anyhow!(msg)),
         Some(other) => Err(anyhow!("unexpected message from the init: {other:?}")),
-        None => {
-            let status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
-            Err(anyhow!(
-                "the container init exited during setup ({status:?})"
-            ))
-        }
+        None => Err(init_ended(pid)
+            .unwrap_or_else(|| anyhow!("the container init closed its channel during setup"))),
     })?;
     state.recorded = Status::Created;
     dir.save(&state)?;
@@ -382,6 +403,106 @@ pub fn create(store: &Store, o: &CreateOptions<'_>) -> Result<Created> {
         pidfd,
         relayed_terminal: terminal && o.console_socket.is_none(),
     })
+}
+
+/// The state record written before anything else exists: `creating`, no init yet, this onggi
+/// as the creator, and the cgroup it is about to make.
+fn first_record(id: &str, bundle: &Bundle, cgroup: Option<&crate::cgroup_setup::Plan>) -> State {
+    State {
+        id: id.to_string(),
+        pid: 0,
+        pid_start_time: 0,
+        bundle: bundle.dir.clone(),
+        rootfs: bundle.rootfs.clone(),
+        created: crate::logging::rfc3339(std::time::SystemTime::now()),
+        annotations: bundle.spec.annotations().clone().unwrap_or_default(),
+        owner_uid: nix::unistd::geteuid().as_raw(),
+        recorded: Status::Creating,
+        has_process: bundle.spec.process().is_some(),
+        own_pid_namespace: bundle.new_namespace(oci_spec::runtime::LinuxNamespaceType::Pid),
+        cgroup: cgroup.map(|p| p.dir()),
+        cgroup_created: cgroup.is_some_and(|p| p.create),
+        creator: crate::state::ProcessId::me(),
+    }
+}
+
+/// The state directory with its first record, the config snapshot and the start gate.
+fn stage(
+    store: &Store,
+    first: &State,
+    bundle: &Bundle,
+    c: &mut trace::Calls,
+) -> Result<(ContainerDir, OwnedFd)> {
+    let dir = store.create(&first.id, first)?;
+    let staged = (|| {
+        dir.save_config(&bundle.spec)?;
+        make_gate(&dir)
+    })();
+    let gate = match staged {
+        Ok(g) => g,
+        Err(e) => {
+            let _ = dir.remove();
+            return Err(e);
+        }
+    };
+    c.note(|| {
+        let fifo = dir.gate_path();
+        let d = fifo.parent().unwrap_or(&fifo).display().to_string();
+        format!(
+            "mkdir {d} | write {d}/state.json (creating) | write {d}/config.json | mkfifo {}",
+            fifo.display()
+        )
+    });
+    Ok((dir, gate))
+}
+
+/// How the init was cloned, for the trace.
+fn clone_call(flags: u64, into_cgroup: bool, join_user: Option<&Path>, pid: i32) -> String {
+    let into = if into_cgroup {
+        sys::CLONE_INTO_CGROUP
+    } else {
+        0
+    };
+    match join_user {
+        None => format!(
+            "clone3({}) = pid {pid}",
+            namespaces::flag_names(flags | libc::CLONE_PIDFD as u64 | into)
+        ),
+        Some(p) => format!(
+            "helper = clone3(CLONE_PIDFD); in it: prctl(PR_SET_DUMPABLE, 0), setns({}, user), \
+             clone3({}) = pid {pid}, sendmsg(SCM_RIGHTS pidfd), exit",
+            p.display(),
+            namespaces::flag_names(
+                flags | libc::CLONE_PIDFD as u64 | libc::CLONE_PARENT as u64 | into
+            )
+        ),
+    }
+}
+
+/// When the init has ended: how, as one line (it was killed before it could report, or
+/// exited without a message). None while it still runs.
+fn init_ended(pid: i32) -> Option<anyhow::Error> {
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    let p = nix::unistd::Pid::from_raw(pid);
+    // It closed its end: it is gone or going; wait a moment for it.
+    for _ in 0..200 {
+        match waitpid(p, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => std::thread::sleep(std::time::Duration::from_millis(1)),
+            Ok(WaitStatus::Signaled(_, sig, _)) => {
+                return Some(anyhow!(
+                    "the container init (pid {pid}) was killed by {sig} before it reported back"
+                ))
+            }
+            Ok(WaitStatus::Exited(_, code)) => {
+                return Some(anyhow!(
+                    "the container init (pid {pid}) exited with status {code} during setup without a message"
+                ))
+            }
+            Ok(other) => return Some(anyhow!("the container init (pid {pid}) ended: {other:?}")),
+            Err(_) => return None,
+        }
+    }
+    None
 }
 
 /// Clones the init. Normally that is onggi's own clone3 with the namespace flags: a new user
@@ -457,97 +578,6 @@ fn clone_init(
     let pidfd = sys::recv_fd(ours.as_fd()).context("the init's pidfd from the helper")?;
     let pid = crate::procfs::pidfd_pid(procfs, pidfd.as_fd())?;
     Ok(Forked::Parent { pid, pidfd })
-}
-
-/// Creates the container's cgroup with its resources, before the clone (the init is born in
-/// it). None when the host has no cgroup v2 hierarchy and the config asks for no resources.
-fn prepare_cgroup(bundle: &Bundle, id: &str) -> Result<Option<(PathBuf, bool, OwnedFd)>> {
-    let linux = bundle.spec.linux().as_ref();
-    let writes = match linux.and_then(|l| l.resources().as_ref()) {
-        Some(r) => crate::cgroups::resource_writes(r)?,
-        None => Vec::new(),
-    };
-    let mount = match crate::cgroups::v2_mount() {
-        Ok(m) => m,
-        Err(e) if writes.is_empty() => {
-            trace::moment("cgroup", || format!("no cgroup for the container: {e:#}"));
-            return Ok(None);
-        }
-        Err(e) => return Err(e.context("linux.resources needs a cgroup v2 hierarchy")),
-    };
-    let own = crate::cgroups::own_cgroup()?;
-    let rel =
-        crate::cgroups::container_path(linux.and_then(|l| l.cgroups_path().as_deref()), &own, id)?;
-    let cg = crate::cgroups::Cgroup { mount, rel };
-    if namespaces::rootless() {
-        // Rootless: a cgroup only where the user was delegated one (the nearest existing
-        // ancestor is writable); otherwise none, unless the config asks for limits.
-        let mut parent = cg.dir();
-        while !parent.exists() {
-            if !parent.pop() {
-                break;
-            }
-        }
-        let writable = nix::unistd::access(&parent, nix::unistd::AccessFlags::W_OK).is_ok();
-        if !writable {
-            if writes.is_empty() {
-                trace::moment("cgroup", || {
-                    format!(
-                        "not root and {} is not delegated to us: no cgroup for the container",
-                        parent.display()
-                    )
-                });
-                return Ok(None);
-            }
-            anyhow::bail!(
-                "linux.resources: not root, and the cgroup {} is not delegated to uid {} (no write access to {}): remove the limits or give a cgroupsPath under a cgroup you own",
-                cg.dir().display(),
-                nix::unistd::geteuid(),
-                parent.display()
-            );
-        }
-    }
-    let controllers = cg.check_controllers(&writes)?;
-    let created = trace::step("cgroup", |c| cg.create(&controllers, c))?;
-    let fail = |e: anyhow::Error| {
-        if created {
-            let _ = crate::cgroups::remove(&cg.dir());
-        }
-        e
-    };
-    trace::step("cgroup_resources", |c| cg.apply(&writes, c)).map_err(fail)?;
-    let fd = cg.open().map_err(fail)?;
-    if namespaces::rootless() {
-        // Loading a BPF_PROG_TYPE_CGROUP_DEVICE program needs CAP_BPF/CAP_SYS_ADMIN on the
-        // host. A rootless container cannot make device nodes anyway (its user namespace
-        // refuses mknod; it gets binds of host nodes its user may open), so, as runc does,
-        // no device program.
-        trace::moment("cgroup_devices", || {
-            "not root: no device program (the user namespace already refuses mknod)".into()
-        });
-        return Ok(Some((cg.dir(), created, fd)));
-    }
-    trace::step("cgroup_devices", |c| {
-        let resources = linux.and_then(|l| l.resources().as_ref());
-        let rules = crate::devices::rules(
-            resources
-                .and_then(|r| r.devices().as_deref())
-                .unwrap_or(&[]),
-            linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[]),
-        )?;
-        let prog = crate::devices::compile(&rules);
-        crate::devices::attach(fd.as_fd(), &prog)?;
-        c.note(|| {
-            format!(
-                "bpf(BPF_PROG_LOAD, CGROUP_DEVICE, {} rules, {} insns) + bpf(BPF_PROG_ATTACH)",
-                rules.len(),
-                prog.len()
-            )
-        });
-        Ok::<_, anyhow::Error>(())
-    })
-    .map_err(fail)?;
-    Ok(Some((cg.dir(), created, fd)))
 }
 
 /// What onggi, still root on the host, writes for the init while it waits for Go: the id maps
@@ -696,4 +726,20 @@ pub fn members(state: &State) -> Vec<i32> {
         .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()))
         .filter(|&pid| pid_ns_of(pid).as_ref() == Some(&ns))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_long_error_keeps_its_start_and_its_reason() {
+        let e = format!(
+            "exec \"{}\": no such file or directory",
+            "é".repeat(100_000)
+        );
+        let s = super::shorten(&e, 1000);
+        assert!(s.len() < 1100);
+        assert!(s.starts_with("exec \"é"));
+        assert!(s.ends_with(": no such file or directory"));
+        assert!(s.contains("bytes left out"));
+    }
 }

@@ -321,6 +321,8 @@ pub struct MountContext<'a> {
     pub cgroup: Option<&'a Path>,
     /// The user namespaces of idmapped mounts (made by onggi), by mount index.
     pub idmaps: &'a IdmapUserns,
+    /// The rootfs and bind sources onggi opened for us (see src/sources.rs).
+    pub sources: &'a crate::sources::Received,
 }
 
 /// The whole rootfs setup, in order. Runs in the init, inside its new mount namespace.
@@ -338,7 +340,9 @@ pub fn setup(
     trace::step("rootfs_propagation", |c| {
         prepare_propagation(rootfs, root_prop, c)
     })?;
-    let root = trace::step("rootfs_bind", |c| bind_rootfs(rootfs, c))?;
+    let root = trace::step("rootfs_bind", |c| {
+        bind_rootfs(rootfs, cx.sources.rootfs(), c)
+    })?;
     let mounts = spec.mounts().as_deref().unwrap_or(&[]);
     let mount_label = linux.and_then(|l| l.mount_label().as_deref());
     trace::step("mounts", |c| {
@@ -490,8 +494,23 @@ fn unescape_mountinfo(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Binds the rootfs onto itself (pivot_root needs a mount point) and opens it.
-fn bind_rootfs(rootfs: &Path, c: &mut Calls) -> Result<OwnedFd> {
+/// Binds the rootfs onto itself (pivot_root needs a mount point) and opens it. With a
+/// descriptor onggi opened for us, by descriptor alone: a clone of its mount tree attached on
+/// top of it (the attached clone is the new root).
+fn bind_rootfs(rootfs: &Path, opened: Option<BorrowedFd<'_>>, c: &mut Calls) -> Result<OwnedFd> {
+    if let Some(fd) = opened {
+        let tree = sys::open_tree(fd, Path::new(""), sys::OPEN_TREE_CLONE | sys::AT_RECURSIVE)
+            .with_context(|| format!("cannot clone the rootfs {}", rootfs.display()))?;
+        sys::move_mount(tree.as_fd(), fd)
+            .with_context(|| format!("cannot bind the rootfs {}", rootfs.display()))?;
+        c.note(|| {
+            format!(
+                "open_tree(fd of {}, OPEN_TREE_CLONE|AT_RECURSIVE) + move_mount(onto itself)",
+                rootfs.display()
+            )
+        });
+        return Ok(tree);
+    }
     sys::mount(
         Some(rootfs),
         rootfs,
@@ -535,7 +554,7 @@ fn mount_one(
     let typ = m.typ().as_deref().unwrap_or("");
     let dest = m.destination();
     if opts.is_bind() || typ == "bind" {
-        return bind_mount(root, bundle, m, &opts, idmap, c);
+        return bind_mount(root, bundle, m, &opts, (idmap, cx.sources.mount(i)), c);
     }
     if typ.is_empty() || typ == "none" {
         bail!("mount type is missing (give a filesystem type, or the \"bind\" option)");
@@ -575,13 +594,25 @@ fn mount_one(
     let data = crate::lsm::with_mount_label(&opts.data.join(","), fstype, false, mount_label);
     let data = (!data.is_empty()).then_some(data);
     let tpath = fd_path(target.as_fd());
-    if let Err(e) = sys::mount(
+    let mounted = match sys::mount(
         Some(&source),
         &tpath,
         Some(fstype),
         opts.flags,
         data.as_deref(),
     ) {
+        // The same filesystem on the root of a mount of its own superblock (a second cgroup
+        // mount at /sys/fs/cgroup): mount(2) refuses, move_mount stacks it, as runc and crun
+        // end up doing.
+        Err(e)
+            if e.raw_os_error() == Some(libc::EBUSY)
+                && !(cx.userns && special_in_userns(fstype)) =>
+        {
+            stack_new_mount(target.as_fd(), fstype, &source, &opts, data.as_deref(), c)
+        }
+        r => r,
+    };
+    if let Err(e) = mounted {
         let refused = matches!(e.raw_os_error(), Some(libc::EPERM | libc::EBUSY));
         if fstype == "sysfs" && cx.userns && refused {
             return sysfs_as_host_bind(root, dest, &opts, c);
@@ -636,6 +667,36 @@ fn mount_one(
     Ok(())
 }
 
+/// The filesystems that a user namespace may not mount without namespaces of its own (their
+/// EPERM/EBUSY fallbacks are binds of the host's).
+fn special_in_userns(fstype: &str) -> bool {
+    matches!(fstype, "sysfs" | "cgroup2")
+}
+
+/// Mounts a new `fstype` instance on top of `target` by the new mount API (see
+/// [`sys::new_fs_mount`]).
+fn stack_new_mount(
+    target: BorrowedFd<'_>,
+    fstype: &str,
+    source: &Path,
+    opts: &MountOptions,
+    data: Option<&str>,
+    c: &mut Calls,
+) -> std::io::Result<()> {
+    let options: Vec<&str> = data.map(|d| d.split(',').collect()).unwrap_or_default();
+    let (attrs, _) = flags_to_attrs(opts.flags, 0);
+    let mnt = sys::new_fs_mount(fstype, source, &options, attrs)?;
+    sys::move_mount(mnt.as_fd(), target)?;
+    c.note(|| {
+        format!(
+            "fsopen({fstype}) + fsconfig(source={}, {:?}) + fsmount({attrs:#x}) + move_mount (stacked on a mount of the same filesystem)",
+            source.display(),
+            data.unwrap_or("")
+        )
+    });
+    Ok(())
+}
+
 /// sysfs may only be mounted by the owner of the network namespace: in a user namespace that
 /// shares the host's, the kernel says EPERM. As crun does, a read-only request then gets a
 /// read-only recursive bind of the host's /sys (what rootless configs ask for anyway).
@@ -664,7 +725,7 @@ fn sysfs_as_host_bind(
          read-only rbind of the host's /sys instead"
             .into()
     });
-    bind_tree(root, Path::new("/sys"), dest, &bind, None, c)
+    bind_tree(root, Path::new("/sys"), dest, &bind, (None, None), c)
 }
 
 /// cgroup2 may only be mounted by the owner of the cgroup namespace: in a user namespace that
@@ -698,7 +759,7 @@ fn cgroup2_as_host_bind(
             src.display()
         )
     });
-    bind_tree(root, &src, dest, &bind, None, c)
+    bind_tree(root, &src, dest, &bind, (None, None), c)
 }
 
 /// A readable directory fd for the exact directory an O_PATH fd points at.
@@ -902,35 +963,42 @@ fn apply_after(fd: BorrowedFd<'_>, opts: &MountOptions, c: &mut Calls) -> Result
     Ok(())
 }
 
+/// The user namespace of an idmapped mount, and the source onggi opened for us.
+type BindFds<'a> = (Option<BorrowedFd<'a>>, Option<BorrowedFd<'a>>);
+
 fn bind_mount(
     root: BorrowedFd<'_>,
     bundle: &Path,
     m: &Mount,
     opts: &MountOptions,
-    idmap: Option<BorrowedFd<'_>>,
+    fds: BindFds<'_>,
     c: &mut Calls,
 ) -> Result<()> {
-    let src = m.source().as_ref().context("a bind mount needs a source")?;
-    let src = if src.is_absolute() {
-        src.clone()
-    } else {
-        bundle.join(src)
-    };
-    bind_tree(root, &src, m.destination(), opts, idmap, c)
+    m.source().as_ref().context("a bind mount needs a source")?;
+    let src = crate::sources::bind_source(m, bundle).unwrap_or_default();
+    bind_tree(root, &src, m.destination(), opts, fds, c)
 }
 
-/// Clones the mount tree at host path `src` (recursively for rbind), sets its flags on the
-/// detached clone and attaches it at `dest` inside the root.
+/// Clones the mount tree at host path `src` (recursively for rbind; from the descriptor onggi
+/// opened, when there is one), sets its flags on the detached clone and attaches it at `dest`
+/// inside the root.
 fn bind_tree(
     root: BorrowedFd<'_>,
     src: &Path,
     dest: &Path,
     opts: &MountOptions,
-    idmap: Option<BorrowedFd<'_>>,
+    (idmap, opened): BindFds<'_>,
     c: &mut Calls,
 ) -> Result<()> {
-    let meta = std::fs::metadata(src).with_context(|| format!("bind source {}", src.display()))?;
-    let kind = if meta.is_dir() {
+    let is_dir = match opened {
+        Some(fd) => nix::sys::stat::fstat(fd.as_raw_fd())
+            .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+            .with_context(|| format!("bind source {}", src.display()))?,
+        None => std::fs::metadata(src)
+            .with_context(|| format!("bind source {}", src.display()))?
+            .is_dir(),
+    };
+    let kind = if is_dir {
         TargetKind::Dir
     } else {
         TargetKind::File
@@ -940,8 +1008,11 @@ fn bind_tree(
     if recursive {
         flags |= sys::AT_RECURSIVE;
     }
-    let tree = sys::open_tree(cwd(), src, flags)
-        .with_context(|| format!("cannot clone the mount tree of {}", src.display()))?;
+    let tree = match opened {
+        Some(fd) => sys::open_tree(fd, Path::new(""), flags),
+        None => sys::open_tree(cwd(), src, flags),
+    }
+    .with_context(|| format!("cannot clone the mount tree of {}", src.display()))?;
     let (set, clear) = flags_to_attrs(opts.flags, opts.clear);
     if set | clear != 0 {
         sys::mount_setattr(tree.as_fd(), false, set, clear, 0)

@@ -169,6 +169,42 @@ fn validate_idmapped_mounts(spec: &Spec) -> Result<()> {
     Ok(())
 }
 
+/// The kernel's limits on the names (HOST_NAME_MAX), and the id maps a new user namespace
+/// cannot do without (without them every id in it is the overflow id, and the first chown
+/// fails with a bare EOVERFLOW).
+fn validate_names_and_maps(spec: &Spec) -> Result<()> {
+    for (field, v) in [
+        ("hostname", spec.hostname()),
+        ("domainname", spec.domainname()),
+    ] {
+        if let Some(v) = v.as_deref().filter(|v| v.len() > 64) {
+            bail!(
+                "config.json: {field} is {} bytes long; the kernel takes at most 64",
+                v.len()
+            );
+        }
+    }
+    let Some(linux) = spec.linux() else {
+        return Ok(());
+    };
+    let new_userns = linux
+        .namespaces()
+        .iter()
+        .flatten()
+        .any(|n| n.typ() == LinuxNamespaceType::User && n.path().is_none());
+    if new_userns {
+        for (field, maps) in [
+            ("uidMappings", linux.uid_mappings()),
+            ("gidMappings", linux.gid_mappings()),
+        ] {
+            if !maps.as_ref().is_some_and(|m| !m.is_empty()) {
+                bail!("config.json: linux.{field} is missing: a new user namespace needs uidMappings and gidMappings (ids of the container mapped to ids of the host)");
+            }
+        }
+    }
+    Ok(())
+}
+
 fn validate(spec: &Spec) -> Result<()> {
     refuse_unsupported(spec)?;
     crate::scheduling::Plan::new(spec.process().as_ref(), spec.linux().as_ref())?;
@@ -182,6 +218,7 @@ fn validate(spec: &Spec) -> Result<()> {
                 .any(|n| n.typ() == LinuxNamespaceType::Network && n.path().is_none())
         });
     crate::netdev::validate(spec, new_netns)?;
+    validate_names_and_maps(spec)?;
     if let Some(p) = spec.process() {
         match p.args() {
             Some(a) if !a.is_empty() && !a[0].is_empty() => {}

@@ -1,12 +1,21 @@
 //! The container state store: `<root>/<id>/` holds `state.json` (written atomically), a snapshot
-//! of the config taken at create, and `exec.fifo`, the start gate. Every command that touches a
-//! container holds an exclusive flock on its directory.
+//! of the config taken at create, and `exec.fifo`, the start gate.
+//!
+//! The first durable record comes before the first kernel object: `create` makes the directory
+//! and writes its first `state.json` (status `creating`, the creating onggi's pid and start
+//! time, the cgroup it is about to make) before anything else, so a create killed at any later
+//! step leaves a record of everything it may have made, for `delete --force`. Commands that change a container hold an exclusive
+//! flock on its directory; `state` and `list` only read (state.json is replaced atomically)
+//! and never wait. A command that finds the lock held by a create in progress fails at once
+//! (`delete --force` kills that create first); held by anything else, it waits at most
+//! [`LOCK_WAIT`].
 //!
 //! Status is never trusted from disk alone: it is derived live from the init's pid *and* its
 //! start time in /proc/<pid>/stat (a reused pid is not mistaken for the init), the presence of
-//! the start gate, and later the cgroup freezer.
+//! the start gate, and later the cgroup freezer. `creating` lasts only while the creating onggi
+//! lives: a create that died before it recorded `created` leaves a container that is stopped.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fs::File;
@@ -23,14 +32,24 @@ pub enum StoreError {
     NotExist(String),
     #[error("{0}: container with that id exists already")]
     Exists(String),
-    #[error("invalid container id {0:?}: use 1-1024 characters from [A-Za-z0-9_.+-], not \".\" or \"..\"")]
+    #[error("invalid container id {0:?}: use 1-255 characters from [A-Za-z0-9_.+-], not \".\" or \"..\"")]
     InvalidId(String),
+    #[error("{id}: the container is still being created (by onggi pid {pid})")]
+    BeingCreated { id: String, pid: i32 },
+    #[error("{0}: another onggi command has held the container's lock for {secs} s", secs = LOCK_WAIT.as_secs())]
+    Busy(String),
 }
 
-/// Checks a container id: `[A-Za-z0-9_.+-]{1,1024}`, not `.` or `..`.
+/// How long a command waits for another command (not a create) to release a container.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Ids are file names (the state directory, the default cgroup): at most NAME_MAX bytes.
+pub const MAX_ID_LEN: usize = 255;
+
+/// Checks a container id: `[A-Za-z0-9_.+-]{1,255}`, not `.` or `..`.
 pub fn validate_id(id: &str) -> Result<(), StoreError> {
     let ok = !id.is_empty()
-        && id.len() <= 1024
+        && id.len() <= MAX_ID_LEN
         && id != "."
         && id != ".."
         && id
@@ -66,11 +85,46 @@ impl std::fmt::Display for Status {
     }
 }
 
+/// A process named by its pid and its start time (field 22 of /proc/<pid>/stat), so that a
+/// reused pid is never mistaken for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessId {
+    pub pid: i32,
+    pub start_time: u64,
+}
+
+impl ProcessId {
+    /// This process.
+    pub fn me() -> Option<ProcessId> {
+        let pid = std::process::id() as i32;
+        proc_stat(pid).map(|p| ProcessId {
+            pid,
+            start_time: p.start_time,
+        })
+    }
+
+    /// Whether that very process still runs (a zombie does not).
+    pub fn alive(&self) -> bool {
+        proc_stat(self.pid).is_some_and(|p| p.start_time == self.start_time && !p.dead)
+    }
+
+    /// A pidfd for that very process (checked after it is open, so the pid cannot be reused
+    /// under us); None when it is gone.
+    pub fn open(&self) -> Result<Option<std::os::fd::OwnedFd>> {
+        let fd = match crate::sys::pidfd_open(self.pid) {
+            Ok(fd) => fd,
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(None),
+            Err(e) => return Err(e).context("pidfd_open"),
+        };
+        Ok(self.alive().then_some(fd))
+    }
+}
+
 /// state.json.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct State {
     pub id: String,
-    /// The init's pid in onggi's pid namespace.
+    /// The init's pid in onggi's pid namespace; 0 until the init is cloned.
     pub pid: i32,
     /// Field 22 of /proc/<pid>/stat when the init was created.
     pub pid_start_time: u64,
@@ -91,9 +145,27 @@ pub struct State {
     /// The container's cgroup directory (absolute), if it has one.
     #[serde(default)]
     pub cgroup: Option<PathBuf>,
-    /// Whether onggi created that cgroup (then `delete` removes it).
+    /// Whether onggi created that cgroup (then `delete` removes it). Recorded before the mkdir.
     #[serde(default)]
     pub cgroup_created: bool,
+    /// The onggi that is creating the container: `creating` lasts only while it lives.
+    #[serde(default)]
+    pub creator: Option<ProcessId>,
+}
+
+impl State {
+    /// The init, when it has been cloned.
+    pub fn init(&self) -> Option<ProcessId> {
+        (self.pid > 0).then_some(ProcessId {
+            pid: self.pid,
+            start_time: self.pid_start_time,
+        })
+    }
+
+    /// A create is still running for this container.
+    pub fn being_created(&self) -> bool {
+        self.recorded == Status::Creating && self.creator.is_some_and(|c| c.alive())
+    }
 }
 
 /// The store at `--root`.
@@ -101,11 +173,12 @@ pub struct Store {
     root: PathBuf,
 }
 
-/// One container's directory, locked for as long as this value lives.
+/// One container's directory, locked for as long as this value lives (or only read: see
+/// [`Store::peek`]).
 pub struct ContainerDir {
     pub id: String,
     pub path: PathBuf,
-    lock: File,
+    lock: Option<File>,
 }
 
 const STATE: &str = "state.json";
@@ -129,8 +202,10 @@ impl Store {
         self.root.join(id)
     }
 
-    /// Creates and locks the directory of a new container; fails if the id is taken.
-    pub fn create(&self, id: &str) -> Result<ContainerDir> {
+    /// Creates and locks the directory of a new container and writes its first state record,
+    /// before anything else exists; fails if the id is taken. (A directory without state.json
+    /// is a create that died within these few calls: nothing else exists for it.)
+    pub fn create(&self, id: &str, first: &State) -> Result<ContainerDir> {
         validate_id(id)?;
         let path = self.dir_of(id);
         match std::fs::DirBuilder::new().mode(0o711).create(&path) {
@@ -140,37 +215,79 @@ impl Store {
             }
             Err(e) => return Err(e).with_context(|| format!("cannot create {}", path.display())),
         }
-        let lock = match lock_dir(&path) {
-            Ok(l) => l,
-            Err(e) => {
-                let _ = std::fs::remove_dir_all(&path);
-                return Err(e);
+        let dir = (|| -> Result<ContainerDir> {
+            let dir = ContainerDir {
+                id: id.to_string(),
+                lock: Some(lock_file(&path)?),
+                path: path.clone(),
+            };
+            dir.save(first)?;
+            Ok(dir)
+        })();
+        if dir.is_err() {
+            let _ = std::fs::remove_dir_all(&path);
+        }
+        dir
+    }
+
+    /// Opens and locks an existing container's directory. Fails at once when a create of it
+    /// is still running; waits at most [`LOCK_WAIT`] for any other command.
+    pub fn get(&self, id: &str) -> Result<ContainerDir> {
+        let dir = self.peek(id)?;
+        let f = open_dir(&dir.path, id)?;
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        loop {
+            match crate::sys::flock_try_exclusive(f.as_fd()) {
+                Ok(true) => break,
+                Ok(false) => {}
+                Err(e) => {
+                    return Err(e).with_context(|| format!("cannot lock {}", dir.path.display()))
+                }
             }
-        };
+            if let Ok(Some(s)) = dir.load() {
+                if s.being_created() {
+                    let pid = s.creator.map_or(0, |c| c.pid);
+                    return Err(StoreError::BeingCreated {
+                        id: id.to_string(),
+                        pid,
+                    }
+                    .into());
+                }
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(StoreError::Busy(id.to_string()).into());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        // The directory may have been removed by a `delete` that held the lock before us.
+        if !dir.path.exists() {
+            return Err(StoreError::NotExist(id.to_string()).into());
+        }
         Ok(ContainerDir {
-            id: id.to_string(),
-            path,
-            lock,
+            lock: Some(f),
+            ..dir
         })
     }
 
-    /// Opens and locks an existing container's directory.
-    pub fn get(&self, id: &str) -> Result<ContainerDir> {
+    /// A container's directory for reading only: no lock, never waits (`state`, `list`).
+    pub fn peek(&self, id: &str) -> Result<ContainerDir> {
         validate_id(id)?;
         let path = self.dir_of(id);
-        let lock = match lock_dir(&path) {
-            Ok(l) => l,
-            Err(e) if is_not_found(&e) => return Err(StoreError::NotExist(id.to_string()).into()),
-            Err(e) => return Err(e),
-        };
-        // The directory may have been removed by a `delete` that held the lock before us.
-        if !path.join(STATE).exists() && !path.exists() {
-            return Err(StoreError::NotExist(id.to_string()).into());
+        match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => bail!(
+                "{}: not a directory (a container's state directory must be one)",
+                path.display()
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::NotExist(id.to_string()).into())
+            }
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
         }
         Ok(ContainerDir {
             id: id.to_string(),
             path,
-            lock,
+            lock: None,
         })
     }
 
@@ -188,16 +305,23 @@ impl Store {
     }
 }
 
-fn is_not_found(e: &anyhow::Error) -> bool {
-    e.downcast_ref::<std::io::Error>()
-        .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound)
-}
-
-fn lock_dir(path: &Path) -> Result<File> {
-    let f = std::fs::OpenOptions::new()
+fn open_dir(path: &Path, id: &str) -> Result<File> {
+    match std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
-        .open(path)?;
+        .open(path)
+    {
+        Ok(f) => Ok(f),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(StoreError::NotExist(id.to_string()).into())
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot open {}", path.display())),
+    }
+}
+
+/// Opens and locks a directory nobody else knows yet.
+fn lock_file(path: &Path) -> Result<File> {
+    let f = open_dir(path, "")?;
     crate::sys::flock_exclusive(f.as_fd())
         .with_context(|| format!("cannot lock {}", path.display()))?;
     Ok(f)
@@ -263,11 +387,17 @@ impl ContainerDir {
 
     /// The live status (see the module doc).
     pub fn status(&self, s: &State) -> Status {
+        if s.recorded == Status::Creating {
+            // A create that died half-way left a container that never came to be.
+            return if s.being_created() {
+                Status::Creating
+            } else {
+                Status::Stopped
+            };
+        }
         match proc_stat(s.pid) {
             Some(p) if p.start_time == s.pid_start_time && !p.dead => {
-                if s.recorded == Status::Creating {
-                    Status::Creating
-                } else if self.gate_path().exists() {
+                if self.gate_path().exists() {
                     Status::Created
                 } else if s.cgroup.as_deref().is_some_and(crate::cgroups::is_frozen) {
                     Status::Paused
@@ -285,11 +415,6 @@ impl ContainerDir {
             .with_context(|| format!("cannot remove {}", self.path.display()))?;
         drop(self.lock);
         Ok(())
-    }
-
-    /// The lock descriptor (the init must close its inherited copy).
-    pub fn lock_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        self.lock.as_fd()
     }
 }
 
@@ -329,7 +454,7 @@ mod tests {
 
     #[test]
     fn ids() {
-        for ok in ["a", "c1", "A-b_c.d+e", &"x".repeat(1024)] {
+        for ok in ["a", "c1", "A-b_c.d+e", &"x".repeat(255)] {
             assert!(validate_id(ok).is_ok(), "{ok}");
         }
         for bad in [
@@ -341,7 +466,7 @@ mod tests {
             "a b",
             "é",
             "a\0",
-            &"x".repeat(1025),
+            &"x".repeat(256),
         ] {
             assert!(validate_id(bad).is_err(), "{bad:?}");
         }

@@ -53,6 +53,36 @@ pub fn flock_exclusive(fd: BorrowedFd<'_>) -> io::Result<()> {
     }
 }
 
+/// flock(LOCK_EX|LOCK_NB): takes an exclusive lock if nobody holds one; false when held.
+pub fn flock_try_exclusive(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    loop {
+        // SAFETY: flock only changes lock state on the open file description.
+        let r = unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        match check_int(r) {
+            Ok(_) => return Ok(true),
+            Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => return Ok(false),
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Makes `cmd`'s process get SIGKILL when its parent (onggi, single-threaded) dies: a hook
+/// never outlives the create that runs it.
+pub fn die_with_parent(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the child between fork and exec and only calls prctl, which
+    // is async-signal-safe; it touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 /// AT_FDCWD as a borrowed descriptor: "relative to the current directory" for *at calls.
 pub fn at_fdcwd() -> BorrowedFd<'static> {
     // SAFETY: AT_FDCWD is never a real descriptor; the kernel reads it as the cwd, and it is
@@ -780,6 +810,57 @@ fn mount_setattr_raw(fd: BorrowedFd<'_>, recursive: bool, attr: &MountAttr) -> i
     check(ret).map(|_| ())
 }
 
+/// A new filesystem instance by the new mount API: fsopen(type), fsconfig(`source`, then each
+/// `key` or `key=value` of `options`), FSCONFIG_CMD_CREATE, fsmount(`attrs`, MOUNT_ATTR_*). The
+/// result is a detached mount, to be attached with [`move_mount`] (which, unlike mount(2),
+/// stacks a filesystem on a mount of the same superblock).
+pub fn new_fs_mount(
+    fstype: &str,
+    source: &Path,
+    options: &[&str],
+    attrs: u64,
+) -> io::Result<OwnedFd> {
+    const FSOPEN_CLOEXEC: libc::c_uint = 1;
+    const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+    const FSCONFIG_SET_FLAG: libc::c_uint = 0;
+    const FSCONFIG_SET_STRING: libc::c_uint = 1;
+    const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+    let t = CString::new(fstype).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: `t` is a valid string for the call.
+    let fs =
+        check(unsafe { libc::syscall(libc::SYS_fsopen, t.as_ptr(), FSOPEN_CLOEXEC) }).map(owned)?;
+    let config = |cmd: libc::c_uint, key: Option<&str>, value: Option<&str>| -> io::Result<()> {
+        let k = key.map(CString::new).transpose()?;
+        let v = value.map(CString::new).transpose()?;
+        let kp = k.as_ref().map_or(std::ptr::null(), |k| k.as_ptr());
+        let vp = v.as_ref().map_or(std::ptr::null(), |v| v.as_ptr());
+        // SAFETY: key and value are valid strings or null, as fsconfig allows for `cmd`.
+        check(unsafe { libc::syscall(libc::SYS_fsconfig, fs.as_raw_fd(), cmd, kp, vp, 0) })
+            .map(|_| ())
+    };
+    let src = source
+        .to_str()
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+    config(FSCONFIG_SET_STRING, Some("source"), Some(src))?;
+    for o in options.iter().filter(|o| !o.is_empty()) {
+        match o.split_once('=') {
+            Some((k, v)) => config(FSCONFIG_SET_STRING, Some(k), Some(v))?,
+            None => config(FSCONFIG_SET_FLAG, Some(o), None)?,
+        }
+    }
+    config(FSCONFIG_CMD_CREATE, None, None)?;
+    // SAFETY: fsmount takes the configured fs context and two flag words.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_fsmount,
+            fs.as_raw_fd(),
+            FSMOUNT_CLOEXEC,
+            attrs as libc::c_uint,
+        )
+    })
+    .map(owned)
+}
+
 /// move_mount(2) from a mount fd onto a target fd (both by descriptor: no path lookups).
 pub fn move_mount(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> io::Result<()> {
     let empty: &CStr = c"";
@@ -856,6 +937,79 @@ const BPF_F_ALLOW_MULTI: u32 = 2;
 const BPF_F_REPLACE: u32 = 4;
 const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
 const BPF_PROG_QUERY: libc::c_long = 16;
+const BPF_PROG_DETACH: libc::c_long = 9;
+const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
+
+/// The part of `union bpf_attr` BPF_OBJ_GET_INFO_BY_FD reads.
+#[repr(C)]
+#[derive(Default)]
+struct InfoByFdAttr {
+    bpf_fd: u32,
+    info_len: u32,
+    info: u64,
+    _rest: [u32; 12],
+}
+
+/// The start of `struct bpf_prog_info`, up to its name.
+#[repr(C)]
+#[derive(Default)]
+struct ProgInfoHead {
+    prog_type: u32,
+    id: u32,
+    tag: [u8; 8],
+    jited_prog_len: u32,
+    xlated_prog_len: u32,
+    jited_prog_insns: u64,
+    xlated_prog_insns: u64,
+    load_time: u64,
+    created_by_uid: u32,
+    nr_map_ids: u32,
+    map_ids: u64,
+    name: [u8; 16],
+}
+
+/// The name a BPF program was loaded with.
+pub fn bpf_prog_name(prog: BorrowedFd<'_>) -> io::Result<String> {
+    let mut info = ProgInfoHead::default();
+    let attr = InfoByFdAttr {
+        bpf_fd: prog.as_raw_fd() as u32,
+        info_len: std::mem::size_of::<ProgInfoHead>() as u32,
+        info: &mut info as *mut ProgInfoHead as u64,
+        ..Default::default()
+    };
+    // SAFETY: `attr` and the `info` buffer it points to (of the size it gives) outlive the
+    // call; the kernel writes at most info_len bytes.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_OBJ_GET_INFO_BY_FD,
+            &attr as *const InfoByFdAttr,
+            std::mem::size_of::<InfoByFdAttr>(),
+        )
+    };
+    check(ret)?;
+    Ok(c_string_lossy(&info.name))
+}
+
+/// Detaches the device program `prog` from a cgroup.
+pub fn bpf_detach_device_program(cgroup: BorrowedFd<'_>, prog: BorrowedFd<'_>) -> io::Result<()> {
+    let attr = ProgAttachAttr {
+        target_fd: cgroup.as_raw_fd() as u32,
+        attach_bpf_fd: prog.as_raw_fd() as u32,
+        attach_type: BPF_CGROUP_DEVICE,
+        ..Default::default()
+    };
+    // SAFETY: `attr` is valid for the call and its size is passed.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_DETACH,
+            &attr as *const ProgAttachAttr,
+            std::mem::size_of::<ProgAttachAttr>(),
+        )
+    };
+    check(ret).map(|_| ())
+}
 
 #[repr(C)]
 #[derive(Default)]
@@ -1013,6 +1167,75 @@ pub fn send_with_fd(sock: BorrowedFd<'_>, data: &[u8], fd: BorrowedFd<'_>) -> io
     sendmsg::<()>(sock.as_raw_fd(), &iov, &cmsg, MsgFlags::empty(), None)
         .map(|_| ())
         .map_err(io::Error::from)
+}
+
+/// The most descriptors one message carries (the kernel's SCM_MAX_FD).
+pub const MAX_FDS_PER_MESSAGE: usize = 253;
+
+/// Sends `data` and the descriptors `fds` (SCM_RIGHTS, at most [`MAX_FDS_PER_MESSAGE`]) in one
+/// message; MSG_NOSIGNAL, so a closed peer is EPIPE, never SIGPIPE.
+pub fn send_message(sock: BorrowedFd<'_>, data: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    let iov = [io::IoSlice::new(data)];
+    let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
+    let cmsg = [ControlMessage::ScmRights(&raw)];
+    let cmsg: &[ControlMessage<'_>] = if raw.is_empty() { &[] } else { &cmsg };
+    loop {
+        match sendmsg::<()>(sock.as_raw_fd(), &iov, cmsg, MsgFlags::MSG_NOSIGNAL, None) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            r => return r.map(|_| ()).map_err(io::Error::from),
+        }
+    }
+}
+
+/// Receives one whole message of a SOCK_SEQPACKET socket, whatever its size (peeked first),
+/// and the descriptors it carries (close-on-exec). None when the peer has closed its end.
+pub fn recv_message(sock: BorrowedFd<'_>) -> io::Result<Option<(Vec<u8>, Vec<OwnedFd>)>> {
+    use nix::sys::socket::{recv, recvmsg, ControlMessageOwned, MsgFlags};
+    let size = loop {
+        let mut probe = [0u8; 1];
+        match recv(
+            sock.as_raw_fd(),
+            &mut probe,
+            MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC,
+        ) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            r => break r.map_err(io::Error::from)?,
+        }
+    };
+    if size == 0 {
+        return Ok(None);
+    }
+    let mut buf = vec![0u8; size];
+    let mut space = nix::cmsg_space!([RawFd; MAX_FDS_PER_MESSAGE]);
+    let (n, fds) = loop {
+        let mut iov = [io::IoSliceMut::new(&mut buf)];
+        match recvmsg::<()>(
+            sock.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        ) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+            Ok(msg) => {
+                let mut fds = Vec::new();
+                for c in msg.cmsgs()? {
+                    if let ControlMessageOwned::ScmRights(raw) = c {
+                        // SAFETY: the kernel just installed these descriptors for us; nothing
+                        // else owns them.
+                        fds.extend(
+                            raw.into_iter()
+                                .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+                        );
+                    }
+                }
+                break (msg.bytes, fds);
+            }
+        }
+    };
+    buf.truncate(n);
+    Ok(Some((buf, fds)))
 }
 
 /// Receives one message carrying exactly one descriptor (SCM_RIGHTS), received close-on-exec.

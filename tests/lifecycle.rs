@@ -121,10 +121,11 @@ fn kill_reaches_a_created_container() {
 #[test]
 fn delete_refuses_a_live_container_without_force() {
     let o = Onggi::new();
-    o.ok(&["create", "--bundle", sh("exit 0").dir(), "d"]);
+    let b = sh("sleep 600");
+    o.ok(&["run", "-d", "--bundle", b.dir(), "d"]);
     let e = o.fails(&["delete", "d"]);
     assert!(e.contains("not stopped"), "{e}");
-    assert_eq!(o.status("d"), "created", "a refused delete has no effect");
+    assert_eq!(o.status("d"), "running", "a refused delete has no effect");
     let pid = o.state("d")["pid"].as_i64().unwrap();
     o.ok(&["delete", "--force", "d"]);
     assert!(

@@ -55,7 +55,28 @@ fn as_user_in(
     cwd: &std::path::Path,
     args: &[&str],
 ) -> Output {
-    as_user_with(Path::new(onggi_bin()), session, xdg, cwd, args)
+    as_user_with(&user_bin(xdg), session, xdg, cwd, args)
+}
+
+/// The onggi binary as the test user can run it: the build's own when every directory above
+/// it lets others through, else a root-owned copy in the user's runtime dir (a checkout under
+/// a 0700 directory, as CI makes one, is out of the user's reach).
+fn user_bin(xdg: &Path) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = Path::new(onggi_bin());
+    let reachable = bin
+        .ancestors()
+        .skip(1)
+        .all(|d| std::fs::metadata(d).is_ok_and(|m| m.permissions().mode() & 0o001 != 0));
+    if reachable {
+        return bin.to_path_buf();
+    }
+    let copy = xdg.join("onggi-bin");
+    if !copy.exists() {
+        std::fs::copy(bin, &copy).expect("copy onggi for the test user");
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    copy
 }
 
 /// `as_user` with the onggi binary `bin`, from inside the cgroup `session` when given (moved
