@@ -7,16 +7,26 @@ ROOTFS := bundles/rootfs
 # mounts on the host or change the propagation of /.
 PRIVATE := unshare -m --propagation private
 
-.PHONY: all build bundles demo test test-cgroup-v2 conformance bench lint clean e2e e2e-podman e2e-podman-rootless e2e-containerd labs
+.PHONY: all build deps bundles demo test test-cgroup-v2 conformance bench lint clean e2e e2e-podman e2e-podman-rootless e2e-containerd labs
 
 all: build
 
-build:
+# Debian packages the build and the bundles need, installed when missing (apt's lists are
+# fetched first on a machine that has none yet).
+APT_INSTALL = apt-get install -y -qq $(1) >/dev/null 2>&1 || \
+  { apt-get update -qq && apt-get install -y -qq $(1) >/dev/null; }
+
+## deps: libseccomp-dev and pkg-config (onggi links the system libseccomp, as runc and crun do)
+deps:
+	@dpkg -s libseccomp-dev pkg-config >/dev/null 2>&1 || \
+	  { echo "installing libseccomp-dev pkg-config"; $(call APT_INSTALL,libseccomp-dev pkg-config); }
+
+build: deps
 	$(CARGO) build --release
 
 $(ROOTFS)/bin/busybox:
 	@command -v busybox >/dev/null && ! ldd "$$(command -v busybox)" >/dev/null 2>&1 || \
-	  { echo "installing busybox-static"; apt-get install -y -qq busybox-static >/dev/null; }
+	  { echo "installing busybox-static"; $(call APT_INSTALL,busybox-static); }
 	sh bundles/make-rootfs.sh $(ROOTFS)
 
 bundles: $(ROOTFS)/bin/busybox
@@ -58,6 +68,7 @@ lab-%: build bundles
 	fi
 
 lint:
+	@for c in rustfmt clippy; do command -v rustup >/dev/null && ! rustup component list --installed 2>/dev/null | grep -q "^$$c" && rustup component add $$c; done; true
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets --release -- -D warnings
 
