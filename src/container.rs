@@ -229,9 +229,8 @@ fn wait_exit(pidfd: std::os::fd::BorrowedFd<'_>, secs: u16) -> bool {
     matches!(poll(&mut fds, PollTimeout::from(secs.saturating_mul(1000))), Ok(n) if n > 0)
 }
 
-/// `delete`: removes a stopped or created container (a created one is killed first, as runc
-/// does: containerd deletes never-started tasks so); with --force, a live one too, and a create
-/// still in progress is killed first.
+/// `delete`: removes a stopped container (runtime.md: deleting one that is not stopped is an
+/// error); with --force, a live one too, and a create still in progress is killed first.
 pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
     let dir = match lock_for_delete(store, id, force) {
         Ok(d) => d,
@@ -248,7 +247,7 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
         Err(e) => bail!("{e:#} (`delete --force {id}` removes it)"),
     };
     let status = dir.status(&s);
-    if !force && !matches!(status, Status::Stopped | Status::Created) {
+    if !force && status != Status::Stopped {
         bail!("{id}: cannot delete a container that is not stopped (it is {status}); use --force");
     }
     // Any init that still lives goes, whatever the status says (a create that died after the

@@ -421,19 +421,3 @@ fn small_edges_get_clear_answers() {
     assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
     assert!(err.contains("/no\\nsuch"), "{err}");
 }
-
-#[test]
-fn a_created_container_is_deleted_without_force_as_runc_does() {
-    let o = Onggi::new();
-    o.ok(&["create", "--bundle", sh("sleep 600").dir(), "c"]);
-    let pid = o.state("c")["pid"].as_i64().expect("pid");
-    o.ok(&["delete", "c"]);
-    assert_nothing_left(
-        &o,
-        "c",
-        Some(pid),
-        &v2_mount().join("c"),
-        false,
-        "delete of created",
-    );
-}

@@ -404,37 +404,9 @@ pub fn trace_step<'a>(trace: &'a str, step: &str) -> &'a str {
 
 /// How many device programs are attached directly to the cgroup `dir` (BPF_PROG_QUERY), to
 /// check that onggi leaves none on a cgroup it did not create.
-pub fn attached_device_programs(dir: &Path) -> u32 {
-    use std::os::fd::AsRawFd;
-    #[repr(C)]
-    #[derive(Default)]
-    struct Query {
-        target_fd: u32,
-        attach_type: u32,
-        query_flags: u32,
-        attach_flags: u32,
-        prog_ids: u64,
-        prog_cnt: u32,
-        rest: [u32; 11],
-    }
+pub fn attached_device_programs(dir: &Path) -> usize {
     let d = std::fs::File::open(dir).expect("open cgroup");
-    let mut ids = [0u32; 16];
-    let mut q = Query {
-        target_fd: d.as_raw_fd() as u32,
-        attach_type: 6, // BPF_CGROUP_DEVICE
-        prog_ids: ids.as_mut_ptr() as u64,
-        prog_cnt: ids.len() as u32,
-        ..Default::default()
-    };
-    // SAFETY: `q` and the `ids` buffer it points to outlive the call (BPF_PROG_QUERY = 16).
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            16,
-            &mut q as *mut Query,
-            std::mem::size_of::<Query>(),
-        )
-    };
-    assert_eq!(r, 0, "BPF_PROG_QUERY: {}", std::io::Error::last_os_error());
-    q.prog_cnt
+    onggi::sys::bpf_attached_device_programs(std::os::fd::AsFd::as_fd(&d))
+        .expect("BPF_PROG_QUERY")
+        .len()
 }
