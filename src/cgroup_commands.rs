@@ -166,7 +166,7 @@ pub fn update(store: &Store, id: &str, flags: &UpdateFlags) -> Result<()> {
     }
     crate::trace::step("update", |c| {
         group.create(&controllers, c)?;
-        group.apply(&writes, c)
+        group.apply_all_or_nothing(&writes, c)
     })?;
     if let Some(devs) = r.devices() {
         // The new rules replace the filter atomically; linux.devices stay allowed.

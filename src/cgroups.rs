@@ -108,9 +108,13 @@ pub fn blkio_to_io_weight(w: u16) -> u64 {
     1 + (w - 10) * 9999 / 990
 }
 
-/// memory.swap.max from the spec's `swap` (memory + swap, as in cgroup v1) and `limit`.
+/// memory.swap.max from the spec's `swap` (memory + swap, as in cgroup v1) and `limit`, as
+/// runc converts it: 0 is "not set", and an unlimited memory with swap not set makes swap
+/// unlimited too.
 pub fn swap_max(limit: Option<i64>, swap: Option<i64>) -> Result<Option<String>> {
-    match (limit, swap) {
+    let limit = limit.filter(|l| *l != 0);
+    match (limit, swap.filter(|s| *s != 0)) {
+        (Some(-1), None) if swap == Some(0) => Ok(Some("max".into())),
         (_, None) => Ok(None),
         (_, Some(-1)) => Ok(Some("max".into())),
         (None | Some(-1), Some(s)) => bail!(
@@ -132,13 +136,19 @@ fn max_or(v: i64) -> String {
 }
 
 /// The cgroup file writes for `r`, in order (pure: the conversions are unit-tested).
+///
+/// A value of 0 means "not set" wherever runc reads it so, and writes nothing: memory limit,
+/// reservation and swap, cpu shares, quota and period (both 0: no cpu.max; a period of 0 is
+/// 100000), blkio weights, the pids limit. Managers rely on it: dockerd sends
+/// `"blockIO": {"weight": 0}` and `"cpu": {"shares": 0}` with every container, and `docker
+/// update` sends every field, 0 for those the user did not name.
 pub fn resource_writes(r: &LinuxResources) -> Result<Vec<Write>> {
     let mut out = Vec::new();
     if let Some(m) = r.memory() {
-        if let Some(l) = m.limit() {
+        if let Some(l) = m.limit().filter(|l| *l != 0) {
             out.push(w("memory", "memory.max", max_or(l)));
         }
-        if let Some(l) = m.reservation() {
+        if let Some(l) = m.reservation().filter(|l| *l != 0) {
             out.push(w("memory", "memory.low", max_or(l)));
         }
         if let Some(s) = swap_max(m.limit(), m.swap())? {
@@ -165,12 +175,13 @@ pub fn resource_writes(r: &LinuxResources) -> Result<Vec<Write>> {
         if let Some(s) = c.shares().filter(|s| *s > 0) {
             out.push(w("cpu", "cpu.weight", shares_to_weight(s).to_string()));
         }
-        if c.quota().is_some() || c.period().is_some() {
-            let quota = c
-                .quota()
+        let quota = c.quota().filter(|q| *q != 0);
+        let period = c.period().filter(|p| *p != 0);
+        if quota.is_some() || period.is_some() {
+            let quota = quota
                 .filter(|q| *q > 0)
                 .map_or("max".to_string(), |q| q.to_string());
-            let period = c.period().unwrap_or(100_000);
+            let period = period.unwrap_or(100_000);
             out.push(w("cpu", "cpu.max", format!("{quota} {period}")));
         }
         if let Some(b) = c.burst() {
@@ -186,7 +197,7 @@ pub fn resource_writes(r: &LinuxResources) -> Result<Vec<Write>> {
             out.push(w("cpuset", "cpuset.mems", mems));
         }
     }
-    if let Some(p) = r.pids() {
+    if let Some(p) = r.pids().as_ref().filter(|p| p.limit() != 0) {
         out.push(w(
             "pids",
             "pids.max",
@@ -198,7 +209,7 @@ pub fn resource_writes(r: &LinuxResources) -> Result<Vec<Write>> {
         ));
     }
     if let Some(b) = r.block_io() {
-        if let Some(weight) = b.weight() {
+        if let Some(weight) = b.weight().filter(|w| *w != 0) {
             out.push(w(
                 "io",
                 "io.weight",
@@ -206,7 +217,7 @@ pub fn resource_writes(r: &LinuxResources) -> Result<Vec<Write>> {
             ));
         }
         for d in b.weight_device().iter().flatten() {
-            if let Some(weight) = d.weight() {
+            if let Some(weight) = d.weight().filter(|w| *w != 0) {
                 out.push(w(
                     "io",
                     "io.weight",
@@ -380,6 +391,41 @@ impl Cgroup {
         Ok(())
     }
 
+    /// `update`: every file is checked first, and when the kernel refuses a value half-way the
+    /// files already written get their previous values back, so a failing update changes
+    /// nothing.
+    pub fn apply_all_or_nothing(&self, writes: &[Write], c: &mut trace::Calls) -> Result<()> {
+        let dir = self.dir();
+        let mut before = Vec::new();
+        for wr in writes {
+            let file = dir.join(&wr.file);
+            let old = std::fs::read_to_string(&file).with_context(|| {
+                format!("cgroup file {} cannot be read (linux.resources: unknown key or missing controller)", file.display())
+            })?;
+            before.push((file, old));
+        }
+        for (i, wr) in writes.iter().enumerate() {
+            let file = &before[i].0;
+            if let Err(e) = std::fs::write(file, &wr.value) {
+                for (f, old) in before[..i].iter().rev() {
+                    // Multi-line files (io.weight, io.max) take one line per write.
+                    for line in old.lines().filter(|l| !l.trim().is_empty()) {
+                        let _ = std::fs::write(f, line);
+                    }
+                }
+                return Err(e).with_context(|| {
+                    format!(
+                        "cannot write {:?} to {} (nothing was changed)",
+                        wr.value,
+                        file.display()
+                    )
+                });
+            }
+            c.note(|| format!("write {} = {:?}", wr.file, wr.value));
+        }
+        Ok(())
+    }
+
     /// A directory descriptor for clone3(CLONE_INTO_CGROUP).
     pub fn open(&self) -> Result<OwnedFd> {
         sys::openat2(
@@ -510,6 +556,50 @@ mod tests {
         assert!(container_path(Some(Path::new("/a/../b")), own, "c1").is_err());
         assert!(container_path(Some(Path::new("system.slice:docker:abc")), own, "c1").is_err());
         assert!(container_path(Some(Path::new("/")), own, "c1").is_err());
+    }
+
+    fn writes_of(json: &str) -> Vec<(String, String)> {
+        let r: LinuxResources = serde_json::from_str(json).expect("valid test input");
+        resource_writes(&r)
+            .expect("valid test input")
+            .into_iter()
+            .map(|w| (w.file, w.value))
+            .collect()
+    }
+
+    #[test]
+    fn zero_means_not_set_as_dockerd_sends_it() {
+        // Every `docker run`.
+        assert!(writes_of(r#"{"blockIO": {"weight": 0}, "cpu": {"shares": 0}}"#).is_empty());
+        // `docker update --restart always`: every field, 0 where the user named nothing.
+        let update = r#"{"memory":{"limit":0,"reservation":0,"kernel":0},
+            "cpu":{"shares":0,"quota":0,"period":0},"blockIO":{"weight":0}}"#;
+        assert!(writes_of(update).is_empty());
+        assert!(writes_of(r#"{"pids": {"limit": 0}, "memory": {"swap": 0}}"#).is_empty());
+        assert!(writes_of(
+            r#"{"blockIO": {"weightDevice": [{"major": 8, "minor": 0, "weight": 0}]}}"#
+        )
+        .is_empty());
+    }
+
+    #[test]
+    fn values_that_are_set_still_land() {
+        let w = |f: &str, v: &str| (f.to_string(), v.to_string());
+        assert_eq!(
+            writes_of(
+                r#"{"memory":{"limit":100663296,"reservation":0,"kernel":0},
+                "cpu":{"shares":0,"quota":50000,"period":0},"blockIO":{"weight":0}}"#
+            ),
+            [w("memory.max", "100663296"), w("cpu.max", "50000 100000")]
+        );
+        assert_eq!(
+            writes_of(r#"{"cpu":{"quota":0,"period":50000}, "pids": {"limit": -1}}"#),
+            [w("cpu.max", "max 50000"), w("pids.max", "max")]
+        );
+        assert_eq!(
+            writes_of(r#"{"memory":{"limit":-1,"swap":0}}"#),
+            [w("memory.max", "max"), w("memory.swap.max", "max")]
+        );
     }
 
     #[test]
