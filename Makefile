@@ -7,7 +7,7 @@ ROOTFS := bundles/rootfs
 # mounts on the host or change the propagation of /.
 PRIVATE := unshare -m --propagation private
 
-.PHONY: all build deps bundles demo test test-cgroup-v2 conformance bench lint clean e2e e2e-podman e2e-podman-rootless e2e-containerd labs
+.PHONY: all build deps bundles demo test test-cgroup-v2 conformance bench lint clean e2e e2e-podman e2e-podman-rootless e2e-containerd e2e-docker e2e-docker-v2 labs
 
 all: build
 
@@ -74,13 +74,23 @@ lint:
 
 ## e2e: podman and containerd run their containers on onggi (tests/e2e; needs podman, conmon,
 ## containerd, umoci from apt). Each leaves no container, mount, cgroup or daemon behind.
-e2e: e2e-podman e2e-podman-rootless e2e-containerd
+e2e: e2e-podman e2e-podman-rootless e2e-containerd e2e-docker
 e2e-podman: build bundles
 	$(PRIVATE) bash tests/e2e/podman.sh $(ONGGI) $(CURDIR)/bundles/rootfs
 e2e-podman-rootless: build bundles
 	$(PRIVATE) bash tests/e2e/podman-rootless.sh $(ONGGI) $(CURDIR)/bundles/rootfs
 e2e-containerd: build bundles
 	$(PRIVATE) bash tests/e2e/containerd.sh $(ONGGI) $(CURDIR)/bundles/rootfs
+## e2e-docker: a private dockerd + containerd in a private network and mount namespace runs
+## every command a Docker learner types with --runtime onggi (tests/e2e/docker.sh; docker.io)
+e2e-docker: build bundles
+	unshare -m -n --propagation private bash tests/e2e/docker.sh $(ONGGI) $(CURDIR)/bundles/rootfs
+## e2e-docker-v2: the same in the pure cgroup v2 guest, with runc side by side and the limit,
+## update, OOM and stats checks
+e2e-docker-v2: build bundles
+	$(CURDIR)/../shared/vm/vmrun.sh --systemd --timeout 1500 -- sh -c 'modprobe -a nf_tables nft_chain_nat nft_compat xt_addrtype xt_conntrack xt_MASQUERADE br_netfilter bridge veth overlay 2>/dev/null; \
+	  unshare -m -n --propagation private env RUNTIMES="onggi runc" DOCKER_V2_CHECKS=1 TMPBASE=/var/tmp CGROUP_PARENT=/onggi-e2e-docker \
+	  bash tests/e2e/docker.sh $(ONGGI) $(CURDIR)/bundles/rootfs'
 
 ## conformance: the OCI runtime-tools programs the foundation must pass (see README)
 CONFORMANCE := create state start kill kill_no_effect killsig delete delete_only_create_resources \

@@ -56,6 +56,31 @@ impl CapSets {
         self.effective.contains(&Capability::CAP_SYS_ADMIN)
     }
 
+    /// Refuses sets that ask for a capability this process's own bounding set lacks (a host
+    /// that withholds CAP_SYS_RESOURCE, say): no process onggi starts can be given it, and the
+    /// kernel's answer would be a bare EPERM from capset.
+    pub fn check_grantable(&self) -> Result<()> {
+        let own = caps::read(None, caps::CapSet::Bounding).context("cannot read our bounding set")?;
+        let mut missing: Vec<String> = self
+            .effective
+            .iter()
+            .chain(&self.permitted)
+            .chain(&self.inheritable)
+            .chain(&self.ambient)
+            .filter(|c| !own.contains(c))
+            .map(|c| c.to_string())
+            .collect();
+        missing.sort();
+        missing.dedup();
+        if !missing.is_empty() {
+            anyhow::bail!(
+                "process.capabilities asks for {} but onggi's own bounding set lacks it (this host withholds it from every process): no container can hold it; remove it from the config",
+                missing.join(", ")
+            );
+        }
+        Ok(())
+    }
+
     pub fn from_config(c: &LinuxCapabilities) -> Result<CapSets> {
         Ok(CapSets {
             bounding: set_of(c.bounding())?,

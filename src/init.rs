@@ -382,6 +382,7 @@ pub fn prepare_process(
         .map(CapSets::from_config)
         .transpose()?;
     if let Some(sets) = &caps {
+        sets.check_grantable()?;
         trace::step("capabilities_bounding", |c| {
             capabilities::drop_bounding(sets, c)
         })?;
