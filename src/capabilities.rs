@@ -60,7 +60,8 @@ impl CapSets {
     /// that withholds CAP_SYS_RESOURCE, say): no process onggi starts can be given it, and the
     /// kernel's answer would be a bare EPERM from capset.
     pub fn check_grantable(&self) -> Result<()> {
-        let own = caps::read(None, caps::CapSet::Bounding).context("cannot read our bounding set")?;
+        let own =
+            caps::read(None, caps::CapSet::Bounding).context("cannot read our bounding set")?;
         let mut missing: Vec<String> = self
             .effective
             .iter()

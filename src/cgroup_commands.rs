@@ -16,11 +16,11 @@ pub struct UpdateFlags {
     /// LinuxResources JSON file, or - for stdin
     #[arg(short = 'r', long, value_name = "FILE")]
     pub resources: Option<String>,
-    /// Memory limit in bytes (suffixes k, m, g, t)
-    #[arg(long, value_name = "BYTES")]
+    /// Memory limit in bytes (suffixes k, m, g, t; -1 for unlimited)
+    #[arg(long, value_name = "BYTES", allow_hyphen_values = true)]
     pub memory: Option<String>,
-    /// Memory reservation (memory.low)
-    #[arg(long, value_name = "BYTES")]
+    /// Memory reservation (memory.low; -1 for unlimited)
+    #[arg(long, value_name = "BYTES", allow_hyphen_values = true)]
     pub memory_reservation: Option<String>,
     /// Memory plus swap (-1 for unlimited)
     #[arg(long, value_name = "BYTES", allow_hyphen_values = true)]
@@ -145,7 +145,10 @@ pub fn update(store: &Store, id: &str, flags: &UpdateFlags) -> Result<()> {
     if status == Status::Stopped {
         bail!("{id}: container not running");
     }
-    let r = requested(flags)?;
+    let mut r = requested(flags)?;
+    if let Ok(current) = std::fs::read_to_string(cg.join("cpu.max")) {
+        r = with_current_cpu_max(r, &current)?;
+    }
     let writes = cgroups::resource_writes(&r)?;
     let mount = cgroups::v2_mount()?;
     let rel = Path::new("/").join(
@@ -193,6 +196,27 @@ pub fn update(store: &Store, id: &str, flags: &UpdateFlags) -> Result<()> {
         })?;
     }
     Ok(())
+}
+
+/// An update that names only the cpu quota or only the period keeps the other as the cgroup
+/// has it (runc merges its flags into the container's resources): `--cpu-period 900000` on a
+/// 500000 quota is `500000 900000`, not a lifted limit.
+pub fn with_current_cpu_max(r: LinuxResources, cpu_max: &str) -> Result<LinuxResources> {
+    let mut v = serde_json::to_value(&r)?;
+    let quota = v["cpu"]["quota"].as_i64().filter(|q| *q != 0);
+    let period = v["cpu"]["period"].as_u64().filter(|p| *p != 0);
+    if quota.is_some() == period.is_some() {
+        return Ok(r);
+    }
+    let mut cur = cpu_max.split_whitespace();
+    let (cq, cp) = (cur.next().unwrap_or("max"), cur.next().unwrap_or("100000"));
+    if quota.is_none() {
+        v["cpu"]["quota"] = json!(cq.parse::<i64>().unwrap_or(-1));
+    }
+    if period.is_none() {
+        v["cpu"]["period"] = json!(cp.parse::<u64>().unwrap_or(100_000));
+    }
+    serde_json::from_value(v).context("the merged resources")
 }
 
 fn read_num(p: &Path) -> Option<u64> {
@@ -364,6 +388,28 @@ pub fn events(store: &Store, id: &str, once: bool, interval: &str) -> Result<()>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_period_alone_keeps_the_quota_and_a_quota_alone_the_period() {
+        let cpu = |j: serde_json::Value| -> LinuxResources {
+            serde_json::from_value(json!({ "cpu": j })).expect("valid test input")
+        };
+        let writes = |r: LinuxResources| -> Vec<String> {
+            cgroups::resource_writes(&r)
+                .expect("valid")
+                .into_iter()
+                .map(|w| w.value)
+                .collect()
+        };
+        let r =
+            with_current_cpu_max(cpu(json!({"period": 900000})), "500000 100000\n").expect("merge");
+        assert_eq!(writes(r), ["500000 900000"]);
+        let r = with_current_cpu_max(cpu(json!({"quota": 20000})), "max 50000\n").expect("merge");
+        assert_eq!(writes(r), ["20000 50000"]);
+        let r = with_current_cpu_max(cpu(json!({"quota": 1, "period": 2})), "max 50000")
+            .expect("merge");
+        assert_eq!(writes(r), ["1 2"]);
+    }
 
     #[test]
     fn sizes() {

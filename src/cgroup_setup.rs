@@ -75,6 +75,20 @@ pub fn plan(bundle: &Bundle, id: &str) -> Result<Option<Plan>> {
     }
     let controllers = cg.check_controllers(&writes)?;
     let create = !cg.dir().exists();
+    if !create && !crate::cgroups::procs(&cg.dir()).is_empty() {
+        crate::logging::warn(&format!(
+            "the cgroup {} has processes already: they share the container's limits",
+            cg.dir().display()
+        ));
+    }
+    if !create && crate::cgroups::is_frozen(&cg.dir()) {
+        // The init would be frozen before its first instruction, and create would wait for
+        // it forever (runc refuses too).
+        anyhow::bail!(
+            "linux.cgroupsPath: the cgroup {} is frozen (cgroup.freeze = 1): thaw it, or give another cgroupsPath",
+            cg.dir().display()
+        );
+    }
     Ok(Some(Plan {
         cg,
         writes,

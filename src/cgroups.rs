@@ -373,7 +373,47 @@ impl Cgroup {
                 cur.push(comp);
             }
         }
+        self.enable_all_available(c);
         Ok(created)
+    }
+
+    /// Enables, best effort, every controller each ancestor has, as runc does on the way down:
+    /// a container without limits still gets memory, io and pids accounting (memory.current,
+    /// memory.stat, io.stat), which `docker stats`, cAdvisor and `kubectl top` read. A refusal
+    /// (an ancestor with processes of its own, a file a delegated user may not write) is not
+    /// an error: the controllers the config needs were enabled above, or create failed.
+    fn enable_all_available(&self, c: &mut trace::Calls) {
+        let mut cur = self.mount.clone();
+        for comp in self
+            .rel
+            .components()
+            .filter(|c| matches!(c, Component::Normal(_)))
+        {
+            let file = cur.join("cgroup.subtree_control");
+            let available =
+                std::fs::read_to_string(cur.join("cgroup.controllers")).unwrap_or_default();
+            let enabled = std::fs::read_to_string(&file).unwrap_or_default();
+            let missing: Vec<String> = available
+                .split_whitespace()
+                .filter(|a| !enabled.split_whitespace().any(|e| e == *a))
+                .map(|a| format!("+{a}"))
+                .collect();
+            if !missing.is_empty() && std::fs::write(&file, missing.join(" ")).is_err() {
+                for m in &missing {
+                    let _ = std::fs::write(&file, m);
+                }
+            }
+            if !missing.is_empty() {
+                c.note(|| {
+                    format!(
+                        "write {} = {:?} (best effort)",
+                        file.display(),
+                        missing.join(" ")
+                    )
+                });
+            }
+            cur.push(comp);
+        }
     }
 
     /// Writes the resource files.

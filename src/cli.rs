@@ -120,8 +120,8 @@ pub enum Command {
         /// Return once the container runs
         #[arg(short = 'd', long)]
         detach: bool,
-        /// Keep the container's state after it exits (accepted; onggi always deletes it)
-        #[arg(long, hide = true)]
+        /// Keep the container (stopped) after it exits, instead of deleting it
+        #[arg(long)]
         keep: bool,
     },
     /// Start the user process of a created container
@@ -245,6 +245,15 @@ pub fn main(args: Vec<OsString>) -> i32 {
             return 2;
         }
     };
+    // Before onggi opens anything (the log, the trace descriptor): what --preserve-fds passes
+    // must already be open, or onggi's own descriptors would take those numbers.
+    let preserved = match &cli.command {
+        Some(Command::Create(a)) | Some(Command::Run { create: a, .. }) => {
+            crate::process::check_preserved_fds(a.preserve_fds)
+        }
+        Some(Command::Exec(a)) => crate::process::check_preserved_fds(a.preserve_fds),
+        _ => Ok(()),
+    };
     if let Err(e) = logging::init(cli.log.as_deref(), cli.log_format, cli.debug) {
         eprintln!(
             "onggi: --log {}: {e}",
@@ -261,16 +270,27 @@ pub fn main(args: Vec<OsString>) -> i32 {
         (false, _, true) => Some(trace::Mode::Debug),
         (false, _, false) => None,
     };
+    if let Err(e) = preserved {
+        logging::error(&format!("{e:#}"));
+        return 1;
+    }
     if let Some(Err(e)) = mode.map(trace::enable) {
         logging::error(&format!("--trace: {e}"));
         return 1;
     }
 
+    // A failure of `exec` itself exits 255, as runc's, so callers tell it from a process
+    // that exited 1.
+    let failure = if matches!(cli.command, Some(Command::Exec(_))) {
+        255
+    } else {
+        1
+    };
     match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
             logging::error(&format!("{e:#}"));
-            1
+            failure
         }
     }
 }
@@ -299,8 +319,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Create(a) => {
             crate::process::create(&store()?, &a.options())?;
         }
-        Command::Run { create, detach, .. } => {
-            return container::run(&store()?, &create.options(), detach);
+        Command::Run {
+            create,
+            detach,
+            keep,
+        } => {
+            return container::run(&store()?, &create.options(), detach, keep);
         }
         Command::Start { id } => container::start(&store()?, &id)?,
         Command::Exec(a) => return crate::exec::exec(&store()?, &a),

@@ -481,8 +481,8 @@ pub fn list(store: &Store, quiet: bool, json: bool) -> Result<()> {
 }
 
 /// `run`: create, start, and (unless detached) wait, relaying signals to the container, then
-/// delete it and return its exit code (128+N when a signal killed it).
-pub fn run(store: &Store, o: &CreateOptions<'_>, detach: bool) -> Result<i32> {
+/// delete it (unless `--keep`) and return its exit code (128+N when a signal killed it).
+pub fn run(store: &Store, o: &CreateOptions<'_>, detach: bool, keep: bool) -> Result<i32> {
     let relay = if detach {
         None
     } else {
@@ -519,7 +519,9 @@ pub fn run(store: &Store, o: &CreateOptions<'_>, detach: bool) -> Result<i32> {
             .wait(created.pid, created.pidfd.as_fd())
             .context("waiting for the container")?,
     };
-    delete(store, o.id, true)?;
+    if !keep {
+        delete(store, o.id, true)?;
+    }
     Ok(code)
 }
 

@@ -113,7 +113,13 @@ pub fn parse_user(s: &str) -> Result<(u32, Option<u32>)> {
 fn build_process(args: &ExecArgs, base: Option<&Process>) -> Result<Process> {
     if let Some(f) = &args.process {
         let text = std::fs::read(f).with_context(|| format!("--process {}", f.display()))?;
-        return serde_json::from_slice(&text)
+        let mut v: serde_json::Value = serde_json::from_slice(&text)
+            .with_context(|| format!("--process {}: not JSON", f.display()))?;
+        // runc runs a process without `user` as uid 0, gid 0.
+        if v.is_object() && v.get("user").is_none() {
+            v["user"] = serde_json::json!({"uid": 0, "gid": 0});
+        }
+        return serde_json::from_value(v)
             .with_context(|| format!("--process {}: not a process object", f.display()));
     }
     if args.command.is_empty() {
@@ -186,12 +192,11 @@ pub fn exec(store: &Store, args: &ExecArgs) -> Result<i32> {
         .load()?
         .ok_or_else(|| StoreError::NotExist(id.to_string()))?;
     match dir.status(&state) {
-        Status::Running => {}
+        // runc execs into a created container too (its init waits at the gate).
+        Status::Running | Status::Created => {}
         Status::Paused if args.ignore_paused => {}
         Status::Paused => bail!("{id}: container is paused (use --ignore-paused to exec anyway)"),
-        Status::Created | Status::Creating => {
-            bail!("{id}: container not running (it is created: start it first)")
-        }
+        Status::Creating => bail!("{id}: container not running (it is still being created)"),
         Status::Stopped => bail!("{id}: container not running"),
     }
     let config = dir.load_config()?;

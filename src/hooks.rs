@@ -8,8 +8,9 @@
 //! | poststart | `onggi start` | after the user process was released |
 //! | poststop | `onggi delete` | after the container is gone |
 //!
-//! Each hook gets the container's state JSON on stdin, exactly its configured `args` and `env`,
-//! and at most `timeout` seconds. A failing prestart, createRuntime, createContainer or
+//! Each hook gets the container's state JSON on stdin, exactly its configured `args`, its `env`
+//! (without one: onggi's environment, and for startContainer the process's, as with runc), and
+//! at most `timeout` seconds. Its stdin, stdout and stderr are served without blocking. A failing prestart, createRuntime, createContainer or
 //! startContainer hook fails the operation; a failing poststart or poststop hook is a warning.
 
 use anyhow::{bail, Context, Result};
@@ -23,14 +24,26 @@ use std::time::{Duration, Instant};
 use crate::state::Status;
 use crate::trace;
 
-/// Runs `hooks` in order; the first failure ends it.
+/// Runs `hooks` in order; the first failure ends it. A hook without `env` inherits onggi's
+/// environment (runc's: Go's exec with a nil Env).
 pub fn run_all(name: &'static str, hooks: &[Hook], state: &str) -> Result<()> {
+    run_all_in(name, hooks, state, None)
+}
+
+/// [`run_all`], where a hook without `env` gets `default_env` (startContainer hooks get the
+/// container process's environment, as runc's, which run them from its init).
+pub fn run_all_in(
+    name: &'static str,
+    hooks: &[Hook],
+    state: &str,
+    default_env: Option<&[String]>,
+) -> Result<()> {
     if hooks.is_empty() {
         return Ok(());
     }
     trace::step(name, |c| {
         for (i, h) in hooks.iter().enumerate() {
-            run_one(h, state)
+            run_one(h, state, default_env)
                 .with_context(|| format!("hooks.{name}[{i}] {}", h.path().display()))?;
             c.note(|| {
                 format!(
@@ -55,7 +68,7 @@ pub fn run_all_warn(name: &'static str, hooks: &[Hook], state: &str) {
                     h.args().as_deref().unwrap_or(&[])
                 )
             });
-            run_one(h, state)
+            run_one(h, state, None)
         });
         if let Err(e) = r {
             crate::logging::warn(&format!("hooks.{name}[{i}] {}: {e:#}", h.path().display()));
@@ -66,20 +79,22 @@ pub fn run_all_warn(name: &'static str, hooks: &[Hook], state: &str) {
 /// The most of a hook's output kept for its error message (the rest is read and dropped).
 const KEEP_OUTPUT: usize = 4096;
 
-fn run_one(h: &Hook, state: &str) -> Result<()> {
+fn run_one(h: &Hook, state: &str, default_env: Option<&[String]>) -> Result<()> {
     let args = h.args().clone().unwrap_or_default();
     let mut cmd = Command::new(h.path());
     if let Some(a0) = args.first() {
         cmd.arg0(a0);
     }
     cmd.args(args.iter().skip(1))
-        .env_clear()
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    for kv in h.env().iter().flatten() {
-        if let Some((k, v)) = kv.split_once('=') {
-            cmd.env(k, v);
+    if let Some(env) = h.env().as_deref().or(default_env) {
+        cmd.env_clear();
+        for kv in env {
+            if let Some((k, v)) = kv.split_once('=') {
+                cmd.env(k, v);
+            }
         }
     }
     crate::sys::die_with_parent(&mut cmd);

@@ -97,10 +97,21 @@ pub fn run(ctx: InitContext<'_>) -> ! {
         .as_ref()
         .and_then(|h| h.start_container().clone())
         .unwrap_or_default();
-    if let Err(e) = crate::hooks::run_all(
+    // A hook that exits without reading its stdin must not end us with SIGPIPE (the gate's
+    // handlers are still in place; execve resets every disposition).
+    let _ = sys::ignore_signal(libc::SIGPIPE);
+    let env = ctx
+        .bundle
+        .spec
+        .process()
+        .as_ref()
+        .map(environment)
+        .unwrap_or_default();
+    if let Err(e) = crate::hooks::run_all_in(
         "startContainer",
         &hooks,
         &state.with_status(Status::Created).json(),
+        Some(&env),
     ) {
         // start has returned already: the error goes to the container's stderr, and the
         // container stops without running its process.
@@ -158,6 +169,30 @@ fn hygiene_go_setup(
     let prepared = setup(ctx, &state.json(), &sources)?;
     drop(sources);
     Ok((prepared, go.pid))
+}
+
+/// Makes the process's user the owner of its stdio (pipes, FIFOs, the pty), as runc does, so a
+/// non-root process can reopen /dev/stdout or /proc/self/fd/1 (nginx, entrypoint scripts, a
+/// `-it -u 1000` shell). /dev/null and descriptors it owns already are left alone, and so is
+/// one the kernel will not give away (an owner not mapped in our user namespace, a read-only
+/// /dev). Returns the descriptors it changed.
+fn give_stdio_to(uid: u32) -> Vec<RawFd> {
+    let mut changed = Vec::new();
+    for fd in 0..3 {
+        let Ok(st) = nix::sys::stat::fstat(fd) else {
+            continue;
+        };
+        let is_null =
+            st.st_mode & libc::S_IFMT == libc::S_IFCHR && st.st_rdev == libc::makedev(1, 3);
+        if st.st_uid == uid || is_null {
+            continue;
+        }
+        let owner = Some(nix::unistd::Uid::from_raw(uid));
+        if nix::unistd::fchown(fd, owner, None).is_ok() {
+            changed.push(fd);
+        }
+    }
+    changed
 }
 
 /// Closes every descriptor inherited from onggi except the ones the init needs (the state
@@ -381,6 +416,13 @@ pub fn prepare_process(
         .as_ref()
         .map(CapSets::from_config)
         .transpose()?;
+    let entered_as_root = nix::unistd::chdir(cwd).is_ok();
+    let uid = process.user().uid();
+    trace::step("stdio_owner", |c| {
+        let fds = give_stdio_to(uid);
+        c.note(|| format!("fchown({fds:?}, {uid}, -1)"));
+        anyhow::Ok(())
+    })?;
     if let Some(sets) = &caps {
         sets.check_grantable()?;
         trace::step("capabilities_bounding", |c| {
@@ -397,7 +439,12 @@ pub fn prepare_process(
         trace::step("capabilities", |c| capabilities::apply_sets(sets, hold, c))?;
     }
     trace::step("chdir", |c| {
-        nix::unistd::chdir(cwd).with_context(|| format!("process.cwd {}: chdir", cwd.display()))?;
+        // Entered already while root, when root could (a cwd the user may not search, as
+        // runc allows); otherwise as the user now.
+        if !entered_as_root {
+            nix::unistd::chdir(cwd)
+                .with_context(|| format!("process.cwd {}: chdir", cwd.display()))?;
+        }
         // A cwd outside the root (a leaked host directory, CVE-2024-21626) reads "(unreachable)".
         let now = nix::unistd::getcwd().context("getcwd")?;
         if !now.is_absolute() || now.as_os_str().as_bytes().starts_with(b"(unreachable)") {

@@ -90,8 +90,9 @@ fn quote(s: &str) -> String {
 }
 
 /// Reports a failure: one line on stderr, one line in the log file.
+/// The line says `error:`, as runc's says `level=error`: scripts grep for it.
 pub fn error(msg: &str) {
-    report("error", "", msg);
+    report("error", "error: ", msg);
 }
 
 /// A warning: stderr and the log file, like an error, but the command goes on.

@@ -405,6 +405,21 @@ pub fn create(store: &Store, o: &CreateOptions<'_>) -> Result<Created> {
     })
 }
 
+/// `--preserve-fds N` passes exactly 3 … 3+N-1, so each must be open when onggi starts: a free
+/// number there would be taken by one of onggi's own descriptors (the state lock, the host
+/// /proc handle) and reach the container. Refused, as runc does.
+pub fn check_preserved_fds(n: u32) -> Result<()> {
+    for fd in 3..3 + n as RawFd {
+        if nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD).is_err() {
+            bail!(
+                "--preserve-fds {n}: descriptor {fd} is not open (onggi passes exactly 3 to {})",
+                2 + n
+            );
+        }
+    }
+    Ok(())
+}
+
 /// The state record written before anything else exists: `creating`, no init yet, this onggi
 /// as the creator, and the cgroup it is about to make.
 fn first_record(id: &str, bundle: &Bundle, cgroup: Option<&crate::cgroup_setup::Plan>) -> State {

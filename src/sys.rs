@@ -558,6 +558,16 @@ pub fn set_signal_handler(sig: libc::c_int, handler: extern "C" fn(libc::c_int))
     check_int(unsafe { libc::sigaction(sig, &act, std::ptr::null_mut()) }).map(|_| ())
 }
 
+/// SIG_IGN for `sig`.
+pub fn ignore_signal(sig: libc::c_int) -> io::Result<()> {
+    // SAFETY: SIG_IGN installs no handler code; an invalid signal number just fails.
+    let r = unsafe { libc::signal(sig, libc::SIG_IGN) };
+    if r == libc::SIG_ERR {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Every catchable signal back to SIG_DFL (SIGKILL and SIGSTOP cannot be changed).
 pub fn reset_signal_dispositions() {
     for sig in 1..=64 {

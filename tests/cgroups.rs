@@ -576,3 +576,57 @@ fn exec_joins_a_sub_cgroup_and_delete_removes_sub_cgroups() {
         "delete removes the cgroup and its sub-cgroups"
     );
 }
+
+#[test]
+fn update_of_the_period_alone_keeps_the_quota() {
+    if !has_controller("cpu") {
+        return;
+    }
+    let o = Onggi::new();
+    let path = unique("cpumerge");
+    let b = sh("sleep 600").with(|c| {
+        c["linux"]["cgroupsPath"] = json!(path);
+        c["linux"]["resources"] = json!({"cpu": {"quota": 50000, "period": 100000}});
+    });
+    o.ok(&["run", "-d", "--bundle", b.dir(), "merge"]);
+    let max = v2_mount()
+        .join(path.trim_start_matches('/'))
+        .join("cpu.max");
+    o.ok(&["update", "--cpu-period", "200000", "merge"]);
+    assert_eq!(
+        std::fs::read_to_string(&max).unwrap().trim(),
+        "50000 200000"
+    );
+    o.ok(&["update", "--cpu-quota", "20000", "merge"]);
+    assert_eq!(
+        std::fs::read_to_string(&max).unwrap().trim(),
+        "20000 200000"
+    );
+    // docker update --restart always: every field 0 changes nothing.
+    let zeros = r#"{"memory":{"limit":0,"reservation":0,"kernel":0},"cpu":{"shares":0,"quota":0,"period":0},"blockIO":{"weight":0}}"#;
+    let f = o.root.path().join("zeros.json");
+    std::fs::write(&f, zeros).unwrap();
+    o.ok(&["update", "--resources", f.to_str().unwrap(), "merge"]);
+    assert_eq!(
+        std::fs::read_to_string(&max).unwrap().trim(),
+        "20000 200000"
+    );
+    assert_eq!(o.status("merge"), "running");
+    o.ok(&["delete", "--force", "merge"]);
+}
+
+#[test]
+fn a_container_without_limits_still_has_memory_io_and_pids_accounting() {
+    if !has_controller("memory") || !has_controller("pids") || !has_controller("io") {
+        return;
+    }
+    let o = Onggi::new();
+    let path = unique("acct");
+    let b = sh("sleep 600").with(|c| c["linux"]["cgroupsPath"] = json!(path));
+    o.ok(&["run", "-d", "--bundle", b.dir(), "acct"]);
+    let dir = v2_mount().join(path.trim_start_matches('/'));
+    for f in ["memory.current", "memory.stat", "pids.current", "io.stat"] {
+        assert!(dir.join(f).exists(), "{f} in {}", dir.display());
+    }
+    o.ok(&["delete", "--force", "acct"]);
+}

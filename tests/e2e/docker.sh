@@ -178,8 +178,10 @@ checks() {
   check "$RT: no-new-privileges" 1 "$("${R[@]}" --rm --security-opt no-new-privileges $IMG sh -c 'grep NoNewPrivs /proc/self/status | cut -f2')"
   check "$RT: the default seccomp profile" "refused" "$("${R[@]}" --rm $IMG sh -c 'unshare -U true 2>/dev/null && echo allowed || echo refused')"
   check "$RT: seccomp=unconfined" "allowed" "$("${R[@]}" --rm --security-opt seccomp=unconfined $IMG sh -c 'unshare -U true 2>/dev/null && echo allowed || echo refused')"
-  local bnd; bnd=$(grep CapBnd /proc/self/status | cut -f2)
-  if [ "$bnd" = 000001ffffffffff ]; then
+  local bnd full
+  bnd=$(grep CapBnd /proc/self/status | cut -f2)
+  full=$(printf '%016x' $(( (1 << ($(cat /proc/sys/kernel/cap_last_cap) + 1)) - 1 )))
+  if [ "$bnd" = "$full" ]; then
     check "$RT: --privileged" "$bnd 0" "$("${R[@]}" --rm --privileged $IMG sh -c 'echo $(grep CapEff /proc/self/status | cut -f2) $(grep -c "^Seccomp:.*2" /proc/self/status)')"
   else
     # A host that withholds a capability from every process (this one: CAP_SYS_RESOURCE):
@@ -187,7 +189,7 @@ checks() {
     has "$RT: --privileged on a host without every capability: one clear line" \
       "bounding set lacks it" "$("${R[@]}" --rm --privileged $IMG true 2>&1)"
   fi
-  check "$RT: --pid host" "$(readlink /proc/1/ns/pid)" "$("${R[@]}" --rm --pid host $IMG readlink /proc/1/ns/pid)"
+  check "$RT: --pid host" "$(readlink /proc/self/ns/pid)" "$("${R[@]}" --rm --pid host $IMG readlink /proc/self/ns/pid 2>&1)"
   check "$RT: --cgroupns private" "0::/" "$("${R[@]}" --rm --cgroupns private $IMG sh -c 'grep "^0::" /proc/self/cgroup')"
   check "$RT: --network none" "lo" "$("${R[@]}" --rm --network none $IMG ls /sys/class/net)"
   has "$RT: --network host" "docker0" "$("${R[@]}" --rm --network host $IMG ls /sys/class/net)"
