@@ -1400,6 +1400,7 @@ fn pivot_root(root: BorrowedFd<'_>, c: &mut Calls) -> Result<()> {
 /// `--no-pivot`: move the rootfs mount over / and chroot into it (for ramdisk hosts where
 /// pivot_root is impossible). The old root stays reachable to a process that escapes the chroot.
 fn move_root(rootfs: &Path, c: &mut Calls) -> Result<()> {
+    detach_host_proc_and_sys(rootfs, c)?;
     nix::unistd::chdir(rootfs).context("cannot enter the rootfs")?;
     sys::mount(
         Some(Path::new(".")),
@@ -1412,6 +1413,41 @@ fn move_root(rootfs: &Path, c: &mut Calls) -> Result<()> {
     nix::unistd::chroot(".").context("chroot")?;
     nix::unistd::chdir("/").context("chdir /")?;
     c.note(|| format!("mount({}, /, MS_MOVE) + chroot(.)", rootfs.display()));
+    Ok(())
+}
+
+/// Without pivot_root the host's mounts stay in the container's mount namespace, only out of
+/// chroot's sight, and a full procfs or sysfs there lets a process that may make a user
+/// namespace mount a fresh, unmasked one (the kernel allows it when the namespace already has a
+/// fully visible instance). So, as runc does, every full proc and sysfs mount outside the rootfs
+/// is detached (or, where that is refused, covered by an empty tmpfs) before the move.
+fn detach_host_proc_and_sys(rootfs: &Path, c: &mut Calls) -> Result<()> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").context("cannot read mountinfo")?;
+    let mut targets: Vec<PathBuf> = info
+        .lines()
+        .filter_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            let f: Vec<&str> = left.split(' ').collect();
+            let fstype = right.split(' ').next()?;
+            let mp = PathBuf::from(unescape_mountinfo(f.get(4)?));
+            let full = *f.get(3)? == "/";
+            (full && matches!(fstype, "proc" | "sysfs") && !mp.starts_with(rootfs)).then_some(mp)
+        })
+        .collect();
+    // Deepest first; a mount hidden under another goes with its parent's detach.
+    targets.sort_by_key(|p| std::cmp::Reverse(p.as_os_str().len()));
+    for mp in &targets {
+        match sys::umount(mp, libc::MNT_DETACH) {
+            Ok(()) => c.note(|| format!("umount2({}, MNT_DETACH)", mp.display())),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EPERM)) => {
+                sys::mount(Some(Path::new("tmpfs")), mp, Some("tmpfs"), 0, None)
+                    .with_context(|| format!("cannot cover {}", mp.display()))?;
+                c.note(|| format!("mount(tmpfs, {}) (could not detach it)", mp.display()));
+            }
+            Err(e) => return Err(e).with_context(|| format!("cannot detach {}", mp.display())),
+        }
+    }
     Ok(())
 }
 

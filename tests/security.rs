@@ -395,3 +395,19 @@ fn row2_joining_processes_are_non_dumpable_before_they_enter() {
     order(&trace, "exec_hygiene", "setns");
     o.ok(&["delete", "--force", "dump"]);
 }
+
+/// --no-pivot keeps the host's mounts in the container's mount namespace, out of chroot's
+/// sight; with a full procfs among them, a process that may make a user namespace could mount
+/// a fresh, unmasked procfs. onggi detaches every full proc and sysfs outside the rootfs first
+/// (as runc does): the trace shows each detach, and the container still runs.
+#[test]
+fn no_pivot_detaches_the_host_proc_and_sys_before_the_move() {
+    let o = Onggi::new();
+    let b = sh("cat /proc/self/status | grep -c ^Pid");
+    let out = o.run(&["--trace", "run", "--no-pivot", "--bundle", b.dir(), "np"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "1\n", "the container's own /proc works");
+    let chroot = trace_step(&text(&out.stderr), "chroot").to_string();
+    assert!(chroot.contains("umount2(/proc, MNT_DETACH)"), "{chroot}");
+    assert!(chroot.contains("umount2(/sys, MNT_DETACH)"), "{chroot}");
+}
