@@ -12,20 +12,8 @@ PARENT="${own%/}/onggi-e2e-ctr-$$"
 SOCK=$T/containerd.sock
 fail=0; n=0
 
-cat > "$T/config.toml" <<C
-version = 2
-root = "$T/root"
-state = "$T/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper",
-  "io.containerd.snapshotter.v1.aufs"]
-[grpc]
-  address = "$SOCK"
-[ttrpc]
-  address = "$SOCK.ttrpc"
-[debug]
-  address = "$T/debug.sock"
-C
+source "$(dirname "$0")/lib.sh"
+containerd_config "$T/config.toml" "$T/root" "$T/state" "$SOCK"
 containerd --config "$T/config.toml" >"$T/containerd.log" 2>&1 &
 CPID=$!
 cleanup() {
@@ -46,7 +34,6 @@ trap cleanup EXIT
 for _ in $(seq 100); do [ -S "$SOCK" ] && break; sleep 0.1; done
 [ -S "$SOCK" ] || { echo "containerd did not start:"; tail "$T/containerd.log"; exit 2; }
 
-source "$(dirname "$0")/lib.sh"
 
 # The image: an OCI layout (umoci), imported as localhost/onggi-busybox:latest.
 L=$T/layout

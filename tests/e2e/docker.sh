@@ -30,20 +30,7 @@ source "$(dirname "$0")/lib.sh"
 
 ip link set lo up
 mount -t tmpfs -o mode=755 tmpfs /run
-cat > "$T/config.toml" <<C
-version = 2
-root = "$T/containerd-root"
-state = "/run/containerd-e2e"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper",
-  "io.containerd.snapshotter.v1.aufs"]
-[grpc]
-  address = "$SOCK"
-[ttrpc]
-  address = "$SOCK.ttrpc"
-[debug]
-  address = "$T/debug.sock"
-C
+containerd_config "$T/config.toml" "$T/containerd-root" "/run/containerd-e2e" "$SOCK"
 containerd --config "$T/config.toml" >"$T/containerd.log" 2>&1 &
 CPID=$!
 cat > "$T/daemon.json" <<J

@@ -30,3 +30,22 @@ podman_common_checks() { # podman_common_checks [EXTRA_FUNCTION]
   check "kill" "exited" "$("${P[@]}" inspect -f '{{.State.Status}}' "$id")"
   "${P[@]}" rm -f "$id" >/dev/null
 }
+
+# containerd_config FILE ROOT STATE SOCK: a private containerd's config (its own root, state
+# and sockets; no CRI, none of the snapshotters this host cannot use).
+containerd_config() {
+  cat > "$1" <<C
+version = 2
+root = "$2"
+state = "$3"
+disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper",
+  "io.containerd.snapshotter.v1.aufs"]
+[grpc]
+  address = "$4"
+[ttrpc]
+  address = "$4.ttrpc"
+[debug]
+  address = "$4.debug"
+C
+}
