@@ -333,45 +333,28 @@ impl Cgroup {
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create the cgroup {}", dir.display()))?;
         c.note(|| format!("mkdir {}", dir.display()));
-        if !controllers.is_empty() {
-            let mut cur = self.mount.clone();
-            for comp in self
-                .rel
-                .components()
-                .filter(|c| matches!(c, Component::Normal(_)))
-            {
-                let file = cur.join("cgroup.subtree_control");
-                // Only what is not enabled yet: a delegated user may not write an ancestor's
-                // file that already has every controller it needs.
-                let enabled = std::fs::read_to_string(&file).unwrap_or_default();
-                let line: String = controllers
-                    .iter()
-                    .filter(|c| !enabled.split_whitespace().any(|e| e == **c))
-                    .map(|c| format!("+{c} "))
-                    .collect();
-                if !line.is_empty() {
-                    if let Err(e) = std::fs::write(&file, line.trim_end()) {
-                        // Leave nothing: the leaf onggi just made goes again.
-                        if created {
-                            let _ = std::fs::remove_dir(&dir);
-                        }
-                        let hint = if e.raw_os_error() == Some(libc::EBUSY) {
-                            " (that cgroup has processes of its own: the no-internal-processes rule)"
-                        } else {
-                            ""
-                        };
-                        return Err(e).with_context(|| {
-                            format!(
-                                "cannot enable {} in {}{hint}",
-                                line.trim_end(),
-                                file.display()
-                            )
-                        });
-                    }
-                    c.note(|| format!("write {} = {:?}", file.display(), line.trim_end()));
-                }
-                cur.push(comp);
+        for cur in self.ancestors().iter().filter(|_| !controllers.is_empty()) {
+            let file = cur.join("cgroup.subtree_control");
+            // Only what is not enabled yet: a delegated user may not write an ancestor's file
+            // that already has every controller it needs.
+            let line = not_enabled(&file, controllers.iter().copied()).join(" ");
+            if line.is_empty() {
+                continue;
             }
+            if let Err(e) = std::fs::write(&file, &line) {
+                // Leave nothing: the leaf onggi just made goes again.
+                if created {
+                    let _ = std::fs::remove_dir(&dir);
+                }
+                let hint = if e.raw_os_error() == Some(libc::EBUSY) {
+                    " (that cgroup has processes of its own: the no-internal-processes rule)"
+                } else {
+                    ""
+                };
+                return Err(e)
+                    .with_context(|| format!("cannot enable {line} in {}{hint}", file.display()));
+            }
+            c.note(|| format!("write {} = {line:?}", file.display()));
         }
         self.enable_all_available(c);
         Ok(created)
@@ -383,37 +366,43 @@ impl Cgroup {
     /// (an ancestor with processes of its own, a file a delegated user may not write) is not
     /// an error: the controllers the config needs were enabled above, or create failed.
     fn enable_all_available(&self, c: &mut trace::Calls) {
+        for cur in self.ancestors() {
+            let file = cur.join("cgroup.subtree_control");
+            let available =
+                std::fs::read_to_string(cur.join("cgroup.controllers")).unwrap_or_default();
+            let missing = not_enabled(&file, available.split_whitespace());
+            if missing.is_empty() {
+                continue;
+            }
+            if std::fs::write(&file, missing.join(" ")).is_err() {
+                for m in &missing {
+                    let _ = std::fs::write(&file, m);
+                }
+            }
+            c.note(|| {
+                format!(
+                    "write {} = {:?} (best effort)",
+                    file.display(),
+                    missing.join(" ")
+                )
+            });
+        }
+    }
+
+    /// The cgroups whose `cgroup.subtree_control` decides what the container's has: the v2
+    /// root and every directory below it down to the container's parent.
+    fn ancestors(&self) -> Vec<PathBuf> {
         let mut cur = self.mount.clone();
+        let mut out = Vec::new();
         for comp in self
             .rel
             .components()
             .filter(|c| matches!(c, Component::Normal(_)))
         {
-            let file = cur.join("cgroup.subtree_control");
-            let available =
-                std::fs::read_to_string(cur.join("cgroup.controllers")).unwrap_or_default();
-            let enabled = std::fs::read_to_string(&file).unwrap_or_default();
-            let missing: Vec<String> = available
-                .split_whitespace()
-                .filter(|a| !enabled.split_whitespace().any(|e| e == *a))
-                .map(|a| format!("+{a}"))
-                .collect();
-            if !missing.is_empty() && std::fs::write(&file, missing.join(" ")).is_err() {
-                for m in &missing {
-                    let _ = std::fs::write(&file, m);
-                }
-            }
-            if !missing.is_empty() {
-                c.note(|| {
-                    format!(
-                        "write {} = {:?} (best effort)",
-                        file.display(),
-                        missing.join(" ")
-                    )
-                });
-            }
+            out.push(cur.clone());
             cur.push(comp);
         }
+        out
     }
 
     /// Writes the resource files.
@@ -477,6 +466,15 @@ impl Cgroup {
         )
         .with_context(|| format!("cannot open the cgroup {}", self.dir().display()))
     }
+}
+
+/// `+name` for each of `wanted` that the subtree_control `file` does not list yet.
+fn not_enabled<'a>(file: &Path, wanted: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let enabled = std::fs::read_to_string(file).unwrap_or_default();
+    wanted
+        .filter(|w| !enabled.split_whitespace().any(|e| e == *w))
+        .map(|w| format!("+{w}"))
+        .collect()
 }
 
 fn read_controllers(path: &Path) -> Result<BTreeSet<String>> {

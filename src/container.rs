@@ -252,7 +252,7 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
     }
     // Any init that still lives goes, whatever the status says (a create that died after the
     // clone leaves a stopped container with a live init).
-    if let Some(pidfd) = s.init().map(|i| i.open()).transpose()?.flatten() {
+    if let Some(pidfd) = process::open_init(&s)? {
         // Moved devices go home while the container's network namespace still exists.
         let devs = dir
             .load_config()

@@ -707,16 +707,8 @@ fn check_joined_maps(
 }
 
 pub fn open_init(state: &State) -> Result<Option<OwnedFd>> {
-    let fd = match sys::pidfd_open(state.pid) {
-        Ok(fd) => fd,
-        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(None),
-        Err(e) => return Err(e).context("pidfd_open"),
-    };
-    // Checked after the pidfd exists: from here on the pid cannot be reused under us.
-    match proc_stat(state.pid) {
-        Some(p) if p.start_time == state.pid_start_time && !p.dead => Ok(Some(fd)),
-        _ => Ok(None),
-    }
+    // None, too, for a container whose init was never cloned (pid 0 in its first record).
+    Ok(state.init().map(|i| i.open()).transpose()?.flatten())
 }
 
 /// The pid-namespace inode of a process, to find every process of a container.
