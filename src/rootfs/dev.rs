@@ -1,0 +1,283 @@
+//! /dev: the tmpfs, the default device nodes and links, `linux.devices`, and the host's
+//! /dev/null check. (Which devices the container may open is the cgroup's device filter:
+//! src/cgroup/device_filter.rs.)
+
+use anyhow::{bail, Context, Result};
+use oci_spec::runtime::{LinuxDevice, LinuxDeviceType};
+use std::ffi::OsStr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::path::Path;
+
+use super::resolve::{cwd, ensure_in_root, fd_path, open_in_root, TargetKind, IN_ROOT};
+use crate::sys;
+use crate::trace::Calls;
+
+/// The default devices of every container (as runc and crun create them).
+const DEFAULT_DEVICES: &[(&str, u64, u64)] = &[
+    ("null", 1, 3),
+    ("zero", 1, 5),
+    ("full", 1, 7),
+    ("random", 1, 8),
+    ("urandom", 1, 9),
+    ("tty", 5, 0),
+];
+
+const DEV_LINKS: &[(&str, &str)] = &[
+    ("fd", "/proc/self/fd"),
+    ("stdin", "/proc/self/fd/0"),
+    ("stdout", "/proc/self/fd/1"),
+    ("stderr", "/proc/self/fd/2"),
+    ("ptmx", "pts/ptmx"),
+];
+
+pub(super) fn setup_dev(
+    root: BorrowedFd<'_>,
+    mount_tmpfs: bool,
+    userns: bool,
+    c: &mut Calls,
+) -> Result<()> {
+    // The rootfs /dev must be a real directory, never a symlink (CVE-2026-41579).
+    match sys::openat2(
+        root,
+        Path::new("dev"),
+        libc::O_PATH,
+        0,
+        IN_ROOT | sys::RESOLVE_NO_SYMLINKS,
+    ) {
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            bail!("the rootfs /dev is a symlink: refusing to create devices through it")
+        }
+        _ => {}
+    }
+    let dev = ensure_in_root(root, Path::new("/dev"), TargetKind::Dir)?;
+    let dev = if mount_tmpfs {
+        let opts = "mode=755,size=65536k";
+        sys::mount(
+            Some(Path::new("tmpfs")),
+            &fd_path(dev.as_fd()),
+            Some("tmpfs"),
+            libc::MS_NOSUID | libc::MS_STRICTATIME,
+            Some(opts),
+        )
+        .context("cannot mount a tmpfs on /dev")?;
+        c.note(|| format!("mount(tmpfs, /dev, tmpfs, MS_NOSUID|MS_STRICTATIME, {opts:?})"));
+        open_in_root(root, Path::new("/dev"))?
+    } else {
+        dev
+    };
+    let dir = sys::openat2(
+        dev.as_fd(),
+        Path::new("."),
+        libc::O_DIRECTORY | libc::O_RDONLY,
+        0,
+        0,
+    )?;
+    for (name, major, minor) in DEFAULT_DEVICES {
+        if userns {
+            bind_host_device(dir.as_fd(), name, &Path::new("/dev").join(name), c)?;
+        } else {
+            mknod_at(
+                dir.as_fd(),
+                name,
+                libc::S_IFCHR,
+                0o666,
+                *major,
+                *minor,
+                0,
+                0,
+            )?;
+            c.note(|| format!("mknodat(/dev/{name}, S_IFCHR|0666, {major}:{minor})"));
+        }
+    }
+    for (name, target) in DEV_LINKS {
+        if *name == "ptmx" {
+            let _ = nix::unistd::unlinkat(
+                Some(dir.as_raw_fd()),
+                *name,
+                nix::unistd::UnlinkatFlags::NoRemoveDir,
+            );
+        }
+        match nix::unistd::symlinkat(*target, Some(dir.as_raw_fd()), *name) {
+            Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+            Err(e) => bail!("cannot create /dev/{name}: {e}"),
+        }
+        c.note(|| format!("symlinkat({target}, /dev/{name})"));
+    }
+    match nix::sys::stat::mkdirat(
+        Some(dir.as_raw_fd()),
+        "shm",
+        nix::sys::stat::Mode::from_bits_truncate(0o1777),
+    ) {
+        Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+        Err(e) => bail!("cannot create /dev/shm: {e}"),
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn mknod_at(
+    dir: BorrowedFd<'_>,
+    name: &str,
+    kind: libc::mode_t,
+    perm: u32,
+    major: u64,
+    minor: u64,
+    uid: u32,
+    gid: u32,
+) -> Result<()> {
+    let dev = libc::makedev(major as u32, minor as u32);
+    let mode = nix::sys::stat::Mode::from_bits_truncate(perm);
+    let sflag = nix::sys::stat::SFlag::from_bits_truncate(kind);
+    // A device the config names may exist in the image already: replace it.
+    let _ = nix::unistd::unlinkat(
+        Some(dir.as_raw_fd()),
+        name,
+        nix::unistd::UnlinkatFlags::NoRemoveDir,
+    );
+    nix::sys::stat::mknodat(Some(dir.as_raw_fd()), name, sflag, mode, dev)
+        .with_context(|| format!("mknod /dev/{name} ({major}:{minor})"))?;
+    nix::sys::stat::fchmodat(
+        Some(dir.as_raw_fd()),
+        name,
+        mode,
+        nix::sys::stat::FchmodatFlags::NoFollowSymlink,
+    )
+    .or_else(|e| {
+        if e == nix::errno::Errno::EOPNOTSUPP {
+            Ok(())
+        } else {
+            Err(e)
+        }
+    })
+    .with_context(|| format!("chmod /dev/{name}"))?;
+    nix::unistd::fchownat(
+        Some(dir.as_raw_fd()),
+        name,
+        Some(nix::unistd::Uid::from_raw(uid)),
+        Some(nix::unistd::Gid::from_raw(gid)),
+        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
+    .with_context(|| format!("chown /dev/{name}"))?;
+    Ok(())
+}
+
+pub(super) fn create_device(
+    root: BorrowedFd<'_>,
+    d: &LinuxDevice,
+    userns: bool,
+    c: &mut Calls,
+) -> Result<()> {
+    let path = d.path();
+    let kind = match d.typ() {
+        LinuxDeviceType::C | LinuxDeviceType::U => libc::S_IFCHR,
+        LinuxDeviceType::B => libc::S_IFBLK,
+        LinuxDeviceType::P => libc::S_IFIFO,
+        LinuxDeviceType::A => bail!(
+            "linux.devices {}: type \"a\" is for cgroup rules only",
+            path.display()
+        ),
+    };
+    let parent = path.parent().unwrap_or(Path::new("/dev"));
+    let name = path.file_name().context("device path has no file name")?;
+    let pdir = ensure_in_root(root, parent, TargetKind::Dir)?;
+    let dir = sys::openat2(
+        pdir.as_fd(),
+        Path::new("."),
+        libc::O_DIRECTORY | libc::O_RDONLY,
+        0,
+        0,
+    )?;
+    let perm = d.file_mode().unwrap_or(0o666) & 0o7777;
+    let (major, minor) = if kind == libc::S_IFIFO {
+        (0, 0)
+    } else {
+        (d.major() as u64, d.minor() as u64)
+    };
+    let name = name.to_str().context("device name is not UTF-8")?;
+    if userns {
+        // mknod is refused in a user namespace: bind the host's node (as runc does).
+        return bind_host_device(dir.as_fd(), name, path, c)
+            .with_context(|| format!("linux.devices {}", path.display()));
+    }
+    mknod_at(
+        dir.as_fd(),
+        name,
+        kind,
+        perm,
+        major,
+        minor,
+        d.uid().unwrap_or(0),
+        d.gid().unwrap_or(0),
+    )
+    .with_context(|| format!("linux.devices {}", path.display()))?;
+    c.note(|| {
+        format!(
+            "mknodat({}, {kind:#o}|{perm:o}, {major}:{minor})",
+            path.display()
+        )
+    });
+    Ok(())
+}
+
+/// Creates an empty regular file `name` in the resolved directory `dir`, never following a
+/// symlink there (`exclusive`: fail if anything exists already).
+pub(super) fn create_file_at(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    exclusive: bool,
+) -> nix::Result<()> {
+    use nix::fcntl::OFlag;
+    let mut flags = OFlag::O_CREAT | OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    if exclusive {
+        flags |= OFlag::O_EXCL;
+    }
+    let fd = nix::fcntl::openat(
+        Some(dir.as_raw_fd()),
+        name,
+        flags,
+        nix::sys::stat::Mode::from_bits_truncate(0o644),
+    )?;
+    nix::unistd::close(fd)
+}
+
+/// Binds the host's device node `host` onto an empty file `name` in `dir` (user namespaces).
+fn bind_host_device(dir: BorrowedFd<'_>, name: &str, host: &Path, c: &mut Calls) -> Result<()> {
+    let st =
+        nix::sys::stat::stat(host).with_context(|| format!("host device {}", host.display()))?;
+    let kind = st.st_mode & libc::S_IFMT;
+    if kind != libc::S_IFCHR && kind != libc::S_IFBLK {
+        bail!("host path {} is not a device node", host.display());
+    }
+    let _ = nix::unistd::unlinkat(
+        Some(dir.as_raw_fd()),
+        name,
+        nix::unistd::UnlinkatFlags::NoRemoveDir,
+    );
+    create_file_at(dir, OsStr::new(name), true)
+        .with_context(|| format!("cannot create /dev/{name}"))?;
+    let target = sys::openat2(
+        dir,
+        Path::new(name),
+        libc::O_PATH,
+        0,
+        sys::RESOLVE_BENEATH | sys::RESOLVE_NO_SYMLINKS,
+    )?;
+    let tree = sys::open_tree(cwd(), host, sys::OPEN_TREE_CLONE)
+        .with_context(|| format!("cannot clone the host's {}", host.display()))?;
+    sys::move_mount(tree.as_fd(), target.as_fd())
+        .with_context(|| format!("cannot bind {}", host.display()))?;
+    c.note(|| format!("open_tree({}) + move_mount(-> /dev/{name})", host.display()));
+    Ok(())
+}
+
+/// /dev/null must really be the null device (char 1:3) before it is bound over anything.
+pub fn check_dev_null(fd: BorrowedFd<'_>) -> Result<()> {
+    let st = nix::sys::stat::fstat(fd.as_raw_fd()).context("cannot stat /dev/null")?;
+    let ok = st.st_mode & libc::S_IFMT == libc::S_IFCHR
+        && libc::major(st.st_rdev) == 1
+        && libc::minor(st.st_rdev) == 3;
+    if !ok {
+        bail!("/dev/null is not the null device (char 1:3): refusing to use it");
+    }
+    Ok(())
+}

@@ -1,0 +1,103 @@
+//! The user namespaces behind idmapped mounts (`uidMappings`/`gidMappings` of a mount), made by
+//! onggi before the clone and handed to the init as descriptors.
+
+use anyhow::{Context, Result};
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+use oci_spec::runtime::Mount;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::PathBuf;
+
+use crate::sys;
+use crate::trace;
+
+/// The user namespaces of the idmapped mounts, by mount index: made by onggi before clone3
+/// (see [`idmap_userns`]) and inherited by the init, which attaches them to the binds.
+#[derive(Default)]
+pub struct IdmapUserns(Vec<(usize, OwnedFd)>);
+
+impl IdmapUserns {
+    /// One user namespace per mount that has uidMappings/gidMappings.
+    pub fn for_mounts(mounts: &[Mount], procfs: BorrowedFd<'_>) -> Result<IdmapUserns> {
+        let mut v = Vec::new();
+        for (i, m) in mounts.iter().enumerate() {
+            let (Some(u), Some(g)) = (m.uid_mappings(), m.gid_mappings()) else {
+                continue;
+            };
+            if u.is_empty() || g.is_empty() {
+                continue;
+            }
+            let fd = trace::step("idmap_userns", |c| {
+                let fd = idmap_userns(u, g, procfs)?;
+                c.note(|| {
+                    format!(
+                        "clone3(CLONE_NEWUSER) + write uid_map {:?}, gid_map {:?} + open ns/user (mounts[{i}])",
+                        crate::procfs::id_map_text(u),
+                        crate::procfs::id_map_text(g)
+                    )
+                });
+                anyhow::Ok(fd)
+            })
+            .with_context(|| format!("mounts[{i}] ({})", m.destination().display()))?;
+            v.push((i, fd));
+        }
+        Ok(IdmapUserns(v))
+    }
+
+    pub(super) fn get(&self, i: usize) -> Option<BorrowedFd<'_>> {
+        self.0.iter().find(|(j, _)| *j == i).map(|(_, f)| f.as_fd())
+    }
+
+    /// The descriptors, for the init's keep list.
+    pub fn fds(&self) -> impl Iterator<Item = std::os::fd::RawFd> + '_ {
+        self.0.iter().map(|(_, f)| f.as_raw_fd())
+    }
+}
+
+/// A user namespace holding `uid`/`gid` mappings, for MOUNT_ATTR_IDMAP: a child cloned into a
+/// new user namespace waits on a pipe while onggi writes its maps and opens its ns/user; then
+/// the pipe closes and the child exits. The namespace lives on in the descriptor.
+fn idmap_userns(
+    uid: &[oci_spec::runtime::LinuxIdMapping],
+    gid: &[oci_spec::runtime::LinuxIdMapping],
+    procfs: BorrowedFd<'_>,
+) -> Result<OwnedFd> {
+    let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).context("pipe2")?;
+    match sys::clone3(libc::CLONE_NEWUSER as u64, None).context("clone3(CLONE_NEWUSER)")? {
+        sys::Forked::Child => {
+            drop(w);
+            let mut b = [0u8; 1];
+            let _ = nix::unistd::read(r.as_raw_fd(), &mut b);
+            sys::exit_now(0)
+        }
+        sys::Forked::Parent { pid, pidfd: _pidfd } => {
+            drop(r);
+            let dir = PathBuf::from(pid.to_string());
+            let res = (|| -> Result<OwnedFd> {
+                crate::procfs::write(
+                    procfs,
+                    &dir.join("uid_map"),
+                    &crate::procfs::id_map_text(uid),
+                )
+                .context("uidMappings")?;
+                crate::procfs::write(
+                    procfs,
+                    &dir.join("gid_map"),
+                    &crate::procfs::id_map_text(gid),
+                )
+                .context("gidMappings")?;
+                let fd = nix::fcntl::openat(
+                    Some(procfs.as_raw_fd()),
+                    &dir.join("ns/user"),
+                    OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                )
+                .context("open ns/user")?;
+                Ok(sys::own_fd(fd))
+            })();
+            drop(w);
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+            res
+        }
+    }
+}

@@ -1,0 +1,349 @@
+//! One entry of `mounts`: the new mount API first (fsopen/open_tree, mount_setattr,
+//! move_mount onto the resolved target), the fallbacks a user namespace needs (sysfs and cgroup2
+//! as host binds), and recursive binds.
+
+use anyhow::{bail, Context, Result};
+use oci_spec::runtime::Mount;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::path::{Path, PathBuf};
+
+use super::copyup::copy_tree;
+use super::locked::locked_flags_error;
+use super::options::{flags_to_attrs, parse_options, Idmap, MountOptions};
+use super::resolve::{
+    cwd, ensure_in_root, fd_path, open_in_root, rel_components, reopen_dir, TargetKind, IN_ROOT,
+};
+use super::MountContext;
+use crate::sys;
+use crate::trace::Calls;
+
+/// The filesystem type onggi mounts for a config `type` ("cgroup" means cgroup2: onggi is
+/// cgroup-v2 only and never mounts or binds a v1 hierarchy).
+fn fs_type(t: &str) -> &str {
+    if t == "cgroup" {
+        "cgroup2"
+    } else {
+        t
+    }
+}
+
+pub(super) fn mount_one(
+    root: BorrowedFd<'_>,
+    bundle: &Path,
+    (i, m): (usize, &Mount),
+    cx: &MountContext<'_>,
+    mount_label: Option<&str>,
+    c: &mut Calls,
+) -> Result<()> {
+    let idmap = cx.idmaps.get(i);
+    let opts = parse_options(m.options().as_deref().unwrap_or(&[]))?;
+    let typ = m.typ().as_deref().unwrap_or("");
+    let dest = m.destination();
+    if opts.is_bind() || typ == "bind" {
+        return bind_mount(root, bundle, m, &opts, (idmap, cx.sources.mount(i)), c);
+    }
+    if typ.is_empty() || typ == "none" {
+        bail!("mount type is missing (give a filesystem type, or the \"bind\" option)");
+    }
+    let fstype = fs_type(typ);
+    let special = matches!(fstype, "proc" | "sysfs");
+    if special {
+        // proc and sysfs must never land on a symlink (CVE-2019-19921, CVE-2023-27561).
+        let rel: PathBuf = rel_components(dest).iter().collect();
+        match sys::openat2(
+            root,
+            &rel,
+            libc::O_PATH,
+            0,
+            IN_ROOT | sys::RESOLVE_NO_SYMLINKS,
+        ) {
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                bail!(
+                    "the rootfs has a symlink on the way to {}: refusing to mount {fstype} there",
+                    dest.display()
+                )
+            }
+            _ => {}
+        }
+    }
+    let target = ensure_in_root(root, dest, TargetKind::Dir)?;
+    if opts.tmpcopyup && fstype != "tmpfs" {
+        bail!("mount option \"tmpcopyup\" is only for tmpfs (this is {fstype})");
+    }
+    // The covered directory, opened before the tmpfs hides it (tmpcopyup).
+    let covered = if opts.tmpcopyup {
+        Some(reopen_dir(target.as_fd())?)
+    } else {
+        None
+    };
+    let source = m.source().clone().unwrap_or_else(|| PathBuf::from(fstype));
+    let data = crate::lsm::with_mount_label(&opts.data.join(","), fstype, false, mount_label);
+    let data = (!data.is_empty()).then_some(data);
+    let tpath = fd_path(target.as_fd());
+    let mounted = match sys::mount(
+        Some(&source),
+        &tpath,
+        Some(fstype),
+        opts.flags,
+        data.as_deref(),
+    ) {
+        // The same filesystem on the root of a mount of its own superblock (a second cgroup
+        // mount at /sys/fs/cgroup): mount(2) refuses, move_mount stacks it, as runc and crun
+        // end up doing.
+        Err(e)
+            if e.raw_os_error() == Some(libc::EBUSY)
+                && !(cx.userns && special_in_userns(fstype)) =>
+        {
+            stack_new_mount(target.as_fd(), fstype, &source, &opts, data.as_deref(), c)
+        }
+        r => r,
+    };
+    if let Err(e) = mounted {
+        let refused = matches!(e.raw_os_error(), Some(libc::EPERM | libc::EBUSY));
+        if fstype == "sysfs" && cx.userns && refused {
+            return sysfs_as_host_bind(root, dest, &opts, c);
+        }
+        if fstype == "cgroup2" && cx.userns && refused {
+            return cgroup2_as_host_bind(root, dest, &opts, cx, c);
+        }
+        let why = match e.raw_os_error() {
+            Some(libc::ENODEV) => format!("unknown filesystem type {fstype:?}"),
+            _ => e.to_string(),
+        };
+        bail!("mount {} type {fstype}: {why}", source.display())
+    }
+    c.note(|| {
+        format!(
+            "mount({}, {}, {fstype}, {:#x}, {:?})",
+            source.display(),
+            dest.display(),
+            opts.flags,
+            data.as_deref().unwrap_or("")
+        )
+    });
+    if let Some(from) = covered {
+        let to = reopen_dir(open_in_root(root, dest)?.as_fd())?;
+        copy_tree(from.as_fd(), to.as_fd())
+            .with_context(|| format!("tmpcopyup: cannot copy {} into the tmpfs", dest.display()))?;
+        c.note(|| {
+            format!(
+                "tmpcopyup: copied the contents of {} into it",
+                dest.display()
+            )
+        });
+    }
+    if special || !opts.propagation.is_empty() || opts.rec_set | opts.rec_clear != 0 {
+        let mounted = open_in_root(root, dest)?;
+        if special {
+            let want = if fstype == "proc" {
+                libc::PROC_SUPER_MAGIC
+            } else {
+                libc::SYSFS_MAGIC
+            };
+            let got = sys::fs_magic(mounted.as_fd())?;
+            if got != want {
+                bail!(
+                    "{} is not {fstype} after mounting it (magic {got:#x}): refusing to go on",
+                    dest.display()
+                );
+            }
+        }
+        apply_after(mounted.as_fd(), &opts, c)?;
+    }
+    Ok(())
+}
+
+/// The filesystems that a user namespace may not mount without namespaces of its own (their
+/// EPERM/EBUSY fallbacks are binds of the host's).
+fn special_in_userns(fstype: &str) -> bool {
+    matches!(fstype, "sysfs" | "cgroup2")
+}
+
+/// Mounts a new `fstype` instance on top of `target` by the new mount API (see
+/// [`sys::new_fs_mount`]).
+fn stack_new_mount(
+    target: BorrowedFd<'_>,
+    fstype: &str,
+    source: &Path,
+    opts: &MountOptions,
+    data: Option<&str>,
+    c: &mut Calls,
+) -> std::io::Result<()> {
+    let options: Vec<&str> = data.map(|d| d.split(',').collect()).unwrap_or_default();
+    let (attrs, _) = flags_to_attrs(opts.flags, 0);
+    let mnt = sys::new_fs_mount(fstype, source, &options, attrs)?;
+    sys::move_mount(mnt.as_fd(), target)?;
+    c.note(|| {
+        format!(
+            "fsopen({fstype}) + fsconfig(source={}, {:?}) + fsmount({attrs:#x}) + move_mount (stacked on a mount of the same filesystem)",
+            source.display(),
+            data.unwrap_or("")
+        )
+    });
+    Ok(())
+}
+
+/// sysfs may only be mounted by the owner of the network namespace: in a user namespace that
+/// shares the host's, the kernel says EPERM. As crun does, a read-only request then gets a
+/// read-only recursive bind of the host's /sys (what rootless configs ask for anyway).
+fn sysfs_as_host_bind(
+    root: BorrowedFd<'_>,
+    dest: &Path,
+    opts: &MountOptions,
+    c: &mut Calls,
+) -> Result<()> {
+    if opts.flags & libc::MS_RDONLY == 0 {
+        bail!(
+            "sysfs cannot be mounted in a user namespace without its own network namespace: \
+             add a network namespace, or add \"ro\" to get a read-only bind of the host's /sys"
+        );
+    }
+    const KEEP: libc::c_ulong =
+        libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+    let bind = MountOptions {
+        flags: (opts.flags & KEEP) | libc::MS_BIND | libc::MS_REC,
+        rec_set: flags_to_attrs(opts.flags & KEEP, 0).0,
+        propagation: opts.propagation.clone(),
+        ..MountOptions::default()
+    };
+    c.note(|| {
+        "mount(sysfs) = EPERM (user namespace, host network namespace): \
+         read-only rbind of the host's /sys instead"
+            .into()
+    });
+    bind_tree(root, Path::new("/sys"), dest, &bind, (None, None), c)
+}
+
+/// cgroup2 may only be mounted by the owner of the cgroup namespace: in a user namespace that
+/// shares the host's, the kernel says EPERM. As runc does, the container then gets a bind of
+/// its own cgroup directory when it asked for a cgroup namespace (what that namespace would have
+/// shown), else of the host's whole v2 hierarchy (as its /proc/self/cgroup paths expect), with
+/// the mount's flags (read-only by default).
+fn cgroup2_as_host_bind(
+    root: BorrowedFd<'_>,
+    dest: &Path,
+    opts: &MountOptions,
+    cx: &MountContext<'_>,
+    c: &mut Calls,
+) -> Result<()> {
+    let src = match cx.cgroup.filter(|_| cx.cgroupns) {
+        Some(dir) => dir.to_path_buf(),
+        None => crate::cgroups::v2_mount().context(
+            "cgroup2 cannot be mounted from this user namespace and the host has no v2 hierarchy to bind",
+        )?,
+    };
+    const KEEP: libc::c_ulong =
+        libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+    let bind = MountOptions {
+        flags: (opts.flags & KEEP) | libc::MS_BIND,
+        propagation: opts.propagation.clone(),
+        ..MountOptions::default()
+    };
+    c.note(|| {
+        format!(
+            "mount(cgroup2) = EPERM (user namespace, cgroup namespace not its own): bind of {} instead",
+            src.display()
+        )
+    });
+    bind_tree(root, &src, dest, &bind, (None, None), c)
+}
+
+/// Recursive attributes and propagation, on the mount `fd` is the root of.
+fn apply_after(fd: BorrowedFd<'_>, opts: &MountOptions, c: &mut Calls) -> Result<()> {
+    if opts.rec_set | opts.rec_clear != 0 {
+        sys::mount_setattr(fd, true, opts.rec_set, opts.rec_clear, 0).context("mount_setattr")?;
+        c.note(|| {
+            format!(
+                "mount_setattr(AT_RECURSIVE, set={:#x}, clear={:#x})",
+                opts.rec_set, opts.rec_clear
+            )
+        });
+    }
+    for p in &opts.propagation {
+        let rec = p & libc::MS_REC != 0;
+        sys::mount_setattr(fd, rec, 0, 0, p & !libc::MS_REC).context("propagation")?;
+        c.note(|| format!("mount_setattr(propagation={p:#x})"));
+    }
+    Ok(())
+}
+
+/// The user namespace of an idmapped mount, and the source onggi opened for us.
+type BindFds<'a> = (Option<BorrowedFd<'a>>, Option<BorrowedFd<'a>>);
+
+fn bind_mount(
+    root: BorrowedFd<'_>,
+    bundle: &Path,
+    m: &Mount,
+    opts: &MountOptions,
+    fds: BindFds<'_>,
+    c: &mut Calls,
+) -> Result<()> {
+    m.source().as_ref().context("a bind mount needs a source")?;
+    let src = crate::sources::bind_source(m, bundle).unwrap_or_default();
+    bind_tree(root, &src, m.destination(), opts, fds, c)
+}
+
+/// Clones the mount tree at host path `src` (recursively for rbind; from the descriptor onggi
+/// opened, when there is one), sets its flags on the detached clone and attaches it at `dest`
+/// inside the root.
+fn bind_tree(
+    root: BorrowedFd<'_>,
+    src: &Path,
+    dest: &Path,
+    opts: &MountOptions,
+    (idmap, opened): BindFds<'_>,
+    c: &mut Calls,
+) -> Result<()> {
+    let is_dir = match opened {
+        Some(fd) => nix::sys::stat::fstat(fd.as_raw_fd())
+            .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+            .with_context(|| format!("bind source {}", src.display()))?,
+        None => std::fs::metadata(src)
+            .with_context(|| format!("bind source {}", src.display()))?
+            .is_dir(),
+    };
+    let kind = if is_dir {
+        TargetKind::Dir
+    } else {
+        TargetKind::File
+    };
+    let recursive = opts.flags & libc::MS_REC != 0;
+    let mut flags = sys::OPEN_TREE_CLONE;
+    if recursive {
+        flags |= sys::AT_RECURSIVE;
+    }
+    let tree = match opened {
+        Some(fd) => sys::open_tree(fd, Path::new(""), flags),
+        None => sys::open_tree(cwd(), src, flags),
+    }
+    .with_context(|| format!("cannot clone the mount tree of {}", src.display()))?;
+    let (set, clear) = flags_to_attrs(opts.flags, opts.clear);
+    if set | clear != 0 {
+        sys::mount_setattr(tree.as_fd(), false, set, clear, 0)
+            .map_err(|e| locked_flags_error(e, tree.as_fd(), set, clear, src))?;
+    }
+    if let Some(userns) = idmap {
+        // On the detached clone, before it is attached (the kernel allows it only there).
+        let rec = opts.idmap == Some(Idmap::Recursive);
+        sys::mount_setattr_idmap(tree.as_fd(), rec, userns)
+            .context("mount_setattr(MOUNT_ATTR_IDMAP)")?;
+        c.note(|| {
+            format!(
+                "mount_setattr({}MOUNT_ATTR_IDMAP, userns with the mount's uid/gidMappings)",
+                if rec { "AT_RECURSIVE, " } else { "" }
+            )
+        });
+    }
+    let target = ensure_in_root(root, dest, kind)?;
+    sys::move_mount(tree.as_fd(), target.as_fd())
+        .with_context(|| format!("cannot attach the bind of {}", src.display()))?;
+    c.note(|| {
+        format!(
+            "open_tree({}, OPEN_TREE_CLONE{}) + mount_setattr(set={set:#x}, clear={clear:#x}) + move_mount(-> {})",
+            src.display(),
+            if recursive { "|AT_RECURSIVE" } else { "" },
+            dest.display()
+        )
+    });
+    apply_after(tree.as_fd(), opts, c)
+}
