@@ -1,0 +1,174 @@
+//! Processes: clone3, pidfds, setns/unshare, descriptors closed or marked close-on-exec,
+//! execveat, and _exit.
+
+use super::{check, check_int, owned};
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+
+/// clone3's CLONE_INTO_CGROUP (the libc constant is deprecated: it overflows a c_int).
+pub const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// Makes `cmd`'s process get SIGKILL when its parent (onggi, single-threaded) dies: a hook
+/// never outlives the create that runs it.
+pub fn die_with_parent(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the child between fork and exec and only calls prctl, which
+    // is async-signal-safe; it touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// What `clone3` returned in the calling process.
+pub enum Forked {
+    /// We are the new child.
+    Child,
+    /// We are the parent; the child's pid (in our pid namespace) and a pidfd for it.
+    Parent { pid: libc::pid_t, pidfd: OwnedFd },
+}
+
+/// `clone3` without CLONE_VM: a fork that can create namespaces at once (the child is PID 1 of a
+/// new pid namespace from its first instruction) and, with `cgroup`, start inside a cgroup
+/// (CLONE_INTO_CGROUP) so it never runs a moment outside it. The caller must be single-threaded.
+pub fn clone3(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> io::Result<Forked> {
+    let mut pidfd: RawFd = -1;
+    // SAFETY: clone_args is a plain C struct of integers; all-zero is its documented default.
+    let mut args: libc::clone_args = unsafe { std::mem::zeroed() };
+    args.flags = flags | libc::CLONE_PIDFD as u64;
+    args.pidfd = &mut pidfd as *mut RawFd as u64;
+    // With CLONE_PARENT the child gets the caller's exit signal; clone3 wants 0 here then.
+    if flags & libc::CLONE_PARENT as u64 == 0 {
+        args.exit_signal = libc::SIGCHLD as u64;
+    }
+    if let Some(fd) = cgroup {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = fd.as_raw_fd() as u64;
+    }
+    // SAFETY: without CLONE_VM and with a zero stack, clone3 behaves like fork(): the child gets
+    // a copy of our address space and continues from here. onggi is single-threaded whenever it
+    // calls this (no lock can be held by another thread), and `args` outlives the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut libc::clone_args,
+            std::mem::size_of::<libc::clone_args>(),
+        )
+    };
+    match check(ret)? {
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent {
+            pid: pid as libc::pid_t,
+            pidfd: owned(pidfd as libc::c_long),
+        }),
+    }
+}
+
+/// A pidfd for an existing process (not necessarily our child).
+pub fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    check(ret).map(owned)
+}
+
+/// Sends `sig` to the process behind `pidfd`: no pid-reuse race.
+pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: libc::c_int) -> io::Result<()> {
+    // SAFETY: a null siginfo is allowed (the kernel fills it as for kill()); flags must be 0.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    check(ret).map(|_| ())
+}
+
+/// Marks every descriptor from `first` up as close-on-exec (CLOSE_RANGE_CLOEXEC).
+/// When close_range is refused (a seccomp allow-list older than it: the init loads its filter
+/// before the gate), each open descriptor listed in /proc/self/fd gets FD_CLOEXEC instead.
+pub fn cloexec_from(first: u32) -> io::Result<()> {
+    // SAFETY: close_range only changes descriptor flags; no memory is involved.
+    let ret = unsafe { libc::close_range(first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC as i32) };
+    match check_int(ret) {
+        Ok(_) => Ok(()),
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EPERM | libc::ENOSYS | libc::EACCES)
+            ) =>
+        {
+            for entry in std::fs::read_dir("/proc/self/fd")? {
+                let fd: libc::c_int = match entry?.file_name().to_str().and_then(|n| n.parse().ok())
+                {
+                    Some(fd) if fd >= first as libc::c_int => fd,
+                    _ => continue,
+                };
+                // SAFETY: integer-only fcntl; a descriptor closed meanwhile (the directory's
+                // own) fails with EBADF, which is fine.
+                unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+            }
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// unshare(2) with raw flags (nix's CloneFlags lacks CLONE_NEWTIME).
+pub fn unshare(flags: libc::c_int) -> io::Result<()> {
+    // SAFETY: unshare takes one integer and touches no memory of ours.
+    if unsafe { libc::unshare(flags) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// setns(2) with raw flags (a pidfd with several CLONE_NEW* bits, CLONE_NEWTIME included).
+pub fn setns(fd: BorrowedFd<'_>, flags: libc::c_int) -> io::Result<()> {
+    // SAFETY: fd is a live descriptor for the duration of the call; flags is an integer.
+    if unsafe { libc::setns(fd.as_raw_fd(), flags) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// execveat(fd, "", args, env, AT_EMPTY_PATH): runs the open file `fd`. Returns only on error.
+pub fn execveat_empty(fd: BorrowedFd<'_>, args: &[CString], env: &[CString]) -> io::Error {
+    let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let mut envp: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
+    envp.push(std::ptr::null());
+    let empty = c"";
+    // SAFETY: argv and envp are NULL-terminated arrays of pointers to NUL-terminated strings
+    // that outlive the call; fd is open.
+    unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            fd.as_raw_fd(),
+            empty.as_ptr(),
+            argv.as_ptr(),
+            envp.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        );
+    }
+    io::Error::last_os_error()
+}
+
+/// close_range(first, last): closes every descriptor in the range.
+pub fn close_range(first: u32, last: u32) -> io::Result<()> {
+    // SAFETY: closing descriptors touches no memory; the caller no longer uses these numbers.
+    check_int(unsafe { libc::close_range(first, last, 0) }).map(|_| ())
+}
+
+/// _exit(2): leave at once, without running destructors or atexit handlers (for forked children).
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns and is async-signal-safe.
+    unsafe { libc::_exit(code) }
+}
