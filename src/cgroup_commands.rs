@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 use std::io::{Read, Write};
 use std::path::Path;
 
-use crate::cgroups;
+use crate::cgroup;
 use crate::state::{Status, Store, StoreError};
 
 /// runc's `update` flags; each overrides the matching field of `--resources`.
@@ -149,13 +149,13 @@ pub fn update(store: &Store, id: &str, flags: &UpdateFlags) -> Result<()> {
     if let Ok(current) = std::fs::read_to_string(cg.join("cpu.max")) {
         r = with_current_cpu_max(r, &current)?;
     }
-    let writes = cgroups::resource_writes(&r)?;
-    let mount = cgroups::v2_mount()?;
+    let writes = cgroup::resource_writes(&r)?;
+    let mount = cgroup::v2_mount()?;
     let rel = Path::new("/").join(
         cg.strip_prefix(&mount)
             .context("the container's cgroup is not below the v2 mount")?,
     );
-    let group = cgroups::Cgroup { mount, rel };
+    let group = cgroup::Cgroup { mount, rel };
     let controllers = group.check_controllers(&writes)?;
     if let Some(m) = r.memory() {
         if m.check_before_update() == Some(true) {
@@ -179,12 +179,12 @@ pub fn update(store: &Store, id: &str, flags: &UpdateFlags) -> Result<()> {
             .as_ref()
             .and_then(|l| l.devices().clone())
             .unwrap_or_default();
-        let rules = crate::devices::rules(devs, &devices)?;
+        let rules = crate::cgroup::device_filter::rules(devs, &devices)?;
         crate::trace::step("update_devices", |c| {
             let fd = group.open()?;
-            crate::devices::attach(
+            crate::cgroup::device_filter::attach(
                 std::os::fd::AsFd::as_fd(&fd),
-                &crate::devices::compile(&rules),
+                &crate::cgroup::device_filter::compile(&rules),
             )?;
             c.note(|| {
                 format!(
@@ -395,7 +395,7 @@ mod tests {
             serde_json::from_value(json!({ "cpu": j })).expect("valid test input")
         };
         let writes = |r: LinuxResources| -> Vec<String> {
-            cgroups::resource_writes(&r)
+            cgroup::resource_writes(&r)
                 .expect("valid")
                 .into_iter()
                 .map(|w| w.value)

@@ -163,7 +163,7 @@ pub fn kill(store: &Store, id: &str, sig: &str, all: bool) -> Result<()> {
 /// signal each, thaw otherwise), else through its own pid namespace, else only the init.
 fn signal_all(s: &State, sig: i32) -> Result<()> {
     if let Some(cg) = &s.cgroup {
-        return crate::cgroups::kill_all(cg, sig);
+        return crate::cgroup::kill_all(cg, sig);
     }
     if !s.own_pid_namespace {
         crate::logging::warn(&format!(
@@ -216,7 +216,7 @@ pub fn pause(store: &Store, id: &str, on: bool) -> Result<()> {
         (other, false) => bail!("{id}: container not paused ({other})"),
     }
     trace::step(if on { "pause" } else { "resume" }, |c| {
-        crate::cgroups::freeze(cg, on)?;
+        crate::cgroup::freeze(cg, on)?;
         c.note(|| format!("write {}/cgroup.freeze = {}", cg.display(), u8::from(on)));
         Ok::<_, anyhow::Error>(())
     })
@@ -315,7 +315,7 @@ fn release_cgroup(s: &State) -> Result<()> {
         return remove_cgroup(cg);
     }
     trace::step("cgroup_devices_detach", |c| {
-        let n = crate::devices::detach_ours(cg)?;
+        let n = crate::cgroup::device_filter::detach_ours(cg)?;
         c.note(|| format!("bpf(BPF_PROG_DETACH) x{n} on {}", cg.display()));
         anyhow::Ok(())
     })
@@ -339,11 +339,11 @@ fn kill_init(id: &str, pid: i32, pidfd: std::os::fd::BorrowedFd<'_>) -> Result<(
 /// Removes a cgroup onggi made, killing first what is still in it (processes the init left
 /// behind when it had no pid namespace of its own go with the container).
 fn remove_cgroup(cg: &std::path::Path) -> Result<()> {
-    if !crate::cgroups::procs(cg).is_empty() {
-        crate::cgroups::kill_all(cg, libc::SIGKILL)?;
+    if !crate::cgroup::procs(cg).is_empty() {
+        crate::cgroup::kill_all(cg, libc::SIGKILL)?;
     }
     trace::step("cgroup_remove", |c| {
-        crate::cgroups::remove(cg)?;
+        crate::cgroup::remove(cg)?;
         c.note(|| format!("rmdir {}", cg.display()));
         Ok::<_, anyhow::Error>(())
     })
@@ -397,17 +397,17 @@ fn delete_unreadable(dir: crate::state::ContainerDir, err: anyhow::Error) -> Res
 /// On a host with a cgroup v2 hierarchy as root, every container onggi creates has a cgroup:
 /// none where the config puts it means none was made (or it is gone with its processes).
 fn cgroups_possible() -> bool {
-    !crate::namespaces::rootless() && crate::cgroups::v2_mount().is_ok()
+    !crate::namespaces::rootless() && crate::cgroup::v2_mount().is_ok()
 }
 
 /// The cgroup the saved config places the container in (as create computes it).
 fn configured_cgroup(dir: &crate::state::ContainerDir) -> Option<std::path::PathBuf> {
     let spec = dir.load_config().ok()?;
-    let mount = crate::cgroups::v2_mount().ok()?;
-    let own = crate::cgroups::own_cgroup().ok()?;
+    let mount = crate::cgroup::v2_mount().ok()?;
+    let own = crate::cgroup::own_cgroup().ok()?;
     let path = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
-    let rel = crate::cgroups::container_path(path.as_deref(), &own, &dir.id).ok()?;
-    Some(crate::cgroups::Cgroup { mount, rel }.dir())
+    let rel = crate::cgroup::container_path(path.as_deref(), &own, &dir.id).ok()?;
+    Some(crate::cgroup::Cgroup { mount, rel }.dir())
 }
 
 /// `list`.

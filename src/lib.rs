@@ -20,13 +20,11 @@
 //! * [`sys`]: the only `unsafe` code, small system-call wrappers.
 
 pub mod capabilities;
+pub mod cgroup;
 pub mod cgroup_commands;
-pub mod cgroup_setup;
-pub mod cgroups;
 pub mod cli;
 pub mod console;
 pub mod container;
-pub mod devices;
 pub mod exec;
 pub mod hooks;
 pub mod init;

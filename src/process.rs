@@ -189,10 +189,10 @@ impl Drop for Cleanup {
         }
         match self.cgroup.take() {
             Some((cg, true)) => {
-                let _ = crate::cgroups::remove(&cg);
+                let _ = crate::cgroup::remove(&cg);
             }
             Some((cg, false)) => {
-                let _ = crate::devices::detach_ours(&cg);
+                let _ = crate::cgroup::device_filter::detach_ours(&cg);
             }
             None => {}
         }
@@ -265,7 +265,7 @@ pub fn create(store: &Store, o: &CreateOptions<'_>) -> Result<Created> {
         .as_ref()
         .and_then(|l| l.seccomp().clone());
     let (seccomp, listener) = crate::seccomp::prepare(seccomp_spec.as_ref())?;
-    let cgroup = crate::cgroup_setup::plan(&bundle, o.id)?;
+    let cgroup = crate::cgroup::setup::plan(&bundle, o.id)?;
     let mut state = first_record(o.id, &bundle, cgroup.as_ref());
     let (dir, gate) = trace::step("state_dir", |c| stage(store, &state, &bundle, c))?;
     let mut guard = Cleanup {
@@ -287,7 +287,7 @@ pub fn create(store: &Store, o: &CreateOptions<'_>) -> Result<Created> {
     let flags = namespaces::new_namespace_flags(bundle.namespaces());
     let placed = match &cgroup {
         Some(plan) => {
-            let p = crate::cgroup_setup::make(plan, &bundle)?;
+            let p = crate::cgroup::setup::make(plan, &bundle)?;
             guard.cgroup = Some((p.dir.clone(), p.created));
             Some(p)
         }
@@ -355,7 +355,7 @@ pub fn create(store: &Store, o: &CreateOptions<'_>) -> Result<Created> {
     state.pid = pid;
     dir.save(&state)?;
     if let Some(p) = placed.as_ref().filter(|p| p.clone_target().is_none()) {
-        crate::cgroup_setup::join(p, pid)?;
+        crate::cgroup::setup::join(p, pid)?;
     }
     parent_side_setup(&bundle, procfs.as_fd(), pid)?;
     let sources = crate::sources::open(&bundle, procfs.as_fd(), pid)?;
@@ -422,7 +422,7 @@ pub fn check_preserved_fds(n: u32) -> Result<()> {
 
 /// The state record written before anything else exists: `creating`, no init yet, this onggi
 /// as the creator, and the cgroup it is about to make.
-fn first_record(id: &str, bundle: &Bundle, cgroup: Option<&crate::cgroup_setup::Plan>) -> State {
+fn first_record(id: &str, bundle: &Bundle, cgroup: Option<&crate::cgroup::setup::Plan>) -> State {
     State {
         id: id.to_string(),
         pid: 0,
@@ -720,7 +720,7 @@ pub fn pid_ns_of(pid: i32) -> Option<PathBuf> {
 /// without delegation), every process in the init's own pid namespace; else only the init.
 pub fn members(state: &State) -> Vec<i32> {
     if let Some(cg) = &state.cgroup {
-        return crate::cgroups::procs(cg);
+        return crate::cgroup::procs(cg);
     }
     let ns = match pid_ns_of(state.pid) {
         Some(ns) if state.own_pid_namespace => ns,

@@ -399,7 +399,7 @@ impl ContainerDir {
             Some(p) if p.start_time == s.pid_start_time && !p.dead => {
                 if self.gate_path().exists() {
                     Status::Created
-                } else if s.cgroup.as_deref().is_some_and(crate::cgroups::is_frozen) {
+                } else if s.cgroup.as_deref().is_some_and(crate::cgroup::is_frozen) {
                     Status::Paused
                 } else {
                     Status::Running

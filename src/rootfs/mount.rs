@@ -228,7 +228,7 @@ fn cgroup2_as_host_bind(
 ) -> Result<()> {
     let src = match cx.cgroup.filter(|_| cx.cgroupns) {
         Some(dir) => dir.to_path_buf(),
-        None => crate::cgroups::v2_mount().context(
+        None => crate::cgroup::v2_mount().context(
             "cgroup2 cannot be mounted from this user namespace and the host has no v2 hierarchy to bind",
         )?,
     };

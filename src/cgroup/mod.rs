@@ -11,6 +11,9 @@
 //! * pause/resume write `cgroup.freeze` and wait for `frozen` in `cgroup.events`; `kill --all`
 //!   and `delete --force` use `cgroup.kill`.
 
+pub mod device_filter;
+pub mod setup;
+
 use anyhow::{bail, Context, Result};
 use oci_spec::runtime::LinuxResources;
 use std::collections::BTreeSet;

@@ -15,7 +15,7 @@ use anyhow::{Context, Result};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 
-use crate::cgroups::{Cgroup, Write};
+use crate::cgroup::{Cgroup, Write};
 use crate::spec::Bundle;
 use crate::{namespaces, trace};
 
@@ -55,10 +55,10 @@ impl Placed {
 pub fn plan(bundle: &Bundle, id: &str) -> Result<Option<Plan>> {
     let linux = bundle.spec.linux().as_ref();
     let writes = match linux.and_then(|l| l.resources().as_ref()) {
-        Some(r) => crate::cgroups::resource_writes(r)?,
+        Some(r) => crate::cgroup::resource_writes(r)?,
         None => Vec::new(),
     };
-    let mount = match crate::cgroups::v2_mount() {
+    let mount = match crate::cgroup::v2_mount() {
         Ok(m) => m,
         Err(e) if writes.is_empty() => {
             trace::moment("cgroup", || format!("no cgroup for the container: {e:#}"));
@@ -66,22 +66,22 @@ pub fn plan(bundle: &Bundle, id: &str) -> Result<Option<Plan>> {
         }
         Err(e) => return Err(e.context("linux.resources needs a cgroup v2 hierarchy")),
     };
-    let own = crate::cgroups::own_cgroup()?;
+    let own = crate::cgroup::own_cgroup()?;
     let rel =
-        crate::cgroups::container_path(linux.and_then(|l| l.cgroups_path().as_deref()), &own, id)?;
+        crate::cgroup::container_path(linux.and_then(|l| l.cgroups_path().as_deref()), &own, id)?;
     let cg = Cgroup { mount, rel };
     if namespaces::rootless() && !delegated(&cg, &writes)? {
         return Ok(None);
     }
     let controllers = cg.check_controllers(&writes)?;
     let create = !cg.dir().exists();
-    if !create && !crate::cgroups::procs(&cg.dir()).is_empty() {
+    if !create && !crate::cgroup::procs(&cg.dir()).is_empty() {
         crate::logging::warn(&format!(
             "the cgroup {} has processes already: they share the container's limits",
             cg.dir().display()
         ));
     }
-    if !create && crate::cgroups::is_frozen(&cg.dir()) {
+    if !create && crate::cgroup::is_frozen(&cg.dir()) {
         // The init would be frozen before its first instruction, and create would wait for
         // it forever (runc refuses too).
         anyhow::bail!(
@@ -133,9 +133,9 @@ pub fn make(plan: &Plan, bundle: &Bundle) -> Result<Placed> {
     let created = trace::step("cgroup", |c| cg.create(&plan.controllers, c))?;
     let undo = |e: anyhow::Error| {
         if created {
-            let _ = crate::cgroups::remove(&cg.dir());
+            let _ = crate::cgroup::remove(&cg.dir());
         } else {
-            let _ = crate::devices::detach_ours(&cg.dir());
+            let _ = crate::cgroup::device_filter::detach_ours(&cg.dir());
         }
         e
     };
@@ -166,14 +166,14 @@ fn attach_devices(
 ) -> Result<()> {
     let linux = bundle.spec.linux().as_ref();
     let resources = linux.and_then(|l| l.resources().as_ref());
-    let rules = crate::devices::rules(
+    let rules = crate::cgroup::device_filter::rules(
         resources
             .and_then(|r| r.devices().as_deref())
             .unwrap_or(&[]),
         linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[]),
     )?;
-    let prog = crate::devices::compile(&rules);
-    crate::devices::attach(fd, &prog)?;
+    let prog = crate::cgroup::device_filter::compile(&rules);
+    crate::cgroup::device_filter::attach(fd, &prog)?;
     c.note(|| {
         format!(
             "bpf(BPF_PROG_LOAD, CGROUP_DEVICE, {} rules, {} insns) + bpf(BPF_PROG_ATTACH)",
