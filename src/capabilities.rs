@@ -42,7 +42,8 @@ fn names(s: &CapsHashSet) -> String {
 }
 
 /// The parsed sets.
-pub struct CapSets {
+#[derive(Clone)]
+pub(crate) struct CapSets {
     bounding: CapsHashSet,
     effective: CapsHashSet,
     permitted: CapsHashSet,
@@ -52,14 +53,14 @@ pub struct CapSets {
 
 impl CapSets {
     /// Whether the configured effective set has CAP_SYS_ADMIN.
-    pub fn has_sys_admin(&self) -> bool {
+    pub(crate) fn has_sys_admin(&self) -> bool {
         self.effective.contains(&Capability::CAP_SYS_ADMIN)
     }
 
     /// Refuses sets that ask for a capability this process's own bounding set lacks (a host
     /// that withholds CAP_SYS_RESOURCE, say): no process onggi starts can be given it, and the
     /// kernel's answer would be a bare EPERM from capset.
-    pub fn check_grantable(&self) -> Result<()> {
+    pub(crate) fn check_grantable(&self) -> Result<()> {
         let own =
             caps::read(None, caps::CapSet::Bounding).context("cannot read our bounding set")?;
         let mut missing: Vec<String> = self
@@ -82,7 +83,7 @@ impl CapSets {
         Ok(())
     }
 
-    pub fn from_config(c: &LinuxCapabilities) -> Result<CapSets> {
+    pub(crate) fn from_config(c: &LinuxCapabilities) -> Result<CapSets> {
         Ok(CapSets {
             bounding: set_of(c.bounding())?,
             effective: set_of(c.effective())?,
@@ -94,7 +95,7 @@ impl CapSets {
 }
 
 /// Step 1: drop every capability not in the bounding set.
-pub fn drop_bounding(sets: &CapSets, c: &mut Calls) -> Result<()> {
+pub(crate) fn drop_bounding(sets: &CapSets, c: &mut Calls) -> Result<()> {
     // Every capability the kernel knows (probed: it may know more than the caps crate).
     let keep: Vec<u32> = sets.bounding.iter().map(|c| c.index() as u32).collect();
     for cap in 0.. {
@@ -116,7 +117,7 @@ pub fn drop_bounding(sets: &CapSets, c: &mut Calls) -> Result<()> {
 }
 
 /// Step 2: the user switch (keeping the permitted set across it when capabilities follow).
-pub fn switch_user(
+pub(crate) fn switch_user(
     user: &User,
     keep_caps: bool,
     procfs: std::os::fd::BorrowedFd<'_>,
@@ -158,7 +159,7 @@ pub fn switch_user(
 /// Steps 3 and 4. `hold_sys_admin`: keep CAP_SYS_ADMIN effective and permitted on top of the
 /// configured sets, so the seccomp filter can be loaded without no_new_privs; it is applied
 /// again without it right after the load.
-pub fn apply_sets(sets: &CapSets, hold_sys_admin: bool, c: &mut Calls) -> Result<()> {
+pub(crate) fn apply_sets(sets: &CapSets, hold_sys_admin: bool, c: &mut Calls) -> Result<()> {
     let with_held = |s: &CapsHashSet| {
         let mut s = s.clone();
         if hold_sys_admin {

@@ -8,10 +8,11 @@ use clap::{Args, Parser, Subcommand};
 use std::ffi::OsString;
 use std::path::PathBuf;
 
+use crate::lifecycle::create::CreateOptions;
+use crate::lifecycle::{self, exec, update};
 use crate::logging::{self, LogFormat};
-use crate::process::CreateOptions;
 use crate::state::Store;
-use crate::{container, spec, trace};
+use crate::{spec, trace};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -19,70 +20,70 @@ use crate::{container, spec, trace};
     about = "onggi: a low-level OCI container runtime (runc-compatible CLI)",
     disable_version_flag = true
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Where container state lives (default /run/onggi; $XDG_RUNTIME_DIR/onggi when not root)
     #[arg(long, value_name = "DIR")]
-    pub root: Option<PathBuf>,
+    pub(crate) root: Option<PathBuf>,
     /// Append errors (and --debug lines) to FILE
     #[arg(long, value_name = "FILE")]
-    pub log: Option<PathBuf>,
+    pub(crate) log: Option<PathBuf>,
     /// Format of --log lines
     #[arg(long, value_enum, default_value = "text")]
-    pub log_format: LogFormat,
+    pub(crate) log_format: LogFormat,
     /// Debug lines, including every setup step, to --log (else stderr)
     #[arg(long)]
-    pub debug: bool,
+    pub(crate) debug: bool,
     /// Print every setup step of create/run/exec to stderr: name, kernel calls, time
     #[arg(long)]
-    pub trace: bool,
+    pub(crate) trace: bool,
     /// Format of --trace lines
     #[arg(long, value_enum, default_value = "text", value_name = "FORMAT")]
-    pub trace_format: TraceFormat,
+    pub(crate) trace_format: TraceFormat,
     /// Use systemd to manage cgroups (not supported yet)
     #[arg(long)]
-    pub systemd_cgroup: bool,
+    pub(crate) systemd_cgroup: bool,
     /// Accepted for runc compatibility (auto|true|false); onggi decides from its euid
     #[arg(long, value_name = "VALUE", hide = true)]
-    pub rootless: Option<String>,
+    pub(crate) rootless: Option<String>,
     /// Accepted for runc compatibility; checkpointing is not supported
     #[arg(long, value_name = "PATH", hide = true)]
-    pub criu: Option<String>,
+    pub(crate) criu: Option<String>,
     /// Print version information
     #[arg(short = 'v', long)]
-    pub version: bool,
+    pub(crate) version: bool,
     #[command(subcommand)]
-    pub command: Option<Command>,
+    pub(crate) command: Option<Command>,
 }
 
 /// `--trace-format`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum TraceFormat {
+pub(crate) enum TraceFormat {
     Text,
     Json,
 }
 
 #[derive(Args, Debug)]
-pub struct CreateArgs {
+pub(crate) struct CreateArgs {
     /// The bundle directory (holding config.json)
     #[arg(short = 'b', long, value_name = "DIR", default_value = ".")]
-    pub bundle: PathBuf,
+    pub(crate) bundle: PathBuf,
     /// Write the init's host pid here (no newline)
     #[arg(long, value_name = "FILE")]
-    pub pid_file: Option<PathBuf>,
+    pub(crate) pid_file: Option<PathBuf>,
     /// AF_UNIX socket that receives the pty master when process.terminal is true
     #[arg(long, value_name = "PATH")]
-    pub console_socket: Option<PathBuf>,
+    pub(crate) console_socket: Option<PathBuf>,
     /// Use MS_MOVE + chroot instead of pivot_root (for ramdisk roots)
     #[arg(long)]
-    pub no_pivot: bool,
+    pub(crate) no_pivot: bool,
     /// Do not give the container a new session keyring
     #[arg(long)]
-    pub no_new_keyring: bool,
+    pub(crate) no_new_keyring: bool,
     /// Pass N extra fds (3 .. 3+N-1) to the container process
     #[arg(long, value_name = "N", default_value_t = 0)]
-    pub preserve_fds: u32,
+    pub(crate) preserve_fds: u32,
     /// The container id
-    pub id: String,
+    pub(crate) id: String,
 }
 
 impl CreateArgs {
@@ -101,7 +102,7 @@ impl CreateArgs {
 }
 
 #[derive(Subcommand, Debug)]
-pub enum Command {
+pub(crate) enum Command {
     /// Write a default config.json
     Spec {
         /// Directory to write config.json into
@@ -135,7 +136,7 @@ pub enum Command {
     /// Change the resources of a running container (LinuxResources JSON and/or runc's flags)
     Update {
         #[command(flatten)]
-        flags: crate::cgroup_commands::UpdateFlags,
+        flags: crate::lifecycle::update::UpdateFlags,
         id: String,
     },
     /// Print the container's events as JSON lines (stats every interval, oom)
@@ -173,7 +174,7 @@ pub enum Command {
         format: String,
     },
     /// Run a new process in a running container
-    Exec(crate::exec::ExecArgs),
+    Exec(crate::lifecycle::exec::ExecArgs),
     /// List the host pids of a container's processes
     Ps {
         #[arg(short = 'f', long, value_parser = ["table", "json"], default_value = "table")]
@@ -249,9 +250,9 @@ pub fn main(args: Vec<OsString>) -> i32 {
     // must already be open, or onggi's own descriptors would take those numbers.
     let preserved = match &cli.command {
         Some(Command::Create(a)) | Some(Command::Run { create: a, .. }) => {
-            crate::process::check_preserved_fds(a.preserve_fds)
+            crate::lifecycle::create::check_preserved_fds(a.preserve_fds)
         }
-        Some(Command::Exec(a)) => crate::process::check_preserved_fds(a.preserve_fds),
+        Some(Command::Exec(a)) => crate::lifecycle::create::check_preserved_fds(a.preserve_fds),
         _ => Ok(()),
     };
     if let Err(e) = logging::init(cli.log.as_deref(), cli.log_format, cli.debug) {
@@ -314,34 +315,36 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     let store = || -> anyhow::Result<Store> { Store::open(&state_root(cli.root.clone())?) };
     match command {
         Command::Spec { bundle, rootless } => {
-            container::write_spec(&bundle, rootless)?;
+            spec::write_spec(&bundle, rootless)?;
         }
         Command::Create(a) => {
-            crate::process::create(&store()?, &a.options())?;
+            lifecycle::create::create(&store()?, &a.options())?;
         }
         Command::Run {
             create,
             detach,
             keep,
         } => {
-            return container::run(&store()?, &create.options(), detach, keep);
+            return lifecycle::run(&store()?, &create.options(), detach, keep);
         }
-        Command::Start { id } => container::start(&store()?, &id)?,
-        Command::Exec(a) => return crate::exec::exec(&store()?, &a),
-        Command::Ps { format, id } => crate::exec::ps(&store()?, &id, format == "json")?,
-        Command::State { id } => container::state(&store()?, &id)?,
-        Command::Pause { id } => container::pause(&store()?, &id, true)?,
-        Command::Resume { id } => container::pause(&store()?, &id, false)?,
-        Command::Update { flags, id } => crate::cgroup_commands::update(&store()?, &id, &flags)?,
+        Command::Start { id } => lifecycle::start(&store()?, &id)?,
+        Command::Exec(a) => return exec::exec(&store()?, &a),
+        Command::Ps { format, id } => lifecycle::ps(&store()?, &id, format == "json")?,
+        Command::State { id } => lifecycle::state(&store()?, &id)?,
+        Command::Pause { id } => lifecycle::pause(&store()?, &id, true)?,
+        Command::Resume { id } => lifecycle::pause(&store()?, &id, false)?,
+        Command::Update { flags, id } => update::update(&store()?, &id, &flags)?,
         Command::Events {
             stats,
             interval,
             id,
-        } => crate::cgroup_commands::events(&store()?, &id, stats, &interval)?,
-        Command::Kill { all, id, signal } => container::kill(&store()?, &id, &signal, all)?,
-        Command::Delete { force, id } => container::delete(&store()?, &id, force)?,
-        Command::List { quiet, format } => container::list(&store()?, quiet, format == "json")?,
-        Command::Features => logging::print(&serde_json::to_string_pretty(&container::features())?),
+        } => lifecycle::events(&store()?, &id, stats, &interval)?,
+        Command::Kill { all, id, signal } => lifecycle::kill(&store()?, &id, &signal, all)?,
+        Command::Delete { force, id } => lifecycle::delete(&store()?, &id, force)?,
+        Command::List { quiet, format } => lifecycle::list(&store()?, quiet, format == "json")?,
+        Command::Features => {
+            logging::print(&serde_json::to_string_pretty(&crate::features::features())?)
+        }
     }
     Ok(0)
 }

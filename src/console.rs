@@ -16,14 +16,14 @@ use std::path::Path;
 use crate::{rootfs, sys, trace};
 
 /// Connects to the manager's console socket (in the runtime's mount namespace).
-pub fn connect(path: &Path) -> Result<UnixStream> {
+pub(crate) fn connect(path: &Path) -> Result<UnixStream> {
     UnixStream::connect(path)
         .with_context(|| format!("--console-socket {}: cannot connect", path.display()))
 }
 
 /// Where a process's pty master goes: the --console-socket (connected now, while the host path
 /// resolves), or onggi's own relay (a socket pair, in the foreground). Errors name the mismatch.
-pub fn target(
+pub(crate) fn target(
     terminal: bool,
     socket: Option<&Path>,
     relay: Option<&UnixStream>,
@@ -38,7 +38,7 @@ pub fn target(
 }
 
 /// The slave side kept by the init until execve.
-pub struct Slave(pub OwnedFd);
+pub(crate) struct Slave(pub OwnedFd);
 
 /// Opens a pty pair in the devpts of the current root: (master, slave, slave path).
 fn open_pty(size: Option<(u16, u16)>) -> Result<(nix::pty::PtyMaster, OwnedFd, String)> {
@@ -76,7 +76,11 @@ fn open_pty(size: Option<(u16, u16)>) -> Result<(nix::pty::PtyMaster, OwnedFd, S
 
 /// The init's terminal (after pivot_root): a pty whose slave is bound over /dev/console, the
 /// master sent to the console socket.
-pub fn setup(socket: &UnixStream, size: Option<(u16, u16)>, c: &mut trace::Calls) -> Result<Slave> {
+pub(crate) fn setup(
+    socket: &UnixStream,
+    size: Option<(u16, u16)>,
+    c: &mut trace::Calls,
+) -> Result<Slave> {
     let (master, slave, name) = open_pty(size)?;
     bind_console(slave.as_fd())?;
     sys::send_with_fd(socket.as_fd(), name.as_bytes(), master.as_fd())
@@ -91,7 +95,7 @@ pub fn setup(socket: &UnixStream, size: Option<(u16, u16)>, c: &mut trace::Calls
 
 /// An exec'd process's terminal (after joining the container's namespaces): a new pty in the
 /// container's devpts, the master sent to the console socket. /dev/console stays the init's.
-pub fn setup_exec(
+pub(crate) fn setup_exec(
     socket: &UnixStream,
     size: Option<(u16, u16)>,
     c: &mut trace::Calls,
@@ -124,7 +128,7 @@ fn bind_console(slave: BorrowedFd<'_>) -> Result<()> {
 }
 
 /// At the gate: a new session, the slave as controlling terminal and as stdio.
-pub fn attach(slave: &Slave) -> Result<()> {
+pub(crate) fn attach(slave: &Slave) -> Result<()> {
     nix::unistd::setsid().context("setsid")?;
     sys::set_controlling_tty(slave.0.as_fd()).context("TIOCSCTTY")?;
     for fd in 0..3 {
@@ -134,7 +138,7 @@ pub fn attach(slave: &Slave) -> Result<()> {
 }
 
 /// Receives the pty master that `setup`/`setup_exec` sent over our end of a socket pair.
-pub fn receive(sock: &UnixStream) -> Result<OwnedFd> {
+pub(crate) fn receive(sock: &UnixStream) -> Result<OwnedFd> {
     sys::recv_fd(sock.as_fd()).context("cannot receive the pty master")
 }
 
@@ -172,7 +176,7 @@ fn copy_window_size(master: BorrowedFd<'_>) {
 /// end of the container's pty. Our stdin (raw, when it is a terminal) goes to the master, the
 /// master's output to our stdout; SIGWINCH copies our window size over; other relayed signals
 /// go to the process. Returns its exit code as [`crate::signal::Relay::wait`] does.
-pub fn relay(
+pub(crate) fn relay(
     signals: &crate::signal::Relay,
     pid: i32,
     pidfd: BorrowedFd<'_>,

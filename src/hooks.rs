@@ -14,7 +14,7 @@
 //! startContainer hook fails the operation; a failing poststart or poststop hook is a warning.
 
 use anyhow::{bail, Context, Result};
-use oci_spec::runtime::Hook;
+use oci_spec::runtime::{Hook, Spec};
 use serde::Serialize;
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
@@ -24,50 +24,94 @@ use std::time::{Duration, Instant};
 use crate::state::Status;
 use crate::trace;
 
-/// Runs `hooks` in order; the first failure ends it. A hook without `env` inherits onggi's
-/// environment (runc's: Go's exec with a nil Env).
-pub fn run_all(name: &'static str, hooks: &[Hook], state: &str) -> Result<()> {
-    run_all_in(name, hooks, state, None)
+/// The moments of config.json's `hooks`, in the order a container meets them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Moment {
+    Prestart,
+    CreateRuntime,
+    CreateContainer,
+    StartContainer,
+    Poststart,
+    Poststop,
 }
 
-/// [`run_all`], where a hook without `env` gets `default_env` (startContainer hooks get the
-/// container process's environment, as runc's, which run them from its init).
-pub fn run_all_in(
-    name: &'static str,
-    hooks: &[Hook],
+impl Moment {
+    /// The config field's name (also the trace step's).
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Moment::Prestart => "prestart",
+            Moment::CreateRuntime => "createRuntime",
+            Moment::CreateContainer => "createContainer",
+            Moment::StartContainer => "startContainer",
+            Moment::Poststart => "poststart",
+            Moment::Poststop => "poststop",
+        }
+    }
+
+    /// A failing hook fails the operation (else it is a warning and the rest go on).
+    fn fatal(self) -> bool {
+        !matches!(self, Moment::Poststart | Moment::Poststop)
+    }
+}
+
+/// The hooks of `spec` for moment `m`, in config order.
+pub(crate) fn of(spec: &Spec, m: Moment) -> &[Hook] {
+    let Some(h) = spec.hooks() else {
+        return &[];
+    };
+    let list = match m {
+        Moment::Prestart => h.prestart(),
+        Moment::CreateRuntime => h.create_runtime(),
+        Moment::CreateContainer => h.create_container(),
+        Moment::StartContainer => h.start_container(),
+        Moment::Poststart => h.poststart(),
+        Moment::Poststop => h.poststop(),
+    };
+    list.as_deref().unwrap_or(&[])
+}
+
+/// Runs the hooks of moment `m` in order. A hook without `env` inherits onggi's environment
+/// (runc's: Go's exec with a nil Env), or `default_env` when given (startContainer hooks get
+/// the container process's, as runc's, which run them from its init). For a fatal moment the
+/// first failure ends it; otherwise every hook runs and each failure is a warning.
+pub(crate) fn run(
+    m: Moment,
+    spec: &Spec,
     state: &str,
     default_env: Option<&[String]>,
 ) -> Result<()> {
+    let hooks = of(spec, m);
+    if !m.fatal() {
+        run_each_warn(m.name(), hooks, state);
+        return Ok(());
+    }
     if hooks.is_empty() {
         return Ok(());
     }
+    let name = m.name();
     trace::step(name, |c| {
         for (i, h) in hooks.iter().enumerate() {
             run_one(h, state, default_env)
                 .with_context(|| format!("hooks.{name}[{i}] {}", h.path().display()))?;
-            c.note(|| {
-                format!(
-                    "{} {:?}",
-                    h.path().display(),
-                    h.args().as_deref().unwrap_or(&[])
-                )
-            });
+            c.note(|| call(h));
         }
         Ok::<_, anyhow::Error>(())
     })
 }
 
-/// poststart and poststop: every hook runs; each failure is a warning and the rest go on.
-pub fn run_all_warn(name: &'static str, hooks: &[Hook], state: &str) {
+fn call(h: &Hook) -> String {
+    format!(
+        "{} {:?}",
+        h.path().display(),
+        h.args().as_deref().unwrap_or(&[])
+    )
+}
+
+/// poststart and poststop: a trace step per hook; each failure is a warning.
+fn run_each_warn(name: &'static str, hooks: &[Hook], state: &str) {
     for (i, h) in hooks.iter().enumerate() {
         let r = trace::step(name, |c| {
-            c.note(|| {
-                format!(
-                    "{} {:?}",
-                    h.path().display(),
-                    h.args().as_deref().unwrap_or(&[])
-                )
-            });
+            c.note(|| call(h));
             run_one(h, state, None)
         });
         if let Err(e) = r {
@@ -247,18 +291,18 @@ impl HookIo {
 
 /// The state hooks read on stdin (runtime.md "State"), typed: its status is a [`Status`].
 #[derive(Clone, Debug, Serialize)]
-pub struct HookState<'a> {
+pub(crate) struct HookState<'a> {
     #[serde(rename = "ociVersion")]
-    pub oci_version: &'static str,
-    pub id: &'a str,
-    pub status: Status,
-    pub pid: i32,
-    pub bundle: &'a std::path::Path,
-    pub annotations: &'a std::collections::HashMap<String, String>,
+    pub(crate) oci_version: &'static str,
+    pub(crate) id: &'a str,
+    pub(crate) status: Status,
+    pub(crate) pid: i32,
+    pub(crate) bundle: &'a std::path::Path,
+    pub(crate) annotations: &'a std::collections::HashMap<String, String>,
 }
 
 impl<'a> HookState<'a> {
-    pub fn new(
+    pub(crate) fn new(
         id: &'a str,
         status: Status,
         pid: i32,
@@ -275,15 +319,7 @@ impl<'a> HookState<'a> {
         }
     }
 
-    /// The same state with another status.
-    pub fn with_status(&self, status: Status) -> HookState<'a> {
-        HookState {
-            status,
-            ..self.clone()
-        }
-    }
-
-    pub fn json(&self) -> String {
+    pub(crate) fn json(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
     }
 }
@@ -296,9 +332,8 @@ mod tests {
     fn the_status_is_a_field_not_a_word_in_the_text() {
         let ann: std::collections::HashMap<String, String> =
             [("phase".to_string(), "creating".to_string())].into();
-        let s = HookState::new("c1", Status::Creating, 7, std::path::Path::new("/b"), &ann);
-        let v: serde_json::Value =
-            serde_json::from_str(&s.with_status(Status::Created).json()).expect("json");
+        let s = HookState::new("c1", Status::Created, 7, std::path::Path::new("/b"), &ann);
+        let v: serde_json::Value = serde_json::from_str(&s.json()).expect("json");
         assert_eq!(v["status"], "created");
         assert_eq!(v["annotations"]["phase"], "creating");
         assert_eq!(v["ociVersion"], crate::spec::OCI_VERSION);

@@ -19,28 +19,39 @@
 //! * [`self_exe`]: create/run/exec run from a read-only mount of onggi's binary (CVE-2019-5736);
 //! * [`sys`]: the only `unsafe` code, small system-call wrappers.
 
-pub mod capabilities;
-pub mod cgroup;
-pub mod cgroup_commands;
+#![deny(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+mod capabilities;
+mod cgroup;
 pub mod cli;
-pub mod console;
-pub mod container;
-pub mod exec;
-pub mod hooks;
-pub mod init;
-pub mod logging;
-pub mod lsm;
-pub mod namespaces;
-pub mod netdev;
-pub mod process;
-pub mod procfs;
-pub mod rootfs;
-pub mod scheduling;
-pub mod seccomp;
-pub mod self_exe;
-pub mod signal;
-pub mod sources;
-pub mod spec;
-pub mod state;
-pub mod sys;
-pub mod trace;
+mod console;
+mod features;
+mod hooks;
+mod init;
+mod lifecycle;
+mod logging;
+mod lsm;
+mod msg;
+mod namespaces;
+mod netdev;
+mod plan;
+mod process;
+mod procfs;
+mod rootfs;
+mod scheduling;
+mod seccomp;
+mod self_exe;
+mod signal;
+mod sources;
+mod spec;
+mod state;
+// The only module allowed `unsafe`: each block says why it is sound (`// SAFETY:`).
+#[allow(unsafe_code)]
+mod sys;
+mod trace;
+
+/// For the integration tests (tests/common): the device programs attached to a cgroup, to
+/// check that onggi leaves none behind.
+#[doc(hidden)]
+pub use sys::bpf_attached_device_programs;

@@ -19,7 +19,7 @@ use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     Text,
     Json,
 }
@@ -34,7 +34,7 @@ static LOGGER: OnceLock<Logger> = OnceLock::new();
 
 /// Sets up the logger from the global flags. The file is opened O_APPEND|O_CLOEXEC and created
 /// with mode 0640 when missing.
-pub fn init(path: Option<&Path>, format: LogFormat, debug: bool) -> std::io::Result<()> {
+pub(crate) fn init(path: Option<&Path>, format: LogFormat, debug: bool) -> std::io::Result<()> {
     let file = match path {
         Some(p) => Some(
             OpenOptions::new()
@@ -54,14 +54,9 @@ pub fn init(path: Option<&Path>, format: LogFormat, debug: bool) -> std::io::Res
     Ok(())
 }
 
-/// True when `--debug` was given: callers skip building debug text otherwise.
-pub fn debug_enabled() -> bool {
-    LOGGER.get().is_some_and(|l| l.debug)
-}
-
 /// The descriptor debug lines go to (the log file, else stderr), for a forked child that must
 /// keep writing to the same place.
-pub fn debug_fd() -> Option<BorrowedFd<'static>> {
+pub(crate) fn debug_fd() -> Option<BorrowedFd<'static>> {
     let l = LOGGER.get()?;
     if !l.debug {
         return None;
@@ -91,18 +86,18 @@ fn quote(s: &str) -> String {
 
 /// Reports a failure: one line on stderr, one line in the log file.
 /// The line says `error:`, as runc's says `level=error`: scripts grep for it.
-pub fn error(msg: &str) {
+pub(crate) fn error(msg: &str) {
     report("error", "error: ", msg);
 }
 
 /// A warning: stderr and the log file, like an error, but the command goes on.
-pub fn warn(msg: &str) {
+pub(crate) fn warn(msg: &str) {
     report("warning", "warning: ", msg);
 }
 
 /// `msg` as one line: control characters (a newline inside a config string, say) escaped as
 /// `\n`, `\t`, `\u{1b}`.
-pub fn one_line(msg: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn one_line(msg: &str) -> std::borrow::Cow<'_, str> {
     if !msg.chars().any(char::is_control) {
         return msg.into();
     }
@@ -134,7 +129,7 @@ fn report(level: &str, prefix: &str, msg: &str) {
 /// Writes `text` and a newline to stdout (command output: state, list, features …). A reader
 /// that went away (`onggi --version | head -1`) ends onggi quietly with 141 (128+SIGPIPE), as a
 /// tool killed by SIGPIPE would, instead of a panic.
-pub fn print(text: &str) {
+pub(crate) fn print(text: &str) {
     let mut out = std::io::stdout().lock();
     let r = out
         .write_all(text.as_bytes())
@@ -146,37 +141,20 @@ pub fn print(text: &str) {
 }
 
 /// One line on stderr, never failing (the init reports its last error this way).
-pub fn stderr_line(msg: &str) {
+pub(crate) fn stderr_line(msg: &str) {
     let _ = writeln!(std::io::stderr(), "{}", one_line(msg));
-}
-
-/// A debug line (with `--debug` only).
-pub fn debug(msg: &str) {
-    let Some(l) = LOGGER.get() else { return };
-    if !l.debug {
-        return;
-    }
-    let text = line(l.format, "debug", msg);
-    match &l.file {
-        Some(f) => {
-            let _ = (&*f).write_all(text.as_bytes());
-        }
-        None => {
-            let _ = std::io::stderr().write_all(text.as_bytes());
-        }
-    }
 }
 
 /// Writes a debug line straight to a descriptor: used by the container init, which writes to the
 /// descriptor it inherited from onggi.
-pub fn debug_to(fd: BorrowedFd<'_>, msg: &str) {
+pub(crate) fn debug_to(fd: BorrowedFd<'_>, msg: &str) {
     let format = LOGGER.get().map_or(LogFormat::Text, |l| l.format);
     let text = line(format, "debug", msg);
     let _ = nix::unistd::write(fd, text.as_bytes());
 }
 
 /// RFC 3339 time in UTC with nanoseconds, e.g. `2026-11-23T13:46:05.123456789Z`.
-pub fn rfc3339(t: SystemTime) -> String {
+pub(crate) fn rfc3339(t: SystemTime) -> String {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs() as i64;
     let (y, m, day) = civil_from_days(secs.div_euclid(86_400));

@@ -19,26 +19,26 @@ use std::path::{Path, PathBuf};
 use crate::trace::Calls;
 
 /// runc's test: the apparmor module says `Y`.
-pub fn apparmor_enabled() -> bool {
+pub(crate) fn apparmor_enabled() -> bool {
     std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
         .is_ok_and(|s| s.trim() == "Y")
 }
 
 /// SELinux is enabled when selinuxfs is mounted (its `enforce` file exists).
-pub fn selinux_enabled() -> bool {
+pub(crate) fn selinux_enabled() -> bool {
     Path::new("/sys/fs/selinux/enforce").exists()
 }
 
 /// The labels one process asks for, checked against the host.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct ExecLabels {
-    pub apparmor: Option<String>,
-    pub selinux: Option<String>,
+pub(crate) struct ExecLabels {
+    pub(crate) apparmor: Option<String>,
+    pub(crate) selinux: Option<String>,
 }
 
 impl ExecLabels {
     /// The process's labels; an error naming the field when the host lacks the LSM.
-    pub fn new(p: &oci_spec::runtime::Process) -> Result<ExecLabels> {
+    pub(crate) fn new(p: &oci_spec::runtime::Process) -> Result<ExecLabels> {
         let set = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
         let labels = ExecLabels {
             apparmor: set(p.apparmor_profile()),
@@ -57,12 +57,12 @@ impl ExecLabels {
         Ok(labels)
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.apparmor.is_none() && self.selinux.is_none()
     }
 
     /// Writes the exec labels to our own attr files (applied by the kernel at execve).
-    pub fn apply(&self, procfs: BorrowedFd<'_>, c: &mut Calls) -> Result<()> {
+    pub(crate) fn apply(&self, procfs: BorrowedFd<'_>, c: &mut Calls) -> Result<()> {
         let me = PathBuf::from(
             nix::fcntl::readlinkat(
                 Some(std::os::fd::AsRawFd::as_raw_fd(&procfs)),
@@ -93,7 +93,7 @@ impl ExecLabels {
 }
 
 /// `linux.mountLabel`: refused without SELinux.
-pub fn check_mount_label(label: Option<&str>) -> Result<()> {
+pub(crate) fn check_mount_label(label: Option<&str>) -> Result<()> {
     if let Some(l) = label.filter(|l| !l.is_empty()) {
         if !selinux_enabled() {
             bail!("config.json: linux.mountLabel {l:?} is set but SELinux is not enabled on this host: refusing to run without it");
@@ -103,7 +103,12 @@ pub fn check_mount_label(label: Option<&str>) -> Result<()> {
 }
 
 /// The mount data with `context="LABEL"` added, for the mount types that take it.
-pub fn with_mount_label(data: &str, fstype: &str, bind: bool, label: Option<&str>) -> String {
+pub(crate) fn with_mount_label(
+    data: &str,
+    fstype: &str,
+    bind: bool,
+    label: Option<&str>,
+) -> String {
     match label.filter(|l| !l.is_empty()) {
         Some(l) if !bind && !matches!(fstype, "proc" | "sysfs" | "cgroup" | "cgroup2") => {
             if data.is_empty() {

@@ -9,7 +9,7 @@ use std::path::Path;
 use crate::trace;
 
 /// The spec's name of a namespace type ("pid", "network" …).
-pub fn name(t: LinuxNamespaceType) -> &'static str {
+pub(crate) fn name(t: LinuxNamespaceType) -> &'static str {
     match t {
         LinuxNamespaceType::Mount => "mount",
         LinuxNamespaceType::Cgroup => "cgroup",
@@ -23,7 +23,7 @@ pub fn name(t: LinuxNamespaceType) -> &'static str {
 }
 
 /// The CLONE_NEW* flag of a namespace type.
-pub fn clone_flag(t: LinuxNamespaceType) -> u64 {
+pub(crate) fn clone_flag(t: LinuxNamespaceType) -> u64 {
     (match t {
         LinuxNamespaceType::Mount => libc::CLONE_NEWNS,
         LinuxNamespaceType::Cgroup => libc::CLONE_NEWCGROUP,
@@ -36,17 +36,8 @@ pub fn clone_flag(t: LinuxNamespaceType) -> u64 {
     }) as u64
 }
 
-/// The file under /proc/<pid>/ns/ for a namespace type.
-pub fn proc_name(t: LinuxNamespaceType) -> &'static str {
-    match t {
-        LinuxNamespaceType::Mount => "mnt",
-        LinuxNamespaceType::Network => "net",
-        other => name(other),
-    }
-}
-
 /// Names the CLONE_* bits of `flags` for traces: `CLONE_NEWPID|CLONE_NEWNS|…`.
-pub fn flag_names(flags: u64) -> String {
+pub(crate) fn flag_names(flags: u64) -> String {
     const ALL: &[(i32, &str)] = &[
         (libc::CLONE_NEWNS, "CLONE_NEWNS"),
         (libc::CLONE_NEWCGROUP, "CLONE_NEWCGROUP"),
@@ -79,14 +70,14 @@ pub fn flag_names(flags: u64) -> String {
 /// A new time namespace is not among them either: its clock offsets can only be written before
 /// any process is in it, so the init unshares it and writes them, and its execve moves it in
 /// (see [`new_time_namespace`]).
-pub fn new_namespace_flags(list: &[LinuxNamespace]) -> u64 {
+pub(crate) fn new_namespace_flags(list: &[LinuxNamespace]) -> u64 {
     list.iter()
         .filter(|n| n.path().is_none() && n.typ() != LinuxNamespaceType::Time)
         .map(|n| clone_flag(n.typ()))
         .fold(0, |a, b| a | b)
 }
 
-pub fn open_ns(t: LinuxNamespaceType, path: &Path) -> Result<std::fs::File> {
+pub(crate) fn open_ns(t: LinuxNamespaceType, path: &Path) -> Result<std::fs::File> {
     let f = std::fs::File::open(path).with_context(|| {
         format!(
             "linux.namespaces {} path {}: cannot open",
@@ -97,7 +88,7 @@ pub fn open_ns(t: LinuxNamespaceType, path: &Path) -> Result<std::fs::File> {
     Ok(f)
 }
 
-pub fn setns_file(t: LinuxNamespaceType, path: &Path, f: &std::fs::File) -> Result<()> {
+pub(crate) fn setns_file(t: LinuxNamespaceType, path: &Path, f: &std::fs::File) -> Result<()> {
     let flag = nix::sched::CloneFlags::from_bits_truncate(clone_flag(t) as i32);
     nix::sched::setns(f.as_fd(), flag).map_err(|e| {
         let hint = if e == nix::errno::Errno::EINVAL {
@@ -116,7 +107,7 @@ pub fn setns_file(t: LinuxNamespaceType, path: &Path, f: &std::fs::File) -> Resu
 /// In the parent, before clone3: a pid namespace given by path must be entered by the process
 /// that forks (setns(CLONE_NEWPID) only changes the namespace of the caller's future children),
 /// so the init is born in it without a second fork.
-pub fn join_pid_namespace(list: &[LinuxNamespace]) -> Result<()> {
+pub(crate) fn join_pid_namespace(list: &[LinuxNamespace]) -> Result<()> {
     let Some(ns) = list.iter().find(|n| n.typ() == LinuxNamespaceType::Pid) else {
         return Ok(());
     };
@@ -135,7 +126,7 @@ pub fn join_pid_namespace(list: &[LinuxNamespace]) -> Result<()> {
 /// Whether onggi itself runs inside a user namespace other than the initial one (rootless
 /// podman runs its runtime as "root" of such a namespace): our uid_map is not the identity map
 /// of all 4294967295 ids.
-pub fn in_user_namespace() -> bool {
+pub(crate) fn in_user_namespace() -> bool {
     static IN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *IN.get_or_init(|| {
         std::fs::read_to_string("/proc/self/uid_map")
@@ -146,12 +137,12 @@ pub fn in_user_namespace() -> bool {
 /// Whether onggi lacks real root: not euid 0, or euid 0 only inside a user namespace. Such a
 /// caller owns no cgroup unless one was delegated, loads no device program, makes no device
 /// nodes, and must keep the init dumpable until it has written the init's id maps.
-pub fn rootless() -> bool {
+pub(crate) fn rootless() -> bool {
     !nix::unistd::geteuid().is_root() || in_user_namespace()
 }
 
 /// The user namespace the config joins by path, if any.
-pub fn joined_user_namespace(list: &[LinuxNamespace]) -> Option<&Path> {
+pub(crate) fn joined_user_namespace(list: &[LinuxNamespace]) -> Option<&Path> {
     list.iter()
         .find(|n| n.typ() == LinuxNamespaceType::User)
         .and_then(|n| n.path().as_deref())
@@ -160,7 +151,7 @@ pub fn joined_user_namespace(list: &[LinuxNamespace]) -> Option<&Path> {
 /// In the init: join every namespace given by path, except pid (already done by the parent)
 /// and user (done by the helper that cloned the init, see `process::clone_init`).
 /// All files are opened first, from the original mount namespace.
-pub fn join_namespaces(list: &[LinuxNamespace]) -> Result<()> {
+pub(crate) fn join_namespaces(list: &[LinuxNamespace]) -> Result<()> {
     trace::step("join_namespaces", |c| {
         let mut joined: Vec<(LinuxNamespaceType, &Path)> = list
             .iter()
@@ -186,7 +177,7 @@ pub fn join_namespaces(list: &[LinuxNamespace]) -> Result<()> {
 /// `timens_offsets` through the verified procfs handle. The init itself stays in the old time
 /// namespace until its execve, which moves it in (Linux ≥ 5.19); nothing has entered the new
 /// one before the offsets are written.
-pub fn new_time_namespace(
+pub(crate) fn new_time_namespace(
     offsets: Option<&std::collections::HashMap<String, oci_spec::runtime::LinuxTimeOffset>>,
     procfs: std::os::fd::BorrowedFd<'_>,
     c: &mut crate::trace::Calls,
@@ -237,8 +228,5 @@ mod tests {
     fn flags_and_names() {
         let f = clone_flag(LinuxNamespaceType::Pid) | clone_flag(LinuxNamespaceType::Mount);
         assert_eq!(flag_names(f), "CLONE_NEWNS|CLONE_NEWPID");
-        assert_eq!(proc_name(LinuxNamespaceType::Network), "net");
-        assert_eq!(proc_name(LinuxNamespaceType::Mount), "mnt");
-        assert_eq!(proc_name(LinuxNamespaceType::Uts), "uts");
     }
 }

@@ -13,6 +13,7 @@
 use anyhow::{bail, Context, Result};
 use oci_spec::runtime::{LinuxNetDevice, Spec};
 use std::collections::HashMap;
+use std::os::fd::AsRawFd;
 use std::os::fd::BorrowedFd;
 
 use crate::sys;
@@ -23,7 +24,7 @@ const IFLA_NET_NS_PID: u16 = 19;
 const IFLA_NET_NS_FD: u16 = 28;
 
 /// The devices of a config, in a fixed order: (name on the host, name in the container).
-pub fn devices(spec: &Spec) -> Vec<(String, String)> {
+pub(crate) fn devices(spec: &Spec) -> Vec<(String, String)> {
     let map: Option<&HashMap<String, LinuxNetDevice>> =
         spec.linux().as_ref().and_then(|l| l.net_devices().as_ref());
     let mut v: Vec<(String, String)> = map
@@ -39,7 +40,7 @@ pub fn devices(spec: &Spec) -> Vec<(String, String)> {
 }
 
 /// Names must be valid interface names; the container needs a network namespace of its own.
-pub fn validate(spec: &Spec, has_new_netns: bool) -> Result<()> {
+pub(crate) fn validate(spec: &Spec, has_new_netns: bool) -> Result<()> {
     let devs = devices(spec);
     if devs.is_empty() {
         return Ok(());
@@ -59,7 +60,7 @@ pub fn validate(spec: &Spec, has_new_netns: bool) -> Result<()> {
 }
 
 /// onggi, on the host: moves each device into the namespace of `pid` under its new name.
-pub fn move_in(devs: &[(String, String)], pid: i32, c: &mut Calls) -> Result<()> {
+pub(crate) fn move_in(devs: &[(String, String)], pid: i32, c: &mut Calls) -> Result<()> {
     for (host, inside) in devs {
         let index = sys::if_index(host)
             .with_context(|| format!("linux.netDevices {host:?}: no such link on the host"))?;
@@ -80,49 +81,41 @@ pub fn move_in(devs: &[(String, String)], pid: i32, c: &mut Calls) -> Result<()>
 
 /// `delete` while the init lives: each device goes back to onggi's network namespace under its
 /// host name. Runs in a forked helper that enters the container's network namespace.
-pub fn move_back(devs: &[(String, String)], init: BorrowedFd<'_>, c: &mut Calls) -> Result<()> {
+pub(crate) fn move_back(
+    devs: &[(String, String)],
+    init: BorrowedFd<'_>,
+    c: &mut Calls,
+) -> Result<()> {
     if devs.is_empty() {
         return Ok(());
     }
     let host_ns = std::fs::File::open("/proc/self/ns/net").context("open /proc/self/ns/net")?;
-    match sys::clone3(0, None).context("clone3")? {
-        sys::Forked::Child => {
-            let ok = sys::setns(init, libc::CLONE_NEWNET).is_ok()
-                && devs.iter().all(|(host, inside)| {
-                    sys::if_index(inside).is_ok_and(|index| {
-                        sys::rtnl_setlink(
-                            index,
-                            &[
-                                (
-                                    IFLA_NET_NS_FD,
-                                    (std::os::fd::AsRawFd::as_raw_fd(&host_ns) as u32)
-                                        .to_ne_bytes()
-                                        .to_vec(),
-                                ),
-                                (IFLA_IFNAME, name_attr(host)),
-                            ],
-                        )
-                        .is_ok()
-                    })
-                });
-            sys::exit_now(if ok { 0 } else { 1 })
-        }
-        sys::Forked::Parent { pid, pidfd: _pidfd } => {
-            let status = match nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None)
-                .context("wait for the helper")?
-            {
-                nix::sys::wait::WaitStatus::Exited(_, code) => code,
-                _ => 1,
-            };
-            c.note(|| {
-                format!("setns(init, CLONE_NEWNET) + RTM_NEWLINK(IFLA_NET_NS_FD=host) for {devs:?}")
+    let child = sys::spawn(0, None, || {
+        let ok = sys::setns(init, libc::CLONE_NEWNET).is_ok()
+            && devs.iter().all(|(host, inside)| {
+                sys::if_index(inside).is_ok_and(|index| {
+                    let ns = (host_ns.as_raw_fd() as u32).to_ne_bytes().to_vec();
+                    sys::rtnl_setlink(
+                        index,
+                        &[(IFLA_NET_NS_FD, ns), (IFLA_IFNAME, name_attr(host))],
+                    )
+                    .is_ok()
+                })
             });
-            if status != 0 {
-                bail!("linux.netDevices: cannot move {devs:?} back to the host");
-            }
-            Ok(())
-        }
+        i32::from(!ok)
+    })
+    .context("clone3")?;
+    let status = match nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(child.pid), None)
+        .context("wait for the helper")?
+    {
+        nix::sys::wait::WaitStatus::Exited(_, code) => code,
+        _ => 1,
+    };
+    c.note(|| format!("setns(init, CLONE_NEWNET) + RTM_NEWLINK(IFLA_NET_NS_FD=host) for {devs:?}"));
+    if status != 0 {
+        bail!("linux.netDevices: cannot move {devs:?} back to the host");
     }
+    Ok(())
 }
 
 fn name_attr(name: &str) -> Vec<u8> {

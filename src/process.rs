@@ -1,752 +1,418 @@
-//! Process creation: onggi clones the container init directly (clone3 with the namespace flags,
-//! so the init is PID 1 of its pid namespace from its first instruction), talks to it over a
-//! SOCK_SEQPACKET socketpair with small typed messages, and exits once the init waits at the
-//! start gate. No re-exec of /proc/self/exe, no helper process left behind: the init is
-//! orphaned to the caller's subreaper (conmon, the containerd shim), which reaps it.
-//!
-//! ```text
-//!   onggi create                              init (clone3 child)
-//!   ────────────                              ───────────────────
-//!   load + validate config
-//!   mkdir <root>/<id>, flock, mkfifo gate
-//!   open + verify host /proc, /dev/null
-//!   clone3(CLONE_NEW*) ─────────────────────▶ close inherited fds, PDEATHSIG
-//!   state.json (creating, pid, start time)
-//!   send Go ────────────────────────────────▶ namespaces, rootfs, mounts, pivot_root,
-//!                                             hostname, sysctl, rlimits, user, caps …
-//!   recv Ready / Error ◀──────────────────── send Ready (or Error + exit)
-//!   state.json (created), pid file, exit       wait at the gate (exec.fifo) …
-//!   onggi start: write 1 byte to the gate ──▶ … execve(process.args)
-//! ```
+//! The process half of becoming the container's process, shared by the init and by exec's
+//! joining process: rlimits, scheduling, LSM labels, stdio ownership, capabilities and the user
+//! switch, the working directory (checked to be inside the root), the environment and PATH
+//! lookup, no_new_privs; then, at the very end, the seccomp filter and execve.
 
 use anyhow::{anyhow, bail, Context, Result};
-use serde::{Deserialize, Serialize};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::os::unix::fs::OpenOptionsExt;
+use oci_spec::runtime::{PosixRlimitType, Process};
+use std::ffi::CString;
+use std::os::fd::{BorrowedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use crate::spec::Bundle;
-use crate::state::{proc_stat, ContainerDir, State, Status, Store};
-use crate::sys::{self, Forked};
-use crate::{init, namespaces, trace};
+use crate::capabilities::{self, CapSets};
+use crate::plan::ProcessPlan;
+use crate::spec::DEFAULT_PATH;
+use crate::{sys, trace};
 
-/// Messages between onggi and the process it cloned: the init (create) or the joining process
-/// (exec). Each is one SOCK_SEQPACKET message of JSON; descriptors travel beside it.
-#[derive(Debug, Serialize, Deserialize)]
-pub enum Msg {
-    /// onggi → child: the parent side is ready (state recorded, id maps written, cgroup
-    /// joined, createRuntime hooks run).
-    Go(Go),
-    /// init → onggi: set up, waiting at the start gate.
-    Ready,
-    /// child → onggi: setup failed; the one-line reason. The child exits after sending it.
-    Error(String),
+/// Everything execve needs, prepared before the init reports Ready (or exec's process execs).
+pub(crate) struct Prepared {
+    /// The pty slave when a terminal is attached at execve (exec; the init attaches its own
+    /// during setup).
+    pub(crate) console: Option<crate::console::Slave>,
+    /// The configured capability sets, when CAP_SYS_ADMIN is still held for the seccomp load
+    /// and must be dropped right after it.
+    final_caps: Option<CapSets>,
+    path: CString,
+    args: Vec<CString>,
+    env: Vec<CString>,
+    umask: u32,
 }
 
-/// What `Go` tells the child.
-#[derive(Debug, Default, Serialize, Deserialize)]
-pub struct Go {
-    /// The child's pid as onggi (and the host) sees it: the hook state and seccomp listeners
-    /// need it, and inside its own pid namespace the child is pid 1.
-    pub pid: i32,
-    /// What the descriptors sent with this message are, in order.
-    #[serde(default)]
-    pub sources: Vec<Source>,
-}
-
-/// A descriptor onggi opened for the init, through the init's own mount namespace
-/// (`/proc/<pid>/root/…`) with onggi's privileges: under a user namespace the init could not
-/// walk to paths below directories only the host's root may enter.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Source {
-    /// root.path
-    Rootfs,
-    /// The source of bind mount `mounts[i]`.
-    Mount(usize),
-}
-
-/// An error line longer than this is cut (a 1 MB config value makes a 1 MB line otherwise,
-/// more than one message may carry).
-const MAX_ERROR_LEN: usize = 16 * 1024;
-
-/// `text` cut to about `max` bytes: its start and its end (where the reason usually is), with
-/// how much was left out between them.
-fn shorten(text: &str, max: usize) -> String {
-    let half = max / 2;
-    let mut head = half;
-    while !text.is_char_boundary(head) {
-        head -= 1;
-    }
-    let mut tail = text.len() - half;
-    while !text.is_char_boundary(tail) {
-        tail += 1;
-    }
-    format!(
-        "{} …({} bytes left out)… {}",
-        &text[..head],
-        tail - head,
-        &text[tail..]
-    )
-}
-
-/// One end of the SOCK_SEQPACKET socketpair (message boundaries are kept by the kernel).
-pub struct Channel(OwnedFd);
-
-impl Channel {
-    pub fn pair() -> Result<(Channel, Channel)> {
-        use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
-        let (a, b) = socketpair(
-            AddressFamily::Unix,
-            SockType::SeqPacket,
-            None,
-            SockFlag::SOCK_CLOEXEC,
-        )
-        .context("socketpair")?;
-        Ok((Channel(a), Channel(b)))
-    }
-
-    pub fn send(&self, m: &Msg) -> Result<()> {
-        self.send_with_fds(m, &[])
-    }
-
-    /// `m` with descriptors beside it (at most [`sys::MAX_FDS_PER_MESSAGE`]).
-    pub fn send_with_fds(&self, m: &Msg, fds: &[BorrowedFd<'_>]) -> Result<()> {
-        let data = match m {
-            Msg::Error(e) if e.len() > MAX_ERROR_LEN => {
-                serde_json::to_vec(&Msg::Error(shorten(e, MAX_ERROR_LEN)))?
-            }
-            m => serde_json::to_vec(m)?,
-        };
-        sys::send_message(self.0.as_fd(), &data, fds)
-            .context("cannot send to the other side of the init channel")
-    }
-
-    /// The next message, or None when the other side has closed its end.
-    pub fn recv(&self) -> Result<Option<Msg>> {
-        Ok(self.recv_with_fds()?.map(|(m, _)| m))
-    }
-
-    /// The next message and the descriptors that came with it.
-    pub fn recv_with_fds(&self) -> Result<Option<(Msg, Vec<OwnedFd>)>> {
-        let Some((data, fds)) =
-            sys::recv_message(self.0.as_fd()).context("cannot read the init channel")?
-        else {
-            return Ok(None);
-        };
-        let m = serde_json::from_slice(&data).context("bad message on the init channel")?;
-        Ok(Some((m, fds)))
-    }
-
-    pub fn fd(&self) -> BorrowedFd<'_> {
-        self.0.as_fd()
+impl Prepared {
+    /// Loads the seccomp filter now (the init: before Ready), dropping a capability held for it.
+    pub(crate) fn load_seccomp(&mut self, s: &Seccomp<'_>) -> Result<()> {
+        load_seccomp(s, self.final_caps.take().as_ref())
     }
 }
 
-/// What `create` and `run` take from the command line.
-pub struct CreateOptions<'a> {
-    pub id: &'a str,
-    pub bundle: &'a Path,
-    pub pid_file: Option<&'a Path>,
-    pub console_socket: Option<&'a Path>,
-    /// `run` in the foreground: where the pty master goes when process.terminal is set and no
-    /// --console-socket was given (onggi's end of a socket pair; onggi relays the terminal).
-    pub terminal_relay: Option<&'a std::os::unix::net::UnixStream>,
-    pub no_pivot: bool,
-    pub no_new_keyring: bool,
-    pub preserve_fds: u32,
-}
-
-/// A created container: the init's pid and a pidfd for it (used by `run` to wait).
-pub struct Created {
-    pub pid: i32,
-    pub pidfd: OwnedFd,
-    /// The pty master went to `terminal_relay`.
-    pub relayed_terminal: bool,
-}
-
-/// Undoes a create that failed half-way: kills the init, removes what onggi made for it.
-struct Cleanup {
-    dir: Option<ContainerDir>,
-    child: Option<(i32, OwnedFd)>,
-    /// The container's cgroup and whether onggi created it (then it is removed; otherwise
-    /// onggi's device filter is detached from it).
-    cgroup: Option<(PathBuf, bool)>,
-}
-
-impl Cleanup {
-    fn disarm(mut self) {
-        self.dir = None;
-        self.child = None;
-        self.cgroup = None;
+/// The process half of the setup for `p`. After it only the seccomp load and execve are left.
+/// `seccomp`: a filter will be loaded at execve (CAP_SYS_ADMIN is kept until then when the
+/// process would not have it and no_new_privs is not asked for). `procfs`: the host's /proc,
+/// for the LSM labels and the user switch.
+pub(crate) fn prepare(p: &ProcessPlan, seccomp: bool, procfs: BorrowedFd<'_>) -> Result<Prepared> {
+    let process = &p.process;
+    trace::step("rlimits", |c| set_rlimits(process, c))?;
+    if !p.scheduling.is_empty() {
+        // Before the capability step: real-time policies and negative nice need CAP_SYS_NICE.
+        trace::step("scheduling", |c| p.scheduling.apply(c))?;
     }
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        if let Some((pid, pidfd)) = self.child.take() {
-            let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
-            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
-        }
-        match self.cgroup.take() {
-            Some((cg, true)) => {
-                let _ = crate::cgroup::remove(&cg);
-            }
-            Some((cg, false)) => {
-                let _ = crate::cgroup::device_filter::detach_ours(&cg);
-            }
-            None => {}
-        }
-        if let Some(dir) = self.dir.take() {
-            let _ = dir.remove();
-        }
+    if !p.labels.is_empty() {
+        // While still root: the /proc files of a non-dumpable process belong to root.
+        trace::step("lsm_labels", |c| p.labels.apply(procfs, c))?;
     }
-}
-
-/// Creates the start gate: a FIFO the init holds open read-write and blocks reading.
-fn make_gate(dir: &ContainerDir) -> Result<OwnedFd> {
-    let path = dir.gate_path();
-    nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600))
-        .context("mkfifo exec.fifo")?;
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_CLOEXEC)
-        .open(&path)
-        .context("cannot open exec.fifo")?;
-    Ok(f.into())
-}
-
-fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
-    let path =
-        std::path::absolute(path).with_context(|| format!("--pid-file {}", path.display()))?;
-    crate::state::write_atomic(&path, pid.to_string().as_bytes(), 0o644)
-}
-
-/// `create`: everything up to the init waiting at the start gate. The steps, in order (each
-/// a trace step of that name): load_config, state_dir (the first durable record: before any
-/// kernel object exists), cgroup*, clone3, the parent side (id maps, net devices, oom score,
-/// mount sources), hooks, wait_ready, then `created` is recorded.
-pub fn create(store: &Store, o: &CreateOptions<'_>) -> Result<Created> {
-    crate::state::validate_id(o.id)?;
-    let bundle = trace::step("load_config", |c| {
-        let b = Bundle::load(o.bundle)?;
-        c.note(|| {
-            format!(
-                "read {}/config.json; rootfs {}",
-                b.dir.display(),
-                b.rootfs.display()
-            )
-        });
-        Ok::<_, anyhow::Error>(b)
+    let entered_as_root = nix::unistd::chdir(process.cwd()).is_ok();
+    let uid = process.user().uid();
+    trace::step("stdio_owner", |c| {
+        let fds = give_stdio_to(uid);
+        c.note(|| format!("fchown({fds:?}, {uid}, -1)"));
+        anyhow::Ok(())
     })?;
-    if !bundle.new_namespace(oci_spec::runtime::LinuxNamespaceType::Pid) {
-        // Other processes may share the init's pid namespace: see src/self_exe.rs. Nothing
-        // exists yet, so the re-executed onggi simply starts over.
-        crate::self_exe::ensure_read_only()?;
-    }
-    let terminal = bundle
-        .spec
-        .process()
-        .as_ref()
-        .is_some_and(|p| p.terminal().unwrap_or(false));
-    // Connected here, where the host path resolves; the init inherits the socket.
-    let console = crate::console::target(terminal, o.console_socket, o.terminal_relay)?;
-    if !bundle.has_namespace(oci_spec::runtime::LinuxNamespaceType::Mount) {
-        let n = bundle.spec.mounts().as_ref().map_or(0, |m| m.len());
-        crate::logging::warn(&format!(
-            "linux.namespaces has no \"mount\": the container shares onggi's mount namespace, so onggi only chroots into the rootfs and skips the {n} mounts, masked and read-only paths of config.json"
-        ));
-    }
-    // Compiled before anything exists, so a bad profile leaves nothing behind; the init
-    // inherits the compiled filter and loads it at execve.
-    let seccomp_spec = bundle
-        .spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.seccomp().clone());
-    let (seccomp, listener) = crate::seccomp::prepare(seccomp_spec.as_ref())?;
-    let cgroup = crate::cgroup::setup::plan(&bundle, o.id)?;
-    let mut state = first_record(o.id, &bundle, cgroup.as_ref());
-    let (dir, gate) = trace::step("state_dir", |c| stage(store, &state, &bundle, c))?;
-    let mut guard = Cleanup {
-        dir: Some(dir),
-        child: None,
-        cgroup: None,
-    };
-    let dir = guard
-        .dir
-        .as_ref()
-        .ok_or_else(|| anyhow!("state directory vanished"))?;
-    let procfs = crate::procfs::open_host()?;
-    let idmaps = crate::rootfs::IdmapUserns::for_mounts(
-        bundle.spec.mounts().as_deref().unwrap_or(&[]),
-        procfs.as_fd(),
-    )?;
-    let (parent_end, child_end) = Channel::pair()?;
-    namespaces::join_pid_namespace(bundle.namespaces())?;
-    let flags = namespaces::new_namespace_flags(bundle.namespaces());
-    let placed = match &cgroup {
-        Some(plan) => {
-            let p = crate::cgroup::setup::make(plan, &bundle)?;
-            guard.cgroup = Some((p.dir.clone(), p.created));
-            Some(p)
-        }
-        None => None,
-    };
-    let cgroup_dir = placed.as_ref().map(|p| p.dir.clone());
-    let into = placed.as_ref().and_then(|p| p.clone_target());
-
-    let plan =
-        crate::scheduling::Plan::new(bundle.spec.process().as_ref(), bundle.spec.linux().as_ref())?;
-    if plan.initial_cpus.is_some() {
-        trace::step("cpu_affinity_initial", |c| plan.apply_initial(c))?;
-    }
-    // Not a trace::step: both processes return from clone3, only the parent reports it.
-    let t0 = std::time::Instant::now();
-    let join_user = namespaces::joined_user_namespace(bundle.namespaces());
-    let forked = clone_init(flags, into, join_user, procfs.as_fd())?;
-    let (pid, pidfd) = match forked {
-        Forked::Child => {
-            trace::set_who(trace::Who::Init);
-            let mut keep: Vec<RawFd> = vec![
-                child_end.fd().as_raw_fd(),
-                gate.as_raw_fd(),
-                procfs.as_raw_fd(),
-            ];
-            if let Some(fd) = trace::sink() {
-                keep.push(fd.as_raw_fd());
-            }
-            keep.extend(idmaps.fds());
-            if let Some(c) = &console {
-                keep.push(c.as_raw_fd());
-            }
-            if let Some(l) = &listener {
-                keep.push(l.as_raw_fd());
-            }
-            init::run(init::InitContext {
-                console: console.as_ref(),
-                seccomp: seccomp.as_ref(),
-                seccomp_listener: listener.as_ref(),
-                id: o.id,
-                bundle: &bundle,
-                channel: &child_end,
-                gate: gate.as_fd(),
-                procfs: procfs.as_fd(),
-                no_pivot: o.no_pivot,
-                no_new_keyring: o.no_new_keyring,
-                preserve_fds: o.preserve_fds,
-                idmaps: &idmaps,
-                cgroup: cgroup_dir.as_deref(),
-                keep,
-            })
-        }
-        Forked::Parent { pid, pidfd } => (pid, pidfd),
-    };
-    trace::finished("clone3", t0.elapsed(), || {
-        clone_call(flags, into.is_some(), join_user, pid)
-    });
-    guard.child = Some((pid, pidfd.try_clone().context("dup pidfd")?));
-    drop(child_end);
-    drop(gate);
-
-    state.pid_start_time = proc_stat(pid)
-        .map(|p| p.start_time)
-        .ok_or_else(|| anyhow!("the init (pid {pid}) vanished"))?;
-    state.pid = pid;
-    dir.save(&state)?;
-    if let Some(p) = placed.as_ref().filter(|p| p.clone_target().is_none()) {
-        crate::cgroup::setup::join(p, pid)?;
-    }
-    parent_side_setup(&bundle, procfs.as_fd(), pid)?;
-    let sources = crate::sources::open(&bundle, procfs.as_fd(), pid)?;
-    let hook_state =
-        crate::hooks::HookState::new(o.id, Status::Creating, pid, &bundle.dir, &state.annotations)
-            .json();
-    if let Some(h) = bundle.spec.hooks() {
-        crate::hooks::run_all(
-            "prestart",
-            h.prestart().as_deref().unwrap_or(&[]),
-            &hook_state,
-        )?;
-        crate::hooks::run_all(
-            "createRuntime",
-            h.create_runtime().as_deref().unwrap_or(&[]),
-            &hook_state,
-        )?;
-    }
-    let go = Msg::Go(Go {
-        pid,
-        sources: sources.kinds(),
-    });
-    if let Err(e) = parent_end.send_with_fds(&go, &sources.fds()) {
-        return Err(init_ended(pid).unwrap_or(e));
-    }
-    drop(sources);
-    trace::step("wait_ready", |_| match parent_end.recv()? {
-        Some(Msg::Ready) => Ok(()),
-        Some(Msg::Error(msg)) => Err(anyhow!(msg)),
-        Some(other) => Err(anyhow!("unexpected message from the init: {other:?}")),
-        None => Err(init_ended(pid)
-            .unwrap_or_else(|| anyhow!("the container init closed its channel during setup"))),
+    let hold = seccomp
+        && !process.no_new_privileges().unwrap_or(false)
+        && p.caps.as_ref().is_some_and(|s| !s.has_sys_admin());
+    become_user(p, hold, procfs)?;
+    trace::step("chdir", |c| enter_cwd(process.cwd(), entered_as_root, c))?;
+    let env = environment(process);
+    let path = trace::step("find_executable", |c| {
+        let args = process.args().as_deref().unwrap_or(&[]);
+        let found = find_executable(&args[0], path_var(&env))?;
+        c.note(|| format!("{} -> {}", args[0], found.display()));
+        Ok::<_, anyhow::Error>(found)
     })?;
-    state.recorded = Status::Created;
-    dir.save(&state)?;
-    if let Some(p) = o.pid_file {
-        trace::step("pid_file", |c| {
-            c.note(|| format!("write {} = {pid}", p.display()));
-            write_pid_file(p, pid)
+    if process.no_new_privileges().unwrap_or(false) {
+        trace::step("no_new_privs", |c| {
+            sys::set_no_new_privs().context("prctl(PR_SET_NO_NEW_PRIVS)")?;
+            c.note(|| "prctl(PR_SET_NO_NEW_PRIVS, 1)".into());
+            Ok::<_, anyhow::Error>(())
         })?;
     }
-    guard.disarm();
-    Ok(Created {
-        pid,
-        pidfd,
-        relayed_terminal: terminal && o.console_socket.is_none(),
+    let cs = |s: &str| CString::new(s).map_err(|_| anyhow!("{s:?} contains a NUL byte"));
+    Ok(Prepared {
+        console: None,
+        final_caps: if hold { p.caps.clone() } else { None },
+        path: CString::new(path.as_os_str().as_bytes())
+            .map_err(|_| anyhow!("path has a NUL byte"))?,
+        args: process
+            .args()
+            .iter()
+            .flatten()
+            .map(|a| cs(a))
+            .collect::<Result<_>>()?,
+        env: env.iter().map(|e| cs(e)).collect::<Result<_>>()?,
+        umask: process.user().umask().unwrap_or(0o022),
     })
 }
 
-/// `--preserve-fds N` passes exactly 3 … 3+N-1, so each must be open when onggi starts: a free
-/// number there would be taken by one of onggi's own descriptors (the state lock, the host
-/// /proc handle) and reach the container. Refused, as runc does.
-pub fn check_preserved_fds(n: u32) -> Result<()> {
-    for fd in 3..3 + n as RawFd {
-        if nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD).is_err() {
-            bail!(
-                "--preserve-fds {n}: descriptor {fd} is not open (onggi passes exactly 3 to {})",
-                2 + n
-            );
-        }
+/// The bounding set, the user switch and the capability sets, in that order. `hold`: keep
+/// CAP_SYS_ADMIN for the seccomp load (dropped right after it).
+fn become_user(p: &ProcessPlan, hold: bool, procfs: BorrowedFd<'_>) -> Result<()> {
+    if let Some(sets) = &p.caps {
+        sets.check_grantable()?;
+        trace::step("capabilities_bounding", |c| {
+            capabilities::drop_bounding(sets, c)
+        })?;
+    }
+    trace::step("user", |c| {
+        capabilities::switch_user(p.process.user(), p.caps.is_some(), procfs, c)
+    })?;
+    if let Some(sets) = &p.caps {
+        trace::step("capabilities", |c| capabilities::apply_sets(sets, hold, c))?;
     }
     Ok(())
 }
 
-/// The state record written before anything else exists: `creating`, no init yet, this onggi
-/// as the creator, and the cgroup it is about to make.
-fn first_record(id: &str, bundle: &Bundle, cgroup: Option<&crate::cgroup::setup::Plan>) -> State {
-    State {
-        id: id.to_string(),
-        pid: 0,
-        pid_start_time: 0,
-        bundle: bundle.dir.clone(),
-        rootfs: bundle.rootfs.clone(),
-        created: crate::logging::rfc3339(std::time::SystemTime::now()),
-        annotations: bundle.spec.annotations().clone().unwrap_or_default(),
-        owner_uid: nix::unistd::geteuid().as_raw(),
-        recorded: Status::Creating,
-        has_process: bundle.spec.process().is_some(),
-        own_pid_namespace: bundle.new_namespace(oci_spec::runtime::LinuxNamespaceType::Pid),
-        cgroup: cgroup.map(|p| p.dir()),
-        cgroup_created: cgroup.is_some_and(|p| p.create),
-        creator: crate::state::ProcessId::me(),
+/// The working directory: entered already while root when root could (a cwd the user may not
+/// search, as runc allows), otherwise now as the user; and checked to be inside the container.
+fn enter_cwd(cwd: &Path, entered_as_root: bool, c: &mut trace::Calls) -> Result<()> {
+    if !entered_as_root {
+        nix::unistd::chdir(cwd).with_context(|| format!("process.cwd {}: chdir", cwd.display()))?;
     }
-}
-
-/// The state directory with its first record, the config snapshot and the start gate.
-fn stage(
-    store: &Store,
-    first: &State,
-    bundle: &Bundle,
-    c: &mut trace::Calls,
-) -> Result<(ContainerDir, OwnedFd)> {
-    let dir = store.create(&first.id, first)?;
-    let staged = (|| {
-        dir.save_config(&bundle.spec)?;
-        make_gate(&dir)
-    })();
-    let gate = match staged {
-        Ok(g) => g,
-        Err(e) => {
-            let _ = dir.remove();
-            return Err(e);
-        }
-    };
-    c.note(|| {
-        let fifo = dir.gate_path();
-        let d = fifo.parent().unwrap_or(&fifo).display().to_string();
-        format!(
-            "mkdir {d} | write {d}/state.json (creating) | write {d}/config.json | mkfifo {}",
-            fifo.display()
-        )
-    });
-    Ok((dir, gate))
-}
-
-/// How the init was cloned, for the trace.
-fn clone_call(flags: u64, into_cgroup: bool, join_user: Option<&Path>, pid: i32) -> String {
-    let into = if into_cgroup {
-        sys::CLONE_INTO_CGROUP
-    } else {
-        0
-    };
-    match join_user {
-        None => format!(
-            "clone3({}) = pid {pid}",
-            namespaces::flag_names(flags | libc::CLONE_PIDFD as u64 | into)
-        ),
-        Some(p) => format!(
-            "helper = clone3(CLONE_PIDFD); in it: prctl(PR_SET_DUMPABLE, 0), setns({}, user), \
-             clone3({}) = pid {pid}, sendmsg(SCM_RIGHTS pidfd), exit",
-            p.display(),
-            namespaces::flag_names(
-                flags | libc::CLONE_PIDFD as u64 | libc::CLONE_PARENT as u64 | into
-            )
-        ),
-    }
-}
-
-/// When the init has ended: how, as one line (it was killed before it could report, or
-/// exited without a message). None while it still runs.
-fn init_ended(pid: i32) -> Option<anyhow::Error> {
-    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-    let p = nix::unistd::Pid::from_raw(pid);
-    // It closed its end: it is gone or going; wait a moment for it.
-    for _ in 0..200 {
-        match waitpid(p, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::StillAlive) => std::thread::sleep(std::time::Duration::from_millis(1)),
-            Ok(WaitStatus::Signaled(_, sig, _)) => {
-                return Some(anyhow!(
-                    "the container init (pid {pid}) was killed by {sig} before it reported back"
-                ))
-            }
-            Ok(WaitStatus::Exited(_, code)) => {
-                return Some(anyhow!(
-                    "the container init (pid {pid}) exited with status {code} during setup without a message"
-                ))
-            }
-            Ok(other) => return Some(anyhow!("the container init (pid {pid}) ended: {other:?}")),
-            Err(_) => return None,
-        }
-    }
-    None
-}
-
-/// Clones the init. Normally that is onggi's own clone3 with the namespace flags: a new user
-/// namespace among them is created first and owns the others.
-///
-/// A user namespace joined by path must own the new namespaces too (or the init could not
-/// mount in its own mount namespace, nor mount /proc for its own pid namespace), yet onggi has
-/// to stay in the host's to finish the parent's side (cgroup, net devices, state). So a
-/// short-lived helper does it, as runc's nsexec does: made non-dumpable first (a process of the
-/// container must not ptrace it), it setns()es into the user namespace, clones the init with
-/// CLONE_PARENT (so the init is onggi's child as always) straight into the container's cgroup,
-/// hands onggi the init's pidfd over a socket and exits.
-fn clone_init(
-    flags: u64,
-    cgroup: Option<BorrowedFd<'_>>,
-    join_user: Option<&Path>,
-    procfs: BorrowedFd<'_>,
-) -> Result<Forked> {
-    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
-    let Some(path) = join_user else {
-        return sys::clone3(flags, cgroup).context("clone3");
-    };
-    let ns = namespaces::open_ns(oci_spec::runtime::LinuxNamespaceType::User, path)?;
-    let (ours, theirs) = socketpair(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        None,
-        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
-    )
-    .context("socketpair")?;
-    // The helper stays in onggi's cgroup (it must not count against the container's pids.max);
-    // the init it clones goes straight into the container's.
-    let helper = match sys::clone3(0, None).context("clone3 (user namespace helper)")? {
-        Forked::Child => {
-            drop(ours);
-            let cloned = (|| -> Result<Forked> {
-                sys::set_dumpable(false).context("prctl(PR_SET_DUMPABLE, 0)")?;
-                namespaces::setns_file(oci_spec::runtime::LinuxNamespaceType::User, path, &ns)?;
-                sys::clone3(flags | libc::CLONE_PARENT as u64, cgroup).context("clone3")
-            })();
-            let code = match cloned {
-                Ok(Forked::Child) => return Ok(Forked::Child),
-                Ok(Forked::Parent { pidfd, .. }) => {
-                    i32::from(sys::send_with_fd(theirs.as_fd(), b"", pidfd.as_fd()).is_err())
-                }
-                Err(e) => {
-                    let _ = nix::unistd::write(&theirs, format!("{e:#}").as_bytes());
-                    1
-                }
-            };
-            // Without the parent's destructors (its state-dir guard must not run here).
-            sys::exit_now(code)
-        }
-        Forked::Parent { pid, .. } => pid,
-    };
-    drop(theirs);
-    let status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(helper), None)
-        .context("waitpid (user namespace helper)")?;
-    if status != nix::sys::wait::WaitStatus::Exited(nix::unistd::Pid::from_raw(helper), 0) {
-        let mut buf = [0u8; 1024];
-        let n = nix::unistd::read(ours.as_raw_fd(), &mut buf).unwrap_or(0);
-        let why = String::from_utf8_lossy(&buf[..n]);
+    // A cwd outside the root (a leaked host directory, CVE-2024-21626) reads "(unreachable)".
+    let now = nix::unistd::getcwd().context("getcwd")?;
+    if !now.is_absolute() || now.as_os_str().as_bytes().starts_with(b"(unreachable)") {
         bail!(
-            "could not clone the init inside the user namespace {}: {}",
-            path.display(),
-            if why.is_empty() {
-                format!("the helper ended with {status:?}")
-            } else {
-                why.into_owned()
-            }
+            "process.cwd {}: the working directory is outside the container",
+            cwd.display()
         );
     }
-    let pidfd = sys::recv_fd(ours.as_fd()).context("the init's pidfd from the helper")?;
-    let pid = crate::procfs::pidfd_pid(procfs, pidfd.as_fd())?;
-    Ok(Forked::Parent { pid, pidfd })
-}
-
-/// What onggi, still root on the host, writes for the init while it waits for Go: the id maps
-/// of a new user namespace (the init cannot write its own), and the oom score adjustment (a
-/// non-dumpable init's /proc files belong to host root).
-fn parent_side_setup(bundle: &Bundle, procfs: BorrowedFd<'_>, pid: i32) -> Result<()> {
-    let linux = bundle.spec.linux().as_ref();
-    if let Some(path) = namespaces::joined_user_namespace(bundle.namespaces()) {
-        trace::step("id_maps_check", |c| {
-            check_joined_maps(linux, procfs, pid, path)?;
-            c.note(|| format!("read /proc/{pid}/uid_map, gid_map: as linux.uid/gidMappings say"));
-            Ok::<_, anyhow::Error>(())
-        })?;
-    }
-    if bundle.new_namespace(oci_spec::runtime::LinuxNamespaceType::User) {
-        trace::step("id_maps", |c| {
-            if !nix::unistd::geteuid().is_root() {
-                // An unprivileged writer may map only its own ids, and gid_map only once
-                // setgroups is denied (user_namespaces(7)).
-                let rel = PathBuf::from(pid.to_string()).join("setgroups");
-                crate::procfs::write(procfs, &rel, "deny").context("setgroups deny")?;
-                c.note(|| format!("write /proc/{pid}/setgroups = \"deny\""));
-            }
-            for (file, maps) in [
-                ("uid_map", linux.and_then(|l| l.uid_mappings().as_deref())),
-                ("gid_map", linux.and_then(|l| l.gid_mappings().as_deref())),
-            ] {
-                let text = crate::procfs::id_map_text(maps.unwrap_or(&[]));
-                if text.is_empty() {
-                    continue;
-                }
-                let rel = PathBuf::from(pid.to_string()).join(file);
-                crate::procfs::write(procfs, &rel, &text)
-                    .with_context(|| format!("linux.{}Mappings", &file[..3]))?;
-                c.note(|| format!("write /proc/{pid}/{file} = {:?}", text.trim_end()));
-            }
-            Ok::<_, anyhow::Error>(())
-        })?;
-    }
-    let devs = crate::netdev::devices(&bundle.spec);
-    if !devs.is_empty() {
-        trace::step("net_devices", |c| crate::netdev::move_in(&devs, pid, c))?;
-    }
-    if let Some(adj) = bundle
-        .spec
-        .process()
-        .as_ref()
-        .and_then(|p| p.oom_score_adj())
-    {
-        trace::step("oom_score_adj", |c| {
-            let rel = PathBuf::from(pid.to_string()).join("oom_score_adj");
-            crate::procfs::write(procfs, &rel, &adj.to_string()).context("process.oomScoreAdj")?;
-            c.note(|| format!("write /proc/{pid}/oom_score_adj = {adj}"));
-            Ok::<_, anyhow::Error>(())
-        })?;
-    }
+    c.note(|| format!("chdir({})", cwd.display()));
     Ok(())
 }
 
-/// A pidfd for the container's init, checked to be that very process (pid and start time).
-/// A user namespace joined by path with mappings in the config (podman sends them for its
-/// pods): they must be the namespace's own, as runc checks. Read from the init's uid_map and
-/// gid_map as onggi sees them (ids of onggi's own user namespace, as the config's hostIDs are).
-fn check_joined_maps(
-    linux: Option<&oci_spec::runtime::Linux>,
-    procfs: BorrowedFd<'_>,
-    pid: i32,
-    path: &Path,
-) -> Result<()> {
-    for (field, file, maps) in [
-        (
-            "uidMappings",
-            "uid_map",
-            linux.and_then(|l| l.uid_mappings().as_deref()),
-        ),
-        (
-            "gidMappings",
-            "gid_map",
-            linux.and_then(|l| l.gid_mappings().as_deref()),
-        ),
-    ] {
-        let Some(maps) = maps.filter(|m| !m.is_empty()) else {
+/// Makes the process's user the owner of its stdio (pipes, FIFOs, the pty), as runc does, so a
+/// non-root process can reopen /dev/stdout or /proc/self/fd/1 (nginx, entrypoint scripts, a
+/// `-it -u 1000` shell). /dev/null and descriptors it owns already are left alone, and so is
+/// one the kernel will not give away (an owner not mapped in our user namespace, a read-only
+/// /dev). Returns the descriptors it changed.
+fn give_stdio_to(uid: u32) -> Vec<RawFd> {
+    let mut changed = Vec::new();
+    for fd in 0..3 {
+        let Ok(st) = nix::sys::stat::fstat(fd) else {
             continue;
         };
-        let rel = PathBuf::from(pid.to_string()).join(file);
-        let have = crate::procfs::read(procfs, &rel)?;
-        let have: Vec<Vec<&str>> = have
-            .lines()
-            .map(|l| l.split_whitespace().collect())
-            .collect();
-        let want = crate::procfs::id_map_text(maps);
-        let want: Vec<Vec<&str>> = want
-            .lines()
-            .map(|l| l.split_whitespace().collect())
-            .collect();
-        if have != want {
-            bail!(
-                "linux.{field} {} do not match the user namespace {} (it maps {})",
-                want.iter()
-                    .map(|l| l.join(" "))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                path.display(),
-                have.iter()
-                    .map(|l| l.join(" "))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
+        let is_null =
+            st.st_mode & libc::S_IFMT == libc::S_IFCHR && st.st_rdev == libc::makedev(1, 3);
+        if st.st_uid == uid || is_null {
+            continue;
         }
+        let owner = Some(nix::unistd::Uid::from_raw(uid));
+        if nix::unistd::fchown(fd, owner, None).is_ok() {
+            changed.push(fd);
+        }
+    }
+    changed
+}
+
+/// Closes every descriptor from 3 + `preserve_fds` up, except `keep`.
+pub(crate) fn close_inherited_except(keep: &[RawFd], preserve_fds: u32) -> Result<()> {
+    let first = 3 + preserve_fds as RawFd;
+    let mut keep: Vec<RawFd> = keep.iter().copied().filter(|&k| k >= first).collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let mut from = first;
+    for k in keep {
+        if k > from {
+            sys::close_range(from as u32, (k - 1) as u32).context("close_range")?;
+        }
+        from = k + 1;
+    }
+    sys::close_range(from as u32, u32::MAX).context("close_range")
+}
+
+fn rlimit_resource(t: PosixRlimitType) -> libc::__rlimit_resource_t {
+    match t {
+        PosixRlimitType::RlimitCpu => libc::RLIMIT_CPU,
+        PosixRlimitType::RlimitFsize => libc::RLIMIT_FSIZE,
+        PosixRlimitType::RlimitData => libc::RLIMIT_DATA,
+        PosixRlimitType::RlimitStack => libc::RLIMIT_STACK,
+        PosixRlimitType::RlimitCore => libc::RLIMIT_CORE,
+        PosixRlimitType::RlimitRss => libc::RLIMIT_RSS,
+        PosixRlimitType::RlimitNproc => libc::RLIMIT_NPROC,
+        PosixRlimitType::RlimitNofile => libc::RLIMIT_NOFILE,
+        PosixRlimitType::RlimitMemlock => libc::RLIMIT_MEMLOCK,
+        PosixRlimitType::RlimitAs => libc::RLIMIT_AS,
+        PosixRlimitType::RlimitLocks => libc::RLIMIT_LOCKS,
+        PosixRlimitType::RlimitSigpending => libc::RLIMIT_SIGPENDING,
+        PosixRlimitType::RlimitMsgqueue => libc::RLIMIT_MSGQUEUE,
+        PosixRlimitType::RlimitNice => libc::RLIMIT_NICE,
+        PosixRlimitType::RlimitRtprio => libc::RLIMIT_RTPRIO,
+        PosixRlimitType::RlimitRttime => libc::RLIMIT_RTTIME,
+    }
+}
+
+fn set_rlimits(process: &Process, c: &mut trace::Calls) -> Result<()> {
+    for r in process.rlimits().iter().flatten() {
+        let name = serde_json::to_value(r.typ())?
+            .as_str()
+            .unwrap_or("?")
+            .to_string();
+        sys::set_rlimit(rlimit_resource(r.typ()), r.soft(), r.hard()).map_err(|e| {
+            let hint = if e.raw_os_error() == Some(libc::EPERM) {
+                " (raising a hard limit needs CAP_SYS_RESOURCE)"
+            } else {
+                ""
+            };
+            anyhow!(
+                "process.rlimits {name} soft={} hard={}: {e}{hint}",
+                r.soft(),
+                r.hard()
+            )
+        })?;
+        c.note(|| format!("prlimit({name}, {}, {})", r.soft(), r.hard()));
     }
     Ok(())
 }
 
-pub fn open_init(state: &State) -> Result<Option<OwnedFd>> {
-    // None, too, for a container whose init was never cloned (pid 0 in its first record).
-    Ok(state.init().map(|i| i.open()).transpose()?.flatten())
-}
-
-/// The pid-namespace inode of a process, to find every process of a container.
-pub fn pid_ns_of(pid: i32) -> Option<PathBuf> {
-    std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok()
-}
-
-/// The container's processes as host pids: its cgroup's members; without a cgroup (rootless
-/// without delegation), every process in the init's own pid namespace; else only the init.
-pub fn members(state: &State) -> Vec<i32> {
-    if let Some(cg) = &state.cgroup {
-        return crate::cgroup::procs(cg);
+/// process.env, plus HOME from the container's /etc/passwd when the config does not set it.
+pub(crate) fn environment(process: &Process) -> Vec<String> {
+    let mut env: Vec<String> = process.env().clone().unwrap_or_default();
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        let uid = process.user().uid();
+        let home = std::fs::read_to_string("/etc/passwd")
+            .ok()
+            .and_then(|p| home_of(&p, uid))
+            .unwrap_or_else(|| "/".to_string());
+        env.push(format!("HOME={home}"));
     }
-    let ns = match pid_ns_of(state.pid) {
-        Some(ns) if state.own_pid_namespace => ns,
-        _ => return vec![state.pid],
+    env
+}
+
+fn home_of(passwd: &str, uid: u32) -> Option<String> {
+    passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() >= 6 && f[2].parse::<u32>().ok() == Some(uid)).then(|| f[5].to_string())
+    })
+}
+
+fn path_var(env: &[String]) -> &str {
+    env.iter()
+        .rev()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(DEFAULT_PATH)
+}
+
+/// Finds `name` as execve would run it: a name with a slash is used as given, anything else is
+/// searched in PATH. The messages carry "no such file or directory" and "permission denied",
+/// which podman turns into exit codes 127 and 126.
+pub(crate) fn find_executable(name: &str, path: &str) -> Result<PathBuf> {
+    let check = |p: &Path| -> Result<(), nix::errno::Errno> {
+        let meta = std::fs::metadata(p)
+            .map_err(|e| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::ENOENT)))?;
+        if meta.is_dir() {
+            return Err(nix::errno::Errno::EACCES);
+        }
+        nix::unistd::faccessat(
+            None,
+            p,
+            nix::unistd::AccessFlags::X_OK,
+            nix::fcntl::AtFlags::AT_EACCESS,
+        )
     };
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return vec![state.pid];
+    if name.contains('/') {
+        let p = PathBuf::from(name);
+        return match check(&p) {
+            Ok(()) => Ok(p),
+            Err(nix::errno::Errno::EACCES) => bail!("exec: {name:?}: permission denied"),
+            Err(nix::errno::Errno::ENOENT) => bail!("exec: {name:?}: no such file or directory"),
+            Err(e) => bail!("exec: {name:?}: {}", e.desc().to_lowercase()),
+        };
+    }
+    let mut denied = None;
+    for dir in path.split(':') {
+        let dir = if dir.is_empty() { "." } else { dir };
+        let p = Path::new(dir).join(name);
+        match check(&p) {
+            Ok(()) => return Ok(p),
+            Err(nix::errno::Errno::EACCES) => denied = denied.or(Some(p)),
+            Err(_) => {}
+        }
+    }
+    match denied {
+        Some(p) => bail!("exec: {name:?} ({}): permission denied", p.display()),
+        None => {
+            bail!("exec: {name:?}: executable file not found in $PATH: no such file or directory")
+        }
+    }
+}
+
+/// The seccomp filter to load at execve, and for SCMP_ACT_NOTIFY where its fd goes.
+pub(crate) struct Seccomp<'a> {
+    pub(crate) filter: &'a crate::seccomp::Filter,
+    pub(crate) listener: Option<&'a std::os::unix::net::UnixStream>,
+    /// The process's pid as onggi sees it, and the container state JSON (for the listener).
+    pub(crate) pid: i32,
+    pub(crate) state: String,
+}
+
+/// Loads the filter (the init: before Ready; exec: just before execve) (with CAP_SYS_ADMIN, or no_new_privs when the
+/// process has never had it), send a notification fd to the listener, drop a held capability.
+fn load_seccomp(s: &Seccomp<'_>, final_caps: Option<&CapSets>) -> Result<()> {
+    trace::step("seccomp", |c| {
+        if !sys::no_new_privs()
+            && !caps::has_cap(
+                None,
+                caps::CapSet::Effective,
+                caps::Capability::CAP_SYS_ADMIN,
+            )
+            .unwrap_or(false)
+        {
+            sys::set_no_new_privs().context("prctl(PR_SET_NO_NEW_PRIVS)")?;
+            c.note(|| {
+                "no CAP_SYS_ADMIN to load a filter with: prctl(PR_SET_NO_NEW_PRIVS, 1)".into()
+            });
+        }
+        if let Some(fd) = s.filter.load(c)? {
+            let sock = s
+                .listener
+                .ok_or_else(|| anyhow!("SCMP_ACT_NOTIFY without a listener socket"))?;
+            let state = serde_json::from_str(&s.state).unwrap_or_default();
+            crate::seccomp::send_to_listener(sock, &fd, s.pid, s.filter.metadata(), state)?;
+            c.note(|| "sendmsg(listenerPath, SCM_RIGHTS seccomp fd)".into());
+        }
+        if let Some(sets) = final_caps {
+            capabilities::apply_sets(sets, false, c)?;
+        }
+        Ok(())
+    })
+}
+
+/// Marks descriptors ≥ 3 + `preserve_fds` close-on-exec, resets every signal disposition,
+/// sets the umask, loads the seccomp filter, and execs. Never returns (127/126/1 when execve
+/// fails).
+pub(crate) fn exec(p: Prepared, preserve_fds: u32, seccomp: Option<Seccomp<'_>>) -> ! {
+    if let Some(slave) = &p.console {
+        if let Err(e) = crate::console::attach(slave) {
+            crate::logging::stderr_line(&format!("onggi: cannot attach the terminal: {e:#}"));
+            sys::exit_now(1);
+        }
+    }
+    // Only stdio and the --preserve-fds survive execve (CVE-2024-21626).
+    if sys::cloexec_from(3 + preserve_fds).is_err() {
+        sys::exit_now(1);
+    }
+    // Rust's runtime ignores SIGPIPE, and an ignored signal stays ignored across execve:
+    // give the container every signal at its default.
+    sys::reset_signal_dispositions();
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(p.umask));
+    if let Some(s) = &seccomp {
+        if let Err(e) = load_seccomp(s, p.final_caps.as_ref()) {
+            crate::logging::stderr_line(&format!("onggi: {e:#}"));
+            sys::exit_now(1);
+        }
+    }
+    trace::moment("execve", || format!("execve({:?}, {:?})", p.path, p.args));
+    let err = nix::unistd::execve(&p.path, &p.args, &p.env).unwrap_err();
+    let code = match err {
+        nix::errno::Errno::ENOENT => 127,
+        nix::errno::Errno::EACCES => 126,
+        _ => 1,
     };
-    dir.flatten()
-        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()))
-        .filter(|&pid| pid_ns_of(pid).as_ref() == Some(&ns))
-        .collect()
+    crate::logging::stderr_line(&format!(
+        "onggi: exec {:?}: {}",
+        p.path,
+        err.desc().to_lowercase()
+    ));
+    sys::exit_now(code)
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
-    fn a_long_error_keeps_its_start_and_its_reason() {
-        let e = format!(
-            "exec \"{}\": no such file or directory",
-            "é".repeat(100_000)
+    fn home_from_passwd() {
+        let p = "root:x:0:0:root:/root:/bin/sh\nbob:x:1000:1000::/home/bob:/bin/sh\nbad\n";
+        assert_eq!(home_of(p, 0).as_deref(), Some("/root"));
+        assert_eq!(home_of(p, 1000).as_deref(), Some("/home/bob"));
+        assert_eq!(home_of(p, 7), None);
+    }
+
+    #[test]
+    fn path_lookup_messages() {
+        let e = find_executable("definitely-not-here-onggi", "/nonexistent")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no such file or directory"), "{e}");
+        let dir = std::env::temp_dir().join(format!("onggi-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("tmp dir");
+        std::fs::write(dir.join("plain"), "data").expect("write");
+        let plain = dir.join("plain");
+        let e = find_executable(plain.to_str().expect("utf8"), "")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("permission denied"), "{e}");
+        let e = find_executable("plain", dir.to_str().expect("utf8"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("permission denied"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+        let e = find_executable("/", "").unwrap_err().to_string();
+        assert!(e.contains("permission denied"), "{e}");
+        assert_eq!(
+            find_executable("sh", "/nonexistent:/bin").ok(),
+            Some(PathBuf::from("/bin/sh"))
         );
-        let s = super::shorten(&e, 1000);
-        assert!(s.len() < 1100);
-        assert!(s.starts_with("exec \"é"));
-        assert!(s.ends_with(": no such file or directory"));
-        assert!(s.contains("bytes left out"));
+    }
+
+    #[test]
+    fn last_path_wins() {
+        let env = vec![
+            "PATH=/a".to_string(),
+            "X=1".to_string(),
+            "PATH=/b".to_string(),
+        ];
+        assert_eq!(path_var(&env), "/b");
+        assert_eq!(path_var(&[]), DEFAULT_PATH);
     }
 }

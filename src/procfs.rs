@@ -10,7 +10,7 @@ use std::path::Path;
 use crate::sys;
 
 /// Opens the host's /proc and checks that it really is procfs.
-pub fn open_host() -> Result<OwnedFd> {
+pub(crate) fn open_host() -> Result<OwnedFd> {
     let fd = sys::openat2(
         sys::at_fdcwd(),
         Path::new("/proc"),
@@ -26,7 +26,7 @@ pub fn open_host() -> Result<OwnedFd> {
 }
 
 /// Writes `value` to `/proc/<rel>` through the verified handle `procfs`.
-pub fn write(procfs: BorrowedFd<'_>, rel: &Path, value: &str) -> Result<()> {
+pub(crate) fn write(procfs: BorrowedFd<'_>, rel: &Path, value: &str) -> Result<()> {
     let how = sys::RESOLVE_BENEATH | sys::RESOLVE_NO_XDEV | sys::RESOLVE_NO_MAGICLINKS;
     let fd = sys::openat2(procfs, rel, libc::O_WRONLY, 0, how)
         .with_context(|| format!("cannot open /proc/{}", rel.display()))?;
@@ -42,7 +42,7 @@ pub fn write(procfs: BorrowedFd<'_>, rel: &Path, value: &str) -> Result<()> {
 }
 
 /// Reads `/proc/<rel>` through the verified handle `procfs`.
-pub fn read(procfs: BorrowedFd<'_>, rel: &Path) -> Result<String> {
+pub(crate) fn read(procfs: BorrowedFd<'_>, rel: &Path) -> Result<String> {
     let how = sys::RESOLVE_BENEATH | sys::RESOLVE_NO_XDEV | sys::RESOLVE_NO_MAGICLINKS;
     let fd = sys::openat2(procfs, rel, libc::O_RDONLY, 0, how)
         .with_context(|| format!("cannot open /proc/{}", rel.display()))?;
@@ -52,7 +52,7 @@ pub fn read(procfs: BorrowedFd<'_>, rel: &Path) -> Result<String> {
 
 /// The pid (in our pid namespace) of the process behind `pidfd`: the `Pid:` line of its
 /// fdinfo.
-pub fn pidfd_pid(procfs: BorrowedFd<'_>, pidfd: BorrowedFd<'_>) -> Result<libc::pid_t> {
+pub(crate) fn pidfd_pid(procfs: BorrowedFd<'_>, pidfd: BorrowedFd<'_>) -> Result<libc::pid_t> {
     use std::os::fd::AsRawFd;
     let rel = format!("self/fdinfo/{}", pidfd.as_raw_fd());
     let text = read(procfs, Path::new(&rel))?;
@@ -64,7 +64,7 @@ pub fn pidfd_pid(procfs: BorrowedFd<'_>, pidfd: BorrowedFd<'_>) -> Result<libc::
 }
 
 /// The text of a uid_map/gid_map file: one "inside outside length" line per mapping.
-pub fn id_map_text(maps: &[oci_spec::runtime::LinuxIdMapping]) -> String {
+pub(crate) fn id_map_text(maps: &[oci_spec::runtime::LinuxIdMapping]) -> String {
     maps.iter()
         .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
         .collect()

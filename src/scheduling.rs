@@ -20,20 +20,20 @@ use crate::trace::Calls;
 
 /// The checked, converted settings of one process.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Plan {
-    pub sched: Option<sys::SchedAttr>,
+pub(crate) struct Plan {
+    pub(crate) sched: Option<sys::SchedAttr>,
     /// `(class, level)` for ioprio_set.
-    pub ioprio: Option<(u16, u16)>,
-    pub initial_cpus: Option<Vec<usize>>,
-    pub final_cpus: Option<Vec<usize>>,
+    pub(crate) ioprio: Option<(u16, u16)>,
+    pub(crate) initial_cpus: Option<Vec<usize>>,
+    pub(crate) final_cpus: Option<Vec<usize>>,
     /// `(mode | flags, node list)` for set_mempolicy.
-    pub mempolicy: Option<(i32, Vec<usize>)>,
-    pub personality: Option<u64>,
+    pub(crate) mempolicy: Option<(i32, Vec<usize>)>,
+    pub(crate) personality: Option<u64>,
 }
 
 impl Plan {
     /// Converts and checks the fields; every error names the field and the value.
-    pub fn new(process: Option<&Process>, linux: Option<&Linux>) -> Result<Plan> {
+    pub(crate) fn new(process: Option<&Process>, linux: Option<&Linux>) -> Result<Plan> {
         let mut plan = Plan::default();
         if let Some(p) = process {
             if let Some(s) = p.scheduler() {
@@ -89,7 +89,7 @@ impl Plan {
     }
 
     /// onggi, just before clone3: `execCPUAffinity.initial` (inherited by the child).
-    pub fn apply_initial(&self, c: &mut Calls) -> Result<()> {
+    pub(crate) fn apply_initial(&self, c: &mut Calls) -> Result<()> {
         if let Some(cpus) = &self.initial_cpus {
             sys::set_affinity(cpus).context("sched_setaffinity(execCPUAffinity.initial)")?;
             c.note(|| format!("sched_setaffinity(0, {cpus:?})"));
@@ -98,7 +98,7 @@ impl Plan {
     }
 
     /// The container's process, in its cgroup, before the capability step.
-    pub fn apply(&self, c: &mut Calls) -> Result<()> {
+    pub(crate) fn apply(&self, c: &mut Calls) -> Result<()> {
         if let Some(p) = self.personality {
             sys::personality(p).with_context(|| format!("personality({p:#x})"))?;
             c.note(|| {
@@ -129,7 +129,7 @@ impl Plan {
         Ok(())
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         *self == Plan::default()
     }
 }
@@ -222,7 +222,7 @@ fn mempolicy(
 }
 
 /// A kernel cpu/node list: `0-3,7,9-10`.
-pub fn cpu_list(s: &str) -> Result<Vec<usize>> {
+pub(crate) fn cpu_list(s: &str) -> Result<Vec<usize>> {
     let mut out = Vec::new();
     for part in s.split(',').map(str::trim) {
         let (a, b) = part.split_once('-').unwrap_or((part, part));

@@ -41,7 +41,7 @@ fn spec_name<T: serde::Serialize>(v: &T) -> String {
 }
 
 /// The libseccomp action for a spec action; `errno` is errnoRet (EPERM when absent).
-pub fn action(a: LinuxSeccompAction, errno: Option<u32>) -> Result<ScmpAction> {
+pub(crate) fn action(a: LinuxSeccompAction, errno: Option<u32>) -> Result<ScmpAction> {
     let ret = errno.unwrap_or(libc::EPERM as u32);
     Ok(match a {
         LinuxSeccompAction::ScmpActKill | LinuxSeccompAction::ScmpActKillThread => {
@@ -66,7 +66,7 @@ pub fn action(a: LinuxSeccompAction, errno: Option<u32>) -> Result<ScmpAction> {
 
 /// The libseccomp comparison for a spec condition. For SCMP_CMP_MASKED_EQ, `value` is the mask
 /// and `valueTwo` the value the masked argument must equal (as runc and crun read it).
-pub fn condition(
+pub(crate) fn condition(
     index: usize,
     op: LinuxSeccompOperator,
     value: u64,
@@ -98,7 +98,7 @@ fn rule_groups(conds: Vec<(usize, ScmpArgCompare)>) -> Vec<Vec<ScmpArgCompare>> 
 }
 
 /// A compiled filter, ready to load.
-pub struct Filter {
+pub(crate) struct Filter {
     ctx: ScmpFilterContext,
     /// Rules added, and syscall names this kernel/arch does not know (skipped).
     rules: usize,
@@ -109,7 +109,7 @@ pub struct Filter {
 }
 
 /// The compile step, at create (or exec) time: every error names what is wrong.
-pub fn compile(s: &LinuxSeccomp) -> Result<Filter> {
+pub(crate) fn compile(s: &LinuxSeccomp) -> Result<Filter> {
     let default =
         action(s.default_action(), s.default_errno_ret()).context("linux.seccomp.defaultAction")?;
     let mut ctx = ScmpFilterContext::new(default).context("seccomp_init")?;
@@ -179,13 +179,13 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Filter> {
 }
 
 impl Filter {
-    pub fn uses_notify(&self) -> bool {
+    pub(crate) fn uses_notify(&self) -> bool {
         self.notify
     }
 
     /// Loads the filter into the calling process (see the module comment for when). Returns the
     /// notification fd when the filter has SCMP_ACT_NOTIFY rules.
-    pub fn load(&self, c: &mut trace::Calls) -> Result<Option<OwnedFd>> {
+    pub(crate) fn load(&self, c: &mut trace::Calls) -> Result<Option<OwnedFd>> {
         self.ctx
             .load()
             .map_err(|e| anyhow!("cannot load the seccomp filter: {e}"))?;
@@ -205,17 +205,15 @@ impl Filter {
         if !self.notify {
             return Ok(None);
         }
-        let fd = self
-            .ctx
-            .get_notify_fd()
+        let fd = sys::seccomp_notify_fd(&self.ctx)
             .map_err(|e| anyhow!("seccomp: no notification fd: {e}"))?;
-        Ok(Some(sys::own_fd(fd)))
+        Ok(Some(fd))
     }
 }
 
 /// For create and exec, before the clone: the compiled filter of `linux.seccomp` (if any) and
 /// the connected listenerPath socket (when it uses SCMP_ACT_NOTIFY).
-pub fn prepare(spec: Option<&LinuxSeccomp>) -> Result<(Option<Filter>, Option<UnixStream>)> {
+pub(crate) fn prepare(spec: Option<&LinuxSeccomp>) -> Result<(Option<Filter>, Option<UnixStream>)> {
     let Some(s) = spec else {
         return Ok((None, None));
     };
@@ -256,7 +254,7 @@ fn connect(p: &Path) -> Result<UnixStream> {
 }
 
 /// Sends the notification fd with the container process state (runtime-spec runtime.md).
-pub fn send_to_listener(
+pub(crate) fn send_to_listener(
     sock: &UnixStream,
     fd: &OwnedFd,
     pid: i32,
@@ -275,13 +273,13 @@ pub fn send_to_listener(
 }
 
 impl Filter {
-    pub fn metadata(&self) -> Option<&str> {
+    pub(crate) fn metadata(&self) -> Option<&str> {
         self.listener_metadata.as_deref()
     }
 }
 
 /// What `features` reports: what this build and the host's libseccomp really support.
-pub fn features() -> serde_json::Value {
+pub(crate) fn features() -> serde_json::Value {
     let v = libseccomp::ScmpVersion::current()
         .map(|v| format!("{}.{}.{}", v.major, v.minor, v.micro))
         .unwrap_or_default();

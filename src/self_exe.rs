@@ -34,7 +34,7 @@ use crate::{sys, trace};
 
 /// Re-executes onggi from a read-only detached mount of its binary unless it already runs
 /// from a read-only mount. Returns only when no re-exec was needed or possible.
-pub fn ensure_read_only() -> Result<()> {
+pub(crate) fn ensure_read_only() -> Result<()> {
     let exe = std::fs::File::open("/proc/self/exe").context("open /proc/self/exe")?;
     if sys::on_read_only_mount(exe.as_fd()).context("fstatvfs(/proc/self/exe)")? {
         return Ok(());

@@ -5,7 +5,7 @@ use thiserror::Error;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 #[error("unknown signal {0:?}: use a name such as TERM, SIGKILL or RTMIN+1, or a number 1-64")]
-pub struct UnknownSignal(pub String);
+pub(crate) struct UnknownSignal(pub String);
 
 const NAMES: &[(&str, i32)] = &[
     ("HUP", libc::SIGHUP),
@@ -47,7 +47,7 @@ const SIGRTMIN: i32 = 34;
 const SIGRTMAX: i32 = 64;
 
 /// Parses a signal given by name (any case, with or without `SIG`) or by number.
-pub fn parse(s: &str) -> Result<i32, UnknownSignal> {
+pub(crate) fn parse(s: &str) -> Result<i32, UnknownSignal> {
     let bad = || UnknownSignal(s.to_string());
     if let Ok(n) = s.parse::<i32>() {
         return if (1..=SIGRTMAX).contains(&n) {
@@ -87,7 +87,7 @@ pub fn parse(s: &str) -> Result<i32, UnknownSignal> {
 }
 
 /// The conventional name of a signal number (`SIGTERM`), for messages.
-pub fn name(n: i32) -> String {
+pub(crate) fn name(n: i32) -> String {
     match NAMES
         .iter()
         .find(|&&(k, v)| v == n && k != "IOT" && k != "POLL")
@@ -99,12 +99,12 @@ pub fn name(n: i32) -> String {
 }
 
 /// The signals a foreground `run` or `exec` passes on to the container's process.
-pub struct Relay(nix::sys::signal::SigSet);
+pub(crate) struct Relay(nix::sys::signal::SigSet);
 
 impl Relay {
     /// Blocks the relayed signals (and SIGCHLD) in onggi. Call it before cloning, so nothing is
     /// lost; the child unblocks them for itself.
-    pub fn block() -> std::io::Result<Relay> {
+    pub(crate) fn block() -> std::io::Result<Relay> {
         use nix::sys::signal::{SigSet, Signal};
         let mut set = SigSet::empty();
         for s in [
@@ -125,7 +125,11 @@ impl Relay {
 
     /// Waits for our child `pid` to exit, relaying every other signal to it through `pidfd`;
     /// returns its exit code, or 128+N when signal N killed it (as a shell reports it).
-    pub fn wait(&self, pid: i32, pidfd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<i32> {
+    pub(crate) fn wait(
+        &self,
+        pid: i32,
+        pidfd: std::os::fd::BorrowedFd<'_>,
+    ) -> std::io::Result<i32> {
         loop {
             let sig = self.0.wait()?;
             if sig == nix::sys::signal::Signal::SIGCHLD {
@@ -139,13 +143,13 @@ impl Relay {
     }
 
     /// A signalfd for the blocked set, for callers that poll other descriptors too.
-    pub fn signal_fd(&self) -> std::io::Result<std::os::fd::OwnedFd> {
+    pub(crate) fn signal_fd(&self) -> std::io::Result<std::os::fd::OwnedFd> {
         crate::sys::signal_fd(&self.0)
     }
 }
 
 /// Reaps our child `pid` if it has exited: its exit code, or 128+N when signal N killed it.
-pub fn reaped(pid: i32) -> std::io::Result<Option<i32>> {
+pub(crate) fn reaped(pid: i32) -> std::io::Result<Option<i32>> {
     use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
     match waitpid(nix::unistd::Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
         Ok(WaitStatus::Exited(_, c)) => Ok(Some(c)),

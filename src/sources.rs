@@ -17,20 +17,20 @@ use oci_spec::runtime::LinuxNamespaceType;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use crate::process::Source;
+use crate::msg::Source;
 use crate::spec::Bundle;
 use crate::{sys, trace};
 
 /// What onggi opened, in the order it is sent.
 #[derive(Default)]
-pub struct Opened(Vec<(Source, OwnedFd)>);
+pub(crate) struct Opened(Vec<(Source, OwnedFd)>);
 
 impl Opened {
-    pub fn kinds(&self) -> Vec<Source> {
+    pub(crate) fn kinds(&self) -> Vec<Source> {
         self.0.iter().map(|(k, _)| *k).collect()
     }
 
-    pub fn fds(&self) -> Vec<BorrowedFd<'_>> {
+    pub(crate) fn fds(&self) -> Vec<BorrowedFd<'_>> {
         self.0.iter().map(|(_, f)| f.as_fd()).collect()
     }
 }
@@ -42,7 +42,7 @@ fn needed(bundle: &Bundle) -> bool {
 }
 
 /// A bind mount's source on the host, as the init would resolve it.
-pub fn bind_source(m: &oci_spec::runtime::Mount, bundle_dir: &Path) -> Option<PathBuf> {
+pub(crate) fn bind_source(m: &oci_spec::runtime::Mount, bundle_dir: &Path) -> Option<PathBuf> {
     let opts = m.options().as_deref().unwrap_or(&[]);
     let bind =
         m.typ().as_deref() == Some("bind") || opts.iter().any(|o| o == "bind" || o == "rbind");
@@ -56,7 +56,7 @@ pub fn bind_source(m: &oci_spec::runtime::Mount, bundle_dir: &Path) -> Option<Pa
 
 /// Opens the sources of `bundle` through the mount namespace of the init `pid` (step
 /// `mount_sources`); nothing when the container does not need it.
-pub fn open(bundle: &Bundle, procfs: BorrowedFd<'_>, pid: i32) -> Result<Opened> {
+pub(crate) fn open(bundle: &Bundle, procfs: BorrowedFd<'_>, pid: i32) -> Result<Opened> {
     if !needed(bundle) {
         return Ok(Opened::default());
     }
@@ -87,13 +87,13 @@ pub fn open(bundle: &Bundle, procfs: BorrowedFd<'_>, pid: i32) -> Result<Opened>
 
 /// The sources as the init received them with Go.
 #[derive(Default)]
-pub struct Received {
+pub(crate) struct Received {
     rootfs: Option<OwnedFd>,
     mounts: Vec<(usize, OwnedFd)>,
 }
 
 impl Received {
-    pub fn new(kinds: &[Source], fds: Vec<OwnedFd>) -> Received {
+    pub(crate) fn new(kinds: &[Source], fds: Vec<OwnedFd>) -> Received {
         let mut r = Received::default();
         for (k, fd) in kinds.iter().zip(fds) {
             match k {
@@ -104,11 +104,11 @@ impl Received {
         r
     }
 
-    pub fn rootfs(&self) -> Option<BorrowedFd<'_>> {
+    pub(crate) fn rootfs(&self) -> Option<BorrowedFd<'_>> {
         self.rootfs.as_ref().map(|f| f.as_fd())
     }
 
-    pub fn mount(&self, i: usize) -> Option<BorrowedFd<'_>> {
+    pub(crate) fn mount(&self, i: usize) -> Option<BorrowedFd<'_>> {
         self.mounts
             .iter()
             .find(|(j, _)| *j == i)

@@ -4,26 +4,29 @@
 use anyhow::{bail, Context, Result};
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use std::collections::HashSet;
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// The runtime-spec version onggi implements (reported by `--version`, `state`, `features`).
-pub const OCI_VERSION: &str = "1.2.1";
+pub(crate) const OCI_VERSION: &str = "1.2.1";
 
 /// The search path used for `process.args[0]` when `process.env` has no PATH.
-pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub(crate) const DEFAULT_PATH: &str =
+    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// A loaded, validated bundle.
-pub struct Bundle {
+pub(crate) struct Bundle {
     /// The bundle directory, absolute.
-    pub dir: PathBuf,
+    pub(crate) dir: PathBuf,
     /// The root filesystem, absolute and canonical.
-    pub rootfs: PathBuf,
-    pub spec: Spec,
+    pub(crate) rootfs: PathBuf,
+    pub(crate) spec: Spec,
 }
 
 impl Bundle {
     /// Loads `<dir>/config.json` and validates it.
-    pub fn load(dir: &Path) -> Result<Bundle> {
+    pub(crate) fn load(dir: &Path) -> Result<Bundle> {
         let dir = std::path::absolute(dir)
             .with_context(|| format!("bundle {}: cannot make the path absolute", dir.display()))?;
         if !dir.is_dir() {
@@ -38,7 +41,7 @@ impl Bundle {
     }
 
     /// Validates `spec` as the config of the bundle `dir`.
-    pub fn from_spec(dir: PathBuf, spec: Spec) -> Result<Bundle> {
+    pub(crate) fn from_spec(dir: PathBuf, spec: Spec) -> Result<Bundle> {
         validate_version(spec.version())?;
         let root = spec
             .root()
@@ -59,7 +62,7 @@ impl Bundle {
     }
 
     /// The namespaces of the config, in config order.
-    pub fn namespaces(&self) -> &[oci_spec::runtime::LinuxNamespace] {
+    pub(crate) fn namespaces(&self) -> &[oci_spec::runtime::LinuxNamespace] {
         self.spec
             .linux()
             .as_ref()
@@ -68,20 +71,20 @@ impl Bundle {
     }
 
     /// Whether the config asks for a new (path-less) namespace of type `t`.
-    pub fn new_namespace(&self, t: LinuxNamespaceType) -> bool {
+    pub(crate) fn new_namespace(&self, t: LinuxNamespaceType) -> bool {
         self.namespaces()
             .iter()
             .any(|n| n.typ() == t && n.path().is_none())
     }
 
     /// Whether the config has a namespace of type `t` at all (new or joined).
-    pub fn has_namespace(&self, t: LinuxNamespaceType) -> bool {
+    pub(crate) fn has_namespace(&self, t: LinuxNamespaceType) -> bool {
         self.namespaces().iter().any(|n| n.typ() == t)
     }
 }
 
 /// Parses config.json text; a JSON error carries its line and column.
-pub fn parse(bytes: &[u8]) -> Result<Spec> {
+pub(crate) fn parse(bytes: &[u8]) -> Result<Spec> {
     serde_json::from_slice(bytes).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
@@ -126,9 +129,6 @@ fn refuse_unsupported(spec: &Spec) -> Result<()> {
             "config.json: {field} is not supported by onggi yet: refusing to run without it"
         )
     };
-    if let Some(p) = spec.process() {
-        crate::lsm::ExecLabels::new(p)?;
-    }
     if let Some(l) = spec.linux() {
         crate::lsm::check_mount_label(l.mount_label().as_deref())?;
         if l.intel_rdt().is_some() {
@@ -207,7 +207,6 @@ fn validate_names_and_maps(spec: &Spec) -> Result<()> {
 
 fn validate(spec: &Spec) -> Result<()> {
     refuse_unsupported(spec)?;
-    crate::scheduling::Plan::new(spec.process().as_ref(), spec.linux().as_ref())?;
     validate_idmapped_mounts(spec)?;
     let new_netns = spec
         .linux()
@@ -357,7 +356,7 @@ fn validate(spec: &Spec) -> Result<()> {
 }
 
 /// The default config.json `onggi spec` writes: runc's, with onggi's hostname.
-pub fn default_config() -> serde_json::Value {
+pub(crate) fn default_config() -> serde_json::Value {
     let caps = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"];
     serde_json::json!({
         "ociVersion": OCI_VERSION,
@@ -412,7 +411,7 @@ pub fn default_config() -> serde_json::Value {
 /// shape): a user namespace mapping the caller to root, no network or cgroup namespace and no
 /// resources (it may own no cgroup), /sys as a read-only rbind of the host's (sysfs needs a
 /// network namespace the user owns), devpts without `gid=5` (not mapped), no cgroup mount.
-pub fn rootless_config(uid: u32, gid: u32) -> serde_json::Value {
+pub(crate) fn rootless_config(uid: u32, gid: u32) -> serde_json::Value {
     let mut c = default_config();
     let linux = &mut c["linux"];
     linux["resources"] = serde_json::Value::Null;
@@ -440,6 +439,34 @@ pub fn rootless_config(uid: u32, gid: u32) -> serde_json::Value {
         }
     }
     c
+}
+
+/// `spec`: writes the default config.json into `dir`; refuses to overwrite one.
+pub(crate) fn write_spec(dir: &Path, rootless: bool) -> Result<()> {
+    let path = dir.join("config.json");
+    let config = if rootless {
+        rootless_config(
+            nix::unistd::geteuid().as_raw(),
+            nix::unistd::getegid().as_raw(),
+        )
+    } else {
+        default_config()
+    };
+    let text = serde_json::to_string_pretty(&config)? + "\n";
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(&path)
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                anyhow::anyhow!("{} exists already: remove it first", path.display())
+            } else {
+                anyhow::anyhow!("cannot create {}: {e}", path.display())
+            }
+        })?;
+    f.write_all(text.as_bytes())?;
+    Ok(())
 }
 
 #[cfg(test)]

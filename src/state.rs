@@ -27,7 +27,7 @@ use thiserror::Error;
 
 /// The errors callers branch on (`delete --force` of a missing id is silent, for example).
 #[derive(Debug, Error)]
-pub enum StoreError {
+pub(crate) enum StoreError {
     #[error("{0}: container does not exist")]
     NotExist(String),
     #[error("{0}: container with that id exists already")]
@@ -41,13 +41,13 @@ pub enum StoreError {
 }
 
 /// How long a command waits for another command (not a create) to release a container.
-pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+pub(crate) const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Ids are file names (the state directory, the default cgroup): at most NAME_MAX bytes.
-pub const MAX_ID_LEN: usize = 255;
+pub(crate) const MAX_ID_LEN: usize = 255;
 
 /// Checks a container id: `[A-Za-z0-9_.+-]{1,255}`, not `.` or `..`.
-pub fn validate_id(id: &str) -> Result<(), StoreError> {
+pub(crate) fn validate_id(id: &str) -> Result<(), StoreError> {
     let ok = !id.is_empty()
         && id.len() <= MAX_ID_LEN
         && id != "."
@@ -65,7 +65,7 @@ pub fn validate_id(id: &str) -> Result<(), StoreError> {
 /// What `state` reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Status {
+pub(crate) enum Status {
     Creating,
     Created,
     Running,
@@ -88,14 +88,14 @@ impl std::fmt::Display for Status {
 /// A process named by its pid and its start time (field 22 of /proc/<pid>/stat), so that a
 /// reused pid is never mistaken for it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProcessId {
-    pub pid: i32,
-    pub start_time: u64,
+pub(crate) struct ProcessId {
+    pub(crate) pid: i32,
+    pub(crate) start_time: u64,
 }
 
 impl ProcessId {
     /// This process.
-    pub fn me() -> Option<ProcessId> {
+    pub(crate) fn me() -> Option<ProcessId> {
         let pid = std::process::id() as i32;
         proc_stat(pid).map(|p| ProcessId {
             pid,
@@ -104,13 +104,13 @@ impl ProcessId {
     }
 
     /// Whether that very process still runs (a zombie does not).
-    pub fn alive(&self) -> bool {
+    pub(crate) fn alive(&self) -> bool {
         proc_stat(self.pid).is_some_and(|p| p.start_time == self.start_time && !p.dead)
     }
 
     /// A pidfd for that very process (checked after it is open, so the pid cannot be reused
     /// under us); None when it is gone.
-    pub fn open(&self) -> Result<Option<std::os::fd::OwnedFd>> {
+    pub(crate) fn open(&self) -> Result<Option<std::os::fd::OwnedFd>> {
         let fd = match crate::sys::pidfd_open(self.pid) {
             Ok(fd) => fd,
             Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(None),
@@ -122,40 +122,40 @@ impl ProcessId {
 
 /// state.json.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct State {
-    pub id: String,
+pub(crate) struct State {
+    pub(crate) id: String,
     /// The init's pid in onggi's pid namespace; 0 until the init is cloned.
-    pub pid: i32,
+    pub(crate) pid: i32,
     /// Field 22 of /proc/<pid>/stat when the init was created.
-    pub pid_start_time: u64,
-    pub bundle: PathBuf,
-    pub rootfs: PathBuf,
+    pub(crate) pid_start_time: u64,
+    pub(crate) bundle: PathBuf,
+    pub(crate) rootfs: PathBuf,
     /// RFC 3339, UTC.
-    pub created: String,
+    pub(crate) created: String,
     #[serde(default)]
-    pub annotations: HashMap<String, String>,
+    pub(crate) annotations: HashMap<String, String>,
     /// The euid that created the container (its name is looked up only by `list`).
-    pub owner_uid: u32,
+    pub(crate) owner_uid: u32,
     /// `creating` until the init reports ready, then `created`; the live status is derived.
-    pub recorded: Status,
+    pub(crate) recorded: Status,
     /// Whether config.json had a `process` (a container without one can be created, not started).
-    pub has_process: bool,
+    pub(crate) has_process: bool,
     /// Whether the init has its own pid namespace (then killing it kills everything inside).
-    pub own_pid_namespace: bool,
+    pub(crate) own_pid_namespace: bool,
     /// The container's cgroup directory (absolute), if it has one.
     #[serde(default)]
-    pub cgroup: Option<PathBuf>,
+    pub(crate) cgroup: Option<PathBuf>,
     /// Whether onggi created that cgroup (then `delete` removes it). Recorded before the mkdir.
     #[serde(default)]
-    pub cgroup_created: bool,
+    pub(crate) cgroup_created: bool,
     /// The onggi that is creating the container: `creating` lasts only while it lives.
     #[serde(default)]
-    pub creator: Option<ProcessId>,
+    pub(crate) creator: Option<ProcessId>,
 }
 
 impl State {
     /// The init, when it has been cloned.
-    pub fn init(&self) -> Option<ProcessId> {
+    pub(crate) fn init(&self) -> Option<ProcessId> {
         (self.pid > 0).then_some(ProcessId {
             pid: self.pid,
             start_time: self.pid_start_time,
@@ -163,21 +163,21 @@ impl State {
     }
 
     /// A create is still running for this container.
-    pub fn being_created(&self) -> bool {
+    pub(crate) fn being_created(&self) -> bool {
         self.recorded == Status::Creating && self.creator.is_some_and(|c| c.alive())
     }
 }
 
 /// The store at `--root`.
-pub struct Store {
+pub(crate) struct Store {
     root: PathBuf,
 }
 
 /// One container's directory, locked for as long as this value lives (or only read: see
 /// [`Store::peek`]).
-pub struct ContainerDir {
-    pub id: String,
-    pub path: PathBuf,
+pub(crate) struct ContainerDir {
+    pub(crate) id: String,
+    pub(crate) path: PathBuf,
     lock: Option<File>,
 }
 
@@ -187,7 +187,7 @@ const GATE: &str = "exec.fifo";
 
 impl Store {
     /// Opens (creating with mode 0700 when missing) the state root.
-    pub fn open(root: &Path) -> Result<Store> {
+    pub(crate) fn open(root: &Path) -> Result<Store> {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -205,7 +205,7 @@ impl Store {
     /// Creates and locks the directory of a new container and writes its first state record,
     /// before anything else exists; fails if the id is taken. (A directory without state.json
     /// is a create that died within these few calls: nothing else exists for it.)
-    pub fn create(&self, id: &str, first: &State) -> Result<ContainerDir> {
+    pub(crate) fn create(&self, id: &str, first: &State) -> Result<ContainerDir> {
         validate_id(id)?;
         let path = self.dir_of(id);
         match std::fs::DirBuilder::new().mode(0o711).create(&path) {
@@ -232,7 +232,7 @@ impl Store {
 
     /// Opens and locks an existing container's directory. Fails at once when a create of it
     /// is still running; waits at most [`LOCK_WAIT`] for any other command.
-    pub fn get(&self, id: &str) -> Result<ContainerDir> {
+    pub(crate) fn get(&self, id: &str) -> Result<ContainerDir> {
         let dir = self.peek(id)?;
         let f = open_dir(&dir.path, id)?;
         let deadline = std::time::Instant::now() + LOCK_WAIT;
@@ -270,7 +270,7 @@ impl Store {
     }
 
     /// A container's directory for reading only: no lock, never waits (`state`, `list`).
-    pub fn peek(&self, id: &str) -> Result<ContainerDir> {
+    pub(crate) fn peek(&self, id: &str) -> Result<ContainerDir> {
         validate_id(id)?;
         let path = self.dir_of(id);
         match std::fs::symlink_metadata(&path) {
@@ -292,7 +292,7 @@ impl Store {
     }
 
     /// The ids in the store, sorted.
-    pub fn ids(&self) -> Result<Vec<String>> {
+    pub(crate) fn ids(&self) -> Result<Vec<String>> {
         let mut ids: Vec<String> = std::fs::read_dir(&self.root)
             .with_context(|| format!("cannot list {}", self.root.display()))?
             .filter_map(|e| e.ok())
@@ -328,7 +328,7 @@ fn lock_file(path: &Path) -> Result<File> {
 }
 
 /// Writes `data` to `path` atomically: a temporary file in the same directory, fsync, rename.
-pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
+pub(crate) fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
         .file_name()
@@ -354,7 +354,7 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
 }
 
 impl ContainerDir {
-    pub fn load(&self) -> Result<Option<State>> {
+    pub(crate) fn load(&self) -> Result<Option<State>> {
         match std::fs::read(self.path.join(STATE)) {
             Ok(b) => serde_json::from_slice(&b)
                 .map(Some)
@@ -364,29 +364,29 @@ impl ContainerDir {
         }
     }
 
-    pub fn save(&self, s: &State) -> Result<()> {
+    pub(crate) fn save(&self, s: &State) -> Result<()> {
         let data = serde_json::to_vec(s)?;
         write_atomic(&self.path.join(STATE), &data, 0o600)
     }
 
     /// The config as it was at create: later commands never re-read the bundle.
-    pub fn save_config(&self, spec: &oci_spec::runtime::Spec) -> Result<()> {
+    pub(crate) fn save_config(&self, spec: &oci_spec::runtime::Spec) -> Result<()> {
         let data = serde_json::to_vec(spec)?;
         write_atomic(&self.path.join(CONFIG), &data, 0o600)
     }
 
-    pub fn load_config(&self) -> Result<oci_spec::runtime::Spec> {
+    pub(crate) fn load_config(&self) -> Result<oci_spec::runtime::Spec> {
         let b = std::fs::read(self.path.join(CONFIG))
             .with_context(|| format!("{}: cannot read the saved config", self.id))?;
         crate::spec::parse(&b)
     }
 
-    pub fn gate_path(&self) -> PathBuf {
+    pub(crate) fn gate_path(&self) -> PathBuf {
         self.path.join(GATE)
     }
 
     /// The live status (see the module doc).
-    pub fn status(&self, s: &State) -> Status {
+    pub(crate) fn status(&self, s: &State) -> Status {
         if s.recorded == Status::Creating {
             // A create that died half-way left a container that never came to be.
             return if s.being_created() {
@@ -410,7 +410,7 @@ impl ContainerDir {
     }
 
     /// Removes the directory (the lock goes with it).
-    pub fn remove(self) -> Result<()> {
+    pub(crate) fn remove(self) -> Result<()> {
         std::fs::remove_dir_all(&self.path)
             .with_context(|| format!("cannot remove {}", self.path.display()))?;
         drop(self.lock);
@@ -419,14 +419,14 @@ impl ContainerDir {
 }
 
 /// What onggi needs from /proc/<pid>/stat.
-pub struct ProcStat {
-    pub start_time: u64,
+pub(crate) struct ProcStat {
+    pub(crate) start_time: u64,
     /// Zombie or dead: the process has exited.
-    pub dead: bool,
+    pub(crate) dead: bool,
 }
 
 /// Reads /proc/<pid>/stat; None when the process does not exist.
-pub fn proc_stat(pid: i32) -> Option<ProcStat> {
+pub(crate) fn proc_stat(pid: i32) -> Option<ProcStat> {
     if pid <= 0 {
         return None;
     }

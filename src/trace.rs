@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 /// Where and how events are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
+pub(crate) enum Mode {
     /// `--debug`: log lines (`step=NAME | … | took=Nus`).
     Debug,
     /// `--trace`: aligned human-readable lines on stderr.
@@ -38,7 +38,7 @@ pub enum Mode {
 /// Who emits an event: onggi itself, the container init it forked, or a process joining the
 /// container for `exec`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Who {
+pub(crate) enum Who {
     Onggi = 0,
     Init = 1,
     Exec = 2,
@@ -55,7 +55,7 @@ static PID: AtomicI32 = AtomicI32::new(0);
 
 /// Turns tracing on (once, at startup). For `Text`/`Json` the events go to a close-on-exec
 /// duplicate of stderr; for `Debug` to the log's debug descriptor.
-pub fn enable(mode: Mode) -> std::io::Result<()> {
+pub(crate) fn enable(mode: Mode) -> std::io::Result<()> {
     let fd = match mode {
         Mode::Debug => match crate::logging::debug_fd() {
             Some(fd) => fd.try_clone_to_owned()?,
@@ -78,13 +78,13 @@ fn mode() -> Option<Mode> {
     }
 }
 
-pub fn enabled() -> bool {
+pub(crate) fn enabled() -> bool {
     MODE.load(Ordering::Relaxed) != OFF
 }
 
 /// Marks this process as the container init or an exec'd process (called right after clone3,
 /// while /proc is still the host's: its `self` link names the pid the host sees).
-pub fn set_who(who: Who) {
+pub(crate) fn set_who(who: Who) {
     WHO.store(who as u8, Ordering::Relaxed);
     if enabled() {
         let pid = std::fs::read_link("/proc/self")
@@ -104,7 +104,7 @@ fn who() -> &'static str {
 }
 
 /// The kernel calls one step made, recorded only when tracing is on.
-pub struct Calls {
+pub(crate) struct Calls {
     on: bool,
     list: Vec<String>,
 }
@@ -112,7 +112,7 @@ pub struct Calls {
 impl Calls {
     /// Records one call; `f` runs only when tracing is on. Several calls may be given in one
     /// note separated by ` | `.
-    pub fn note(&mut self, f: impl FnOnce() -> String) {
+    pub(crate) fn note(&mut self, f: impl FnOnce() -> String) {
         if self.on {
             self.list.push(f());
         }
@@ -120,7 +120,7 @@ impl Calls {
 }
 
 /// Runs the step `name`; with tracing on, emits its event when it ends.
-pub fn step<T, E: std::fmt::Display>(
+pub(crate) fn step<T, E: std::fmt::Display>(
     name: &'static str,
     f: impl FnOnce(&mut Calls) -> Result<T, E>,
 ) -> Result<T, E> {
@@ -149,7 +149,7 @@ pub fn step<T, E: std::fmt::Display>(
 
 /// Emits the event of a step that was timed by hand (clone3: both processes return from it,
 /// only the parent reports it).
-pub fn finished(name: &'static str, took: Duration, call: impl FnOnce() -> String) {
+pub(crate) fn finished(name: &'static str, took: Duration, call: impl FnOnce() -> String) {
     if enabled() {
         emit(&Event {
             step: name,
@@ -162,7 +162,7 @@ pub fn finished(name: &'static str, took: Duration, call: impl FnOnce() -> Strin
 
 /// Emits a moment that is not a timed step (the wait at the start gate, the final execve, a
 /// warning).
-pub fn moment(name: &'static str, f: impl FnOnce() -> String) {
+pub(crate) fn moment(name: &'static str, f: impl FnOnce() -> String) {
     if enabled() {
         emit(&Event {
             step: name,
@@ -174,7 +174,7 @@ pub fn moment(name: &'static str, f: impl FnOnce() -> String) {
 }
 
 /// The descriptor events go to, if any: the init and exec'd processes keep it open.
-pub fn sink() -> Option<BorrowedFd<'static>> {
+pub(crate) fn sink() -> Option<BorrowedFd<'static>> {
     SINK.get().filter(|_| enabled()).map(|fd| fd.as_fd())
 }
 

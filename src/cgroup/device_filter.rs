@@ -11,13 +11,13 @@ use oci_spec::runtime::{LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType};
 
 /// One rule: type ('a' all, 'b', 'c'), major/minor (None = any), access bits, allow/deny.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Rule {
-    pub kind: char,
-    pub major: Option<u32>,
-    pub minor: Option<u32>,
+pub(crate) struct Rule {
+    pub(crate) kind: char,
+    pub(crate) major: Option<u32>,
+    pub(crate) minor: Option<u32>,
     /// BPF_DEVCG_ACC_* bits: mknod 1, read 2, write 4.
-    pub access: u32,
-    pub allow: bool,
+    pub(crate) access: u32,
+    pub(crate) allow: bool,
 }
 
 const ACC_MKNOD: u32 = 1;
@@ -60,7 +60,7 @@ impl Rule {
 
 /// The devices every container may use (runc's list): mknod of any node, the standard
 /// character devices, ptys, and /dev/net/tun.
-pub fn default_rules() -> Vec<Rule> {
+pub(crate) fn default_rules() -> Vec<Rule> {
     vec![
         Rule::allow('c', None, None, "m"),
         Rule::allow('b', None, None, "m"),
@@ -78,7 +78,7 @@ pub fn default_rules() -> Vec<Rule> {
 }
 
 /// The full rule list for a container.
-pub fn rules(cgroup: &[LinuxDeviceCgroup], devices: &[LinuxDevice]) -> Result<Vec<Rule>> {
+pub(crate) fn rules(cgroup: &[LinuxDeviceCgroup], devices: &[LinuxDevice]) -> Result<Vec<Rule>> {
     let mut out = Vec::new();
     for d in cgroup {
         let kind = match d.typ() {
@@ -114,11 +114,11 @@ pub fn rules(cgroup: &[LinuxDeviceCgroup], devices: &[LinuxDevice]) -> Result<Ve
 
 /// One eBPF instruction (struct bpf_insn).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Insn {
-    pub code: u8,
-    pub regs: u8,
-    pub off: i16,
-    pub imm: i32,
+pub(crate) struct Insn {
+    pub(crate) code: u8,
+    pub(crate) regs: u8,
+    pub(crate) off: i16,
+    pub(crate) imm: i32,
 }
 
 const fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
@@ -141,7 +141,7 @@ const EXIT: u8 = 0x95; // BPF_JMP | BPF_EXIT
 
 /// Compiles the rules. Registers: r2 = type, r3 = access, r4 = major, r5 = minor (loaded from
 /// struct bpf_cgroup_dev_ctx { u32 access_type; u32 major; u32 minor; }), r1 scratch.
-pub fn compile(rules: &[Rule]) -> Vec<Insn> {
+pub(crate) fn compile(rules: &[Rule]) -> Vec<Insn> {
     let mut p = vec![
         insn(LDX_W, 2, 1, 0, 0),
         insn(AND32_K, 2, 0, 0, 0xffff),
@@ -194,7 +194,7 @@ pub fn compile(rules: &[Rule]) -> Vec<Insn> {
 
 /// Loads the program and attaches it to the cgroup (an O_RDONLY directory descriptor). When
 /// the cgroup already has onggi's filter (an `update`), the new one replaces it atomically.
-pub fn attach(cgroup: std::os::fd::BorrowedFd<'_>, prog: &[Insn]) -> Result<()> {
+pub(crate) fn attach(cgroup: std::os::fd::BorrowedFd<'_>, prog: &[Insn]) -> Result<()> {
     use anyhow::Context;
     let raw: Vec<[u8; 8]> = prog
         .iter()
@@ -223,11 +223,11 @@ pub fn attach(cgroup: std::os::fd::BorrowedFd<'_>, prog: &[Insn]) -> Result<()> 
 }
 
 /// The name onggi loads its device programs with (how `delete` tells its own from others').
-pub const PROGRAM_NAME: &str = "onggi_device";
+pub(crate) const PROGRAM_NAME: &str = "onggi_device";
 
 /// Detaches onggi's device programs from a cgroup that onggi did not create (and so does not
 /// remove): a container created into an existing cgroup leaves no filter behind.
-pub fn detach_ours(cgroup: &std::path::Path) -> Result<usize> {
+pub(crate) fn detach_ours(cgroup: &std::path::Path) -> Result<usize> {
     use anyhow::Context;
     use std::os::fd::AsFd;
     let dir = match std::fs::File::open(cgroup) {
@@ -248,9 +248,10 @@ pub fn detach_ours(cgroup: &std::path::Path) -> Result<usize> {
     Ok(n)
 }
 
+#[cfg(test)]
 /// Runs a compiled program on one access (a tiny interpreter for the instructions `compile`
 /// emits), so the rule semantics are unit-tested without the kernel.
-pub fn evaluate(prog: &[Insn], kind: i32, access: u32, major: u32, minor: u32) -> bool {
+pub(crate) fn evaluate(prog: &[Insn], kind: i32, access: u32, major: u32, minor: u32) -> bool {
     let ctx = [((access << 16) | kind as u32), major, minor];
     let mut r = [0u64; 11];
     let mut pc = 0usize;

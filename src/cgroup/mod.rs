@@ -11,8 +11,8 @@
 //! * pause/resume write `cgroup.freeze` and wait for `frozen` in `cgroup.events`; `kill --all`
 //!   and `delete --force` use `cgroup.kill`.
 
-pub mod device_filter;
-pub mod setup;
+pub(crate) mod device_filter;
+pub(crate) mod setup;
 
 use anyhow::{bail, Context, Result};
 use oci_spec::runtime::LinuxResources;
@@ -23,7 +23,7 @@ use std::path::{Component, Path, PathBuf};
 use crate::{sys, trace};
 
 /// The cgroup2 mount point, from /proc/self/mountinfo.
-pub fn v2_mount() -> Result<PathBuf> {
+pub(crate) fn v2_mount() -> Result<PathBuf> {
     let info = std::fs::read_to_string("/proc/self/mountinfo")
         .context("cannot read /proc/self/mountinfo")?;
     // A mount stacked on top hides an earlier one (mountinfo lists both): take the last one
@@ -47,7 +47,7 @@ fn v2_mounts(info: &str) -> Vec<PathBuf> {
 }
 
 /// onggi's own cgroup (the `0::` line of /proc/self/cgroup).
-pub fn own_cgroup() -> Result<PathBuf> {
+pub(crate) fn own_cgroup() -> Result<PathBuf> {
     let text =
         std::fs::read_to_string("/proc/self/cgroup").context("cannot read /proc/self/cgroup")?;
     text.lines()
@@ -57,7 +57,7 @@ pub fn own_cgroup() -> Result<PathBuf> {
 }
 
 /// The container's cgroup relative to the v2 root, from `linux.cgroupsPath`.
-pub fn container_path(cgroups_path: Option<&Path>, own: &Path, id: &str) -> Result<PathBuf> {
+pub(crate) fn container_path(cgroups_path: Option<&Path>, own: &Path, id: &str) -> Result<PathBuf> {
     let p = match cgroups_path {
         Some(p) if p.as_os_str().is_empty() => PathBuf::from("/").join(id),
         Some(p) if p.is_absolute() => p.to_path_buf(),
@@ -79,10 +79,10 @@ pub fn container_path(cgroups_path: Option<&Path>, own: &Path, id: &str) -> Resu
 
 /// One file write the resources turn into.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Write {
-    pub controller: &'static str,
-    pub file: String,
-    pub value: String,
+pub(crate) struct Write {
+    pub(crate) controller: &'static str,
+    pub(crate) file: String,
+    pub(crate) value: String,
 }
 
 fn w(controller: &'static str, file: impl Into<String>, value: impl Into<String>) -> Write {
@@ -94,7 +94,7 @@ fn w(controller: &'static str, file: impl Into<String>, value: impl Into<String>
 }
 
 /// cpu.shares (cgroup v1, 2..262144) to cpu.weight (1..10000), runc's and crun's linear formula.
-pub fn shares_to_weight(shares: u64) -> u64 {
+pub(crate) fn shares_to_weight(shares: u64) -> u64 {
     if shares == 0 {
         return 0;
     }
@@ -103,7 +103,7 @@ pub fn shares_to_weight(shares: u64) -> u64 {
 }
 
 /// blkio.weight (10..1000) to io.weight (1..10000), as runc converts it.
-pub fn blkio_to_io_weight(w: u16) -> u64 {
+pub(crate) fn blkio_to_io_weight(w: u16) -> u64 {
     if w == 0 {
         return 0;
     }
@@ -114,7 +114,7 @@ pub fn blkio_to_io_weight(w: u16) -> u64 {
 /// memory.swap.max from the spec's `swap` (memory + swap, as in cgroup v1) and `limit`, as
 /// runc converts it: 0 is "not set", and an unlimited memory with swap not set makes swap
 /// unlimited too.
-pub fn swap_max(limit: Option<i64>, swap: Option<i64>) -> Result<Option<String>> {
+pub(crate) fn swap_max(limit: Option<i64>, swap: Option<i64>) -> Result<Option<String>> {
     let limit = limit.filter(|l| *l != 0);
     match (limit, swap.filter(|s| *s != 0)) {
         (Some(-1), None) if swap == Some(0) => Ok(Some("max".into())),
@@ -145,7 +145,7 @@ fn max_or(v: i64) -> String {
 /// 100000), blkio weights, the pids limit. Managers rely on it: dockerd sends
 /// `"blockIO": {"weight": 0}` and `"cpu": {"shares": 0}` with every container, and `docker
 /// update` sends every field, 0 for those the user did not name.
-pub fn resource_writes(r: &LinuxResources) -> Result<Vec<Write>> {
+pub(crate) fn resource_writes(r: &LinuxResources) -> Result<Vec<Write>> {
     let mut out = Vec::new();
     if let Some(m) = r.memory() {
         if let Some(l) = m.limit().filter(|l| *l != 0) {
@@ -287,21 +287,21 @@ pub fn resource_writes(r: &LinuxResources) -> Result<Vec<Write>> {
 }
 
 /// A container's cgroup.
-pub struct Cgroup {
+pub(crate) struct Cgroup {
     /// The v2 mount point.
-    pub mount: PathBuf,
+    pub(crate) mount: PathBuf,
     /// The path below it.
-    pub rel: PathBuf,
+    pub(crate) rel: PathBuf,
 }
 
 impl Cgroup {
-    pub fn dir(&self) -> PathBuf {
+    pub(crate) fn dir(&self) -> PathBuf {
         self.mount
             .join(self.rel.strip_prefix("/").unwrap_or(&self.rel))
     }
 
     /// Checks that the hierarchy has every controller `writes` need (before creating anything).
-    pub fn check_controllers(&self, writes: &[Write]) -> Result<BTreeSet<&'static str>> {
+    pub(crate) fn check_controllers(&self, writes: &[Write]) -> Result<BTreeSet<&'static str>> {
         let available = read_controllers(&self.mount.join("cgroup.controllers"))?;
         let needed: BTreeSet<&'static str> = writes
             .iter()
@@ -326,7 +326,7 @@ impl Cgroup {
 
     /// Creates the cgroup (and missing parents) and enables `controllers` down to it. Returns
     /// whether onggi created the leaf (only then does delete remove it).
-    pub fn create(
+    pub(crate) fn create(
         &self,
         controllers: &BTreeSet<&'static str>,
         c: &mut trace::Calls,
@@ -409,7 +409,7 @@ impl Cgroup {
     }
 
     /// Writes the resource files.
-    pub fn apply(&self, writes: &[Write], c: &mut trace::Calls) -> Result<()> {
+    pub(crate) fn apply(&self, writes: &[Write], c: &mut trace::Calls) -> Result<()> {
         let dir = self.dir();
         for wr in writes {
             let file = dir.join(&wr.file);
@@ -426,7 +426,11 @@ impl Cgroup {
     /// `update`: every file is checked first, and when the kernel refuses a value half-way the
     /// files already written get their previous values back, so a failing update changes
     /// nothing.
-    pub fn apply_all_or_nothing(&self, writes: &[Write], c: &mut trace::Calls) -> Result<()> {
+    pub(crate) fn apply_all_or_nothing(
+        &self,
+        writes: &[Write],
+        c: &mut trace::Calls,
+    ) -> Result<()> {
         let dir = self.dir();
         let mut before = Vec::new();
         for wr in writes {
@@ -459,7 +463,7 @@ impl Cgroup {
     }
 
     /// A directory descriptor for clone3(CLONE_INTO_CGROUP).
-    pub fn open(&self) -> Result<OwnedFd> {
+    pub(crate) fn open(&self) -> Result<OwnedFd> {
         sys::openat2(
             sys::at_fdcwd(),
             &self.dir(),
@@ -487,21 +491,21 @@ fn read_controllers(path: &Path) -> Result<BTreeSet<String>> {
 }
 
 /// The pids in a cgroup (`cgroup.procs`).
-pub fn procs(dir: &Path) -> Vec<i32> {
+pub(crate) fn procs(dir: &Path) -> Vec<i32> {
     std::fs::read_to_string(dir.join("cgroup.procs"))
         .map(|t| t.lines().filter_map(|l| l.trim().parse().ok()).collect())
         .unwrap_or_default()
 }
 
 /// Whether the cgroup is frozen (`frozen 1` in cgroup.events).
-pub fn is_frozen(dir: &Path) -> bool {
+pub(crate) fn is_frozen(dir: &Path) -> bool {
     std::fs::read_to_string(dir.join("cgroup.events"))
         .map(|t| t.lines().any(|l| l == "frozen 1"))
         .unwrap_or(false)
 }
 
 /// Freezes or thaws, and waits (up to 5 s) until cgroup.events says so.
-pub fn freeze(dir: &Path, on: bool) -> Result<()> {
+pub(crate) fn freeze(dir: &Path, on: bool) -> Result<()> {
     let file = dir.join("cgroup.freeze");
     std::fs::write(&file, if on { "1" } else { "0" })
         .with_context(|| format!("cannot write {}", file.display()))?;
@@ -519,7 +523,7 @@ pub fn freeze(dir: &Path, on: bool) -> Result<()> {
 }
 
 /// SIGKILL to every process of the cgroup (cgroup.kill; else freeze, signal each, thaw).
-pub fn kill_all(dir: &Path, sig: i32) -> Result<()> {
+pub(crate) fn kill_all(dir: &Path, sig: i32) -> Result<()> {
     let kill_file = dir.join("cgroup.kill");
     if sig == libc::SIGKILL && kill_file.exists() {
         return std::fs::write(&kill_file, "1")
@@ -536,7 +540,7 @@ pub fn kill_all(dir: &Path, sig: i32) -> Result<()> {
 }
 
 /// Removes the cgroup directory once its processes are gone (retrying briefly on EBUSY).
-pub fn remove(dir: &Path) -> Result<()> {
+pub(crate) fn remove(dir: &Path) -> Result<()> {
     // Sub-cgroups made inside the container (or for `exec --cgroup`) go first, deepest first.
     if let Ok(entries) = std::fs::read_dir(dir) {
         for e in entries.flatten() {

@@ -20,39 +20,39 @@ use crate::spec::Bundle;
 use crate::{namespaces, trace};
 
 /// Where the container's cgroup goes and what is written there.
-pub struct Plan {
+pub(crate) struct Plan {
     cg: Cgroup,
     writes: Vec<Write>,
     controllers: std::collections::BTreeSet<&'static str>,
     /// The directory does not exist yet: onggi will make it (and `delete` remove it).
-    pub create: bool,
+    pub(crate) create: bool,
 }
 
 impl Plan {
-    pub fn dir(&self) -> PathBuf {
+    pub(crate) fn dir(&self) -> PathBuf {
         self.cg.dir()
     }
 }
 
 /// The cgroup made for the container.
-pub struct Placed {
-    pub dir: PathBuf,
-    pub created: bool,
+pub(crate) struct Placed {
+    pub(crate) dir: PathBuf,
+    pub(crate) created: bool,
     /// The directory, O_RDONLY (for CLONE_INTO_CGROUP and the device filter).
-    pub fd: OwnedFd,
+    pub(crate) fd: OwnedFd,
 }
 
 impl Placed {
     /// The descriptor to clone the init into, or None when it must be moved in by
     /// `cgroup.procs` (a cgroup onggi did not make: see the module doc).
-    pub fn clone_target(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+    pub(crate) fn clone_target(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
         self.created.then(|| self.fd.as_fd())
     }
 }
 
 /// Where the container's cgroup goes. None when the host has no cgroup v2 hierarchy (or none
 /// is delegated to a rootless caller) and the config asks for no resources.
-pub fn plan(bundle: &Bundle, id: &str) -> Result<Option<Plan>> {
+pub(crate) fn plan(bundle: &Bundle, id: &str) -> Result<Option<Plan>> {
     let linux = bundle.spec.linux().as_ref();
     let writes = match linux.and_then(|l| l.resources().as_ref()) {
         Some(r) => crate::cgroup::resource_writes(r)?,
@@ -128,7 +128,7 @@ fn delegated(cg: &Cgroup, writes: &[Write]) -> Result<bool> {
 
 /// Creates the cgroup with its resources and device filter, before the clone. On failure,
 /// a cgroup it made is removed and a filter it attached to an existing one detached.
-pub fn make(plan: &Plan, bundle: &Bundle) -> Result<Placed> {
+pub(crate) fn make(plan: &Plan, bundle: &Bundle) -> Result<Placed> {
     let cg = &plan.cg;
     let created = trace::step("cgroup", |c| cg.create(&plan.controllers, c))?;
     let undo = |e: anyhow::Error| {
@@ -186,7 +186,7 @@ fn attach_devices(
 
 /// Moves the init into a cgroup it could not be cloned into (see the module doc), while it
 /// waits for Go: it has run nothing of the container yet.
-pub fn join(placed: &Placed, pid: i32) -> Result<()> {
+pub(crate) fn join(placed: &Placed, pid: i32) -> Result<()> {
     trace::step("cgroup_join", |c| {
         let procs = placed.dir.join("cgroup.procs");
         std::fs::write(&procs, pid.to_string())

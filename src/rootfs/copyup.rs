@@ -8,7 +8,7 @@ use crate::sys;
 /// Copies a directory tree fd-relative (files, directories, symlinks; owner and mode kept).
 /// Nothing is resolved by path, so a symlink in the image cannot redirect the copy.
 pub(super) fn copy_tree(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> Result<()> {
-    use nix::fcntl::{openat, readlinkat, AtFlags, OFlag};
+    use nix::fcntl::{readlinkat, AtFlags, OFlag};
     use nix::sys::stat::{fchmodat, fstatat, mkdirat, FchmodatFlags, Mode, SFlag};
     let dir = nix::dir::Dir::from_fd(nix::unistd::dup(from.as_raw_fd())?)?;
     let mut names = Vec::new();
@@ -33,37 +33,14 @@ pub(super) fn copy_tree(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> Result<()> 
                 name.as_c_str(),
                 Mode::from_bits_truncate(0o700),
             )?;
-            let sub_from = openat(
-                Some(from.as_raw_fd()),
-                name.as_c_str(),
-                rd | OFlag::O_DIRECTORY,
-                Mode::empty(),
-            )?;
-            let sub_to = openat(
-                Some(to.as_raw_fd()),
-                name.as_c_str(),
-                rd | OFlag::O_DIRECTORY,
-                Mode::empty(),
-            )?;
-            let (sf, st_) = (sys::own_fd(sub_from), sys::own_fd(sub_to));
+            let sub = (rd | OFlag::O_DIRECTORY).bits();
+            let sf = sys::openat2(from, path(&name), sub, 0, 0)?;
+            let st_ = sys::openat2(to, path(&name), sub, 0, 0)?;
             copy_tree(sf.as_fd(), st_.as_fd())?;
         } else if kind == SFlag::S_IFREG {
-            let src = sys::own_fd(openat(
-                Some(from.as_raw_fd()),
-                name.as_c_str(),
-                rd,
-                Mode::empty(),
-            )?);
-            let dst = sys::own_fd(openat(
-                Some(to.as_raw_fd()),
-                name.as_c_str(),
-                OFlag::O_WRONLY
-                    | OFlag::O_CREAT
-                    | OFlag::O_EXCL
-                    | OFlag::O_NOFOLLOW
-                    | OFlag::O_CLOEXEC,
-                Mode::from_bits_truncate(0o600),
-            )?);
+            let src = sys::openat2(from, path(&name), rd.bits(), 0, 0)?;
+            let create = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW;
+            let dst = sys::openat2(to, path(&name), create.bits(), 0o600, 0)?;
             std::io::copy(&mut std::fs::File::from(src), &mut std::fs::File::from(dst))?;
         } else if kind == SFlag::S_IFLNK {
             let target = readlinkat(Some(from.as_raw_fd()), name.as_c_str())?;
@@ -88,4 +65,10 @@ pub(super) fn copy_tree(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> Result<()> 
         }
     }
     Ok(())
+}
+
+/// A directory entry's name as a relative path.
+fn path(name: &std::ffi::CStr) -> &std::path::Path {
+    use std::os::unix::ffi::OsStrExt;
+    std::path::Path::new(std::ffi::OsStr::from_bytes(name.to_bytes()))
 }

@@ -271,7 +271,7 @@ fn bind_host_device(dir: BorrowedFd<'_>, name: &str, host: &Path, c: &mut Calls)
 }
 
 /// /dev/null must really be the null device (char 1:3) before it is bound over anything.
-pub fn check_dev_null(fd: BorrowedFd<'_>) -> Result<()> {
+pub(crate) fn check_dev_null(fd: BorrowedFd<'_>) -> Result<()> {
     let st = nix::sys::stat::fstat(fd.as_raw_fd()).context("cannot stat /dev/null")?;
     let ok = st.st_mode & libc::S_IFMT == libc::S_IFCHR
         && libc::major(st.st_rdev) == 1

@@ -3,7 +3,6 @@
 
 use anyhow::{Context, Result};
 use nix::fcntl::OFlag;
-use nix::sys::stat::Mode;
 use oci_spec::runtime::Mount;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
@@ -14,11 +13,11 @@ use crate::trace;
 /// The user namespaces of the idmapped mounts, by mount index: made by onggi before clone3
 /// (see [`idmap_userns`]) and inherited by the init, which attaches them to the binds.
 #[derive(Default)]
-pub struct IdmapUserns(Vec<(usize, OwnedFd)>);
+pub(crate) struct IdmapUserns(Vec<(usize, OwnedFd)>);
 
 impl IdmapUserns {
     /// One user namespace per mount that has uidMappings/gidMappings.
-    pub fn for_mounts(mounts: &[Mount], procfs: BorrowedFd<'_>) -> Result<IdmapUserns> {
+    pub(crate) fn for_mounts(mounts: &[Mount], procfs: BorrowedFd<'_>) -> Result<IdmapUserns> {
         let mut v = Vec::new();
         for (i, m) in mounts.iter().enumerate() {
             let (Some(u), Some(g)) = (m.uid_mappings(), m.gid_mappings()) else {
@@ -49,7 +48,7 @@ impl IdmapUserns {
     }
 
     /// The descriptors, for the init's keep list.
-    pub fn fds(&self) -> impl Iterator<Item = std::os::fd::RawFd> + '_ {
+    pub(crate) fn fds(&self) -> impl Iterator<Item = std::os::fd::RawFd> + '_ {
         self.0.iter().map(|(_, f)| f.as_raw_fd())
     }
 }
@@ -63,41 +62,33 @@ fn idmap_userns(
     procfs: BorrowedFd<'_>,
 ) -> Result<OwnedFd> {
     let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).context("pipe2")?;
-    match sys::clone3(libc::CLONE_NEWUSER as u64, None).context("clone3(CLONE_NEWUSER)")? {
-        sys::Forked::Child => {
-            drop(w);
-            let mut b = [0u8; 1];
-            let _ = nix::unistd::read(r.as_raw_fd(), &mut b);
-            sys::exit_now(0)
-        }
-        sys::Forked::Parent { pid, pidfd: _pidfd } => {
-            drop(r);
-            let dir = PathBuf::from(pid.to_string());
-            let res = (|| -> Result<OwnedFd> {
-                crate::procfs::write(
-                    procfs,
-                    &dir.join("uid_map"),
-                    &crate::procfs::id_map_text(uid),
-                )
-                .context("uidMappings")?;
-                crate::procfs::write(
-                    procfs,
-                    &dir.join("gid_map"),
-                    &crate::procfs::id_map_text(gid),
-                )
-                .context("gidMappings")?;
-                let fd = nix::fcntl::openat(
-                    Some(procfs.as_raw_fd()),
-                    &dir.join("ns/user"),
-                    OFlag::O_RDONLY | OFlag::O_CLOEXEC,
-                    Mode::empty(),
-                )
-                .context("open ns/user")?;
-                Ok(sys::own_fd(fd))
-            })();
-            drop(w);
-            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
-            res
-        }
-    }
+    let w_end = w.as_raw_fd();
+    let child = sys::spawn(libc::CLONE_NEWUSER as u64, None, || {
+        // Our copy of the write end is closed, so the read ends when onggi closes its copy.
+        let _ = nix::unistd::close(w_end);
+        let mut b = [0u8; 1];
+        let _ = nix::unistd::read(r.as_raw_fd(), &mut b);
+        0
+    })
+    .context("clone3(CLONE_NEWUSER)")?;
+    drop(r);
+    let dir = PathBuf::from(child.pid.to_string());
+    let res = (|| -> Result<OwnedFd> {
+        crate::procfs::write(
+            procfs,
+            &dir.join("uid_map"),
+            &crate::procfs::id_map_text(uid),
+        )
+        .context("uidMappings")?;
+        crate::procfs::write(
+            procfs,
+            &dir.join("gid_map"),
+            &crate::procfs::id_map_text(gid),
+        )
+        .context("gidMappings")?;
+        sys::openat2(procfs, &dir.join("ns/user"), libc::O_RDONLY, 0, 0).context("open ns/user")
+    })();
+    drop(w);
+    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(child.pid), None);
+    res
 }

@@ -27,10 +27,10 @@ use std::path::Path;
 
 use crate::sys;
 use crate::trace;
-pub use idmap::IdmapUserns;
-pub use options::propagation_flag;
-pub use pivot::chroot_only;
-pub use resolve::{ensure_in_root, TargetKind};
+pub(crate) use idmap::IdmapUserns;
+pub(crate) use options::{parse_options, propagation_flag, MountOptions};
+pub(crate) use pivot::chroot_only;
+pub(crate) use resolve::{ensure_in_root, TargetKind};
 
 use dev::{create_device, setup_dev};
 use mount::mount_one;
@@ -39,22 +39,24 @@ use pivot::{bind_rootfs, move_root, pivot_root, prepare_propagation};
 use resolve::cwd;
 
 /// What the mounts need to know about the container besides its config.
-pub struct MountContext<'a> {
+pub(crate) struct MountContext<'a> {
     /// The container has a user namespace (new or joined): mknod is refused, host mount flags
     /// are locked, sysfs and cgroup2 need namespaces owned by it.
-    pub userns: bool,
+    pub(crate) userns: bool,
     /// The container has a cgroup namespace of its own.
-    pub cgroupns: bool,
+    pub(crate) cgroupns: bool,
     /// The container's cgroup directory on the host, if it has one.
-    pub cgroup: Option<&'a Path>,
+    pub(crate) cgroup: Option<&'a Path>,
     /// The user namespaces of idmapped mounts (made by onggi), by mount index.
-    pub idmaps: &'a IdmapUserns,
+    pub(crate) idmaps: &'a IdmapUserns,
     /// The rootfs and bind sources onggi opened for us (see src/sources.rs).
-    pub sources: &'a crate::sources::Received,
+    pub(crate) sources: &'a crate::sources::Received,
+    /// Each mount's parsed options, by mount index.
+    pub(crate) options: &'a [MountOptions],
 }
 
 /// The whole rootfs setup, in order. Runs in the init, inside its new mount namespace.
-pub fn setup(
+pub(crate) fn setup(
     spec: &Spec,
     rootfs: &Path,
     bundle: &Path,

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use super::copyup::copy_tree;
 use super::locked::locked_flags_error;
-use super::options::{flags_to_attrs, parse_options, Idmap, MountOptions};
+use super::options::{flags_to_attrs, Idmap, MountOptions};
 use super::resolve::{
     cwd, ensure_in_root, fd_path, open_in_root, rel_components, reopen_dir, TargetKind, IN_ROOT,
 };
@@ -36,11 +36,11 @@ pub(super) fn mount_one(
     c: &mut Calls,
 ) -> Result<()> {
     let idmap = cx.idmaps.get(i);
-    let opts = parse_options(m.options().as_deref().unwrap_or(&[]))?;
+    let opts = &cx.options[i];
     let typ = m.typ().as_deref().unwrap_or("");
     let dest = m.destination();
     if opts.is_bind() || typ == "bind" {
-        return bind_mount(root, bundle, m, &opts, (idmap, cx.sources.mount(i)), c);
+        return bind_mount(root, bundle, m, opts, (idmap, cx.sources.mount(i)), c);
     }
     if typ.is_empty() || typ == "none" {
         bail!("mount type is missing (give a filesystem type, or the \"bind\" option)");
@@ -94,17 +94,17 @@ pub(super) fn mount_one(
             if e.raw_os_error() == Some(libc::EBUSY)
                 && !(cx.userns && special_in_userns(fstype)) =>
         {
-            stack_new_mount(target.as_fd(), fstype, &source, &opts, data.as_deref(), c)
+            stack_new_mount(target.as_fd(), fstype, &source, opts, data.as_deref(), c)
         }
         r => r,
     };
     if let Err(e) = mounted {
         let refused = matches!(e.raw_os_error(), Some(libc::EPERM | libc::EBUSY));
         if fstype == "sysfs" && cx.userns && refused {
-            return sysfs_as_host_bind(root, dest, &opts, c);
+            return sysfs_as_host_bind(root, dest, opts, c);
         }
         if fstype == "cgroup2" && cx.userns && refused {
-            return cgroup2_as_host_bind(root, dest, &opts, cx, c);
+            return cgroup2_as_host_bind(root, dest, opts, cx, c);
         }
         let why = match e.raw_os_error() {
             Some(libc::ENODEV) => format!("unknown filesystem type {fstype:?}"),
@@ -148,7 +148,7 @@ pub(super) fn mount_one(
                 );
             }
         }
-        apply_after(mounted.as_fd(), &opts, c)?;
+        apply_after(mounted.as_fd(), opts, c)?;
     }
     Ok(())
 }

@@ -6,7 +6,7 @@ use anyhow::{bail, Result};
 use crate::sys;
 
 /// `rootfsPropagation` and propagation mount options to mount(2) flags.
-pub fn propagation_flag(name: &str) -> Result<libc::c_ulong> {
+pub(crate) fn propagation_flag(name: &str) -> Result<libc::c_ulong> {
     Ok(match name {
         "private" => libc::MS_PRIVATE,
         "rprivate" => libc::MS_PRIVATE | libc::MS_REC,
@@ -24,27 +24,27 @@ pub fn propagation_flag(name: &str) -> Result<libc::c_ulong> {
 
 /// A mount's options, sorted into what each kernel interface takes.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct MountOptions {
+pub(crate) struct MountOptions {
     /// mount(2) flags to set (MS_RDONLY, MS_NOSUID …), including MS_BIND/MS_REC for binds.
-    pub flags: libc::c_ulong,
+    pub(crate) flags: libc::c_ulong,
     /// mount(2) flags the options turn off again (`rw`, `suid`, `dev`, `exec` …).
-    pub clear: libc::c_ulong,
+    pub(crate) clear: libc::c_ulong,
     /// Propagation changes, in order.
-    pub propagation: Vec<libc::c_ulong>,
+    pub(crate) propagation: Vec<libc::c_ulong>,
     /// MOUNT_ATTR_* set and cleared recursively (`rro`, `rnosuid` …).
-    pub rec_set: u64,
-    pub rec_clear: u64,
+    pub(crate) rec_set: u64,
+    pub(crate) rec_clear: u64,
     /// Everything else, passed to the filesystem as the data string.
-    pub data: Vec<String>,
+    pub(crate) data: Vec<String>,
     /// `tmpcopyup` (runc/crun extension, sent by podman for --read-only's tmpfs mounts): the
     /// new tmpfs starts with a copy of what the directory it covers held.
-    pub tmpcopyup: bool,
+    pub(crate) tmpcopyup: bool,
     /// `idmap` / `ridmap` (recursive): the bind is idmapped with the mount's uid/gidMappings.
-    pub idmap: Option<Idmap>,
+    pub(crate) idmap: Option<Idmap>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Idmap {
+pub(crate) enum Idmap {
     /// `idmap`: the top mount of the bind only.
     Top,
     /// `ridmap`: every mount of a recursive bind.
@@ -52,13 +52,13 @@ pub enum Idmap {
 }
 
 impl MountOptions {
-    pub fn is_bind(&self) -> bool {
+    pub(crate) fn is_bind(&self) -> bool {
         self.flags & libc::MS_BIND != 0
     }
 }
 
 /// Sorts `options` (the runc/crun table of mount options).
-pub fn parse_options(options: &[String]) -> Result<MountOptions> {
+pub(crate) fn parse_options(options: &[String]) -> Result<MountOptions> {
     let mut o = MountOptions::default();
     for opt in options {
         let (set, clear): (libc::c_ulong, libc::c_ulong) = match opt.as_str() {

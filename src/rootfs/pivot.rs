@@ -199,7 +199,7 @@ fn detach_host_proc_and_sys(rootfs: &Path, c: &mut Calls) -> Result<()> {
 
 /// For a container that shares onggi's mount namespace: no mount at all (they would land in
 /// the shared namespace), only chroot(2) into the rootfs.
-pub fn chroot_only(rootfs: &Path, c: &mut Calls) -> Result<()> {
+pub(crate) fn chroot_only(rootfs: &Path, c: &mut Calls) -> Result<()> {
     nix::unistd::chdir(rootfs).context("cannot enter the rootfs")?;
     nix::unistd::chroot(".").context("chroot")?;
     nix::unistd::chdir("/").context("chdir /")?;

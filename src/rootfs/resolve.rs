@@ -22,7 +22,7 @@ pub(super) fn rel_components(p: &Path) -> Vec<&OsStr> {
 pub(super) const IN_ROOT: u64 = sys::RESOLVE_IN_ROOT | sys::RESOLVE_NO_MAGICLINKS;
 
 /// Opens `path` (O_PATH) inside the root `root`: symlinks resolve as if `root` were "/".
-pub fn open_in_root(root: BorrowedFd<'_>, path: &Path) -> std::io::Result<OwnedFd> {
+pub(crate) fn open_in_root(root: BorrowedFd<'_>, path: &Path) -> std::io::Result<OwnedFd> {
     let rel: PathBuf = rel_components(path).iter().collect();
     if rel.as_os_str().is_empty() {
         return sys::openat2(
@@ -38,14 +38,18 @@ pub fn open_in_root(root: BorrowedFd<'_>, path: &Path) -> std::io::Result<OwnedF
 
 /// What to create at a missing mount target.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub enum TargetKind {
+pub(crate) enum TargetKind {
     Dir,
     File,
 }
 
 /// Resolves `path` inside `root`, creating what is missing (directories, and for a file target
 /// an empty file) with mkdirat/openat relative to an already-resolved parent descriptor.
-pub fn ensure_in_root(root: BorrowedFd<'_>, path: &Path, kind: TargetKind) -> Result<OwnedFd> {
+pub(crate) fn ensure_in_root(
+    root: BorrowedFd<'_>,
+    path: &Path,
+    kind: TargetKind,
+) -> Result<OwnedFd> {
     if let Ok(fd) = open_in_root(root, path) {
         return Ok(fd);
     }

@@ -75,7 +75,7 @@ struct ProgInfoHead {
 }
 
 /// The name a BPF program was loaded with.
-pub fn bpf_prog_name(prog: BorrowedFd<'_>) -> io::Result<String> {
+pub(crate) fn bpf_prog_name(prog: BorrowedFd<'_>) -> io::Result<String> {
     let mut info = ProgInfoHead::default();
     let attr = InfoByFdAttr {
         bpf_fd: prog.as_raw_fd() as u32,
@@ -98,7 +98,10 @@ pub fn bpf_prog_name(prog: BorrowedFd<'_>) -> io::Result<String> {
 }
 
 /// Detaches the device program `prog` from a cgroup.
-pub fn bpf_detach_device_program(cgroup: BorrowedFd<'_>, prog: BorrowedFd<'_>) -> io::Result<()> {
+pub(crate) fn bpf_detach_device_program(
+    cgroup: BorrowedFd<'_>,
+    prog: BorrowedFd<'_>,
+) -> io::Result<()> {
     let attr = ProgAttachAttr {
         target_fd: cgroup.as_raw_fd() as u32,
         attach_bpf_fd: prog.as_raw_fd() as u32,
@@ -184,7 +187,7 @@ pub fn bpf_attached_device_programs(cgroup: BorrowedFd<'_>) -> io::Result<Vec<Ow
 /// Loads a BPF_PROG_TYPE_CGROUP_DEVICE program made of raw `struct bpf_insn` (8 bytes each).
 /// The verifier's log is asked for only when a first load fails (it is costly to produce),
 /// and then comes back in the error.
-pub fn bpf_load_device_program(insns: &[[u8; 8]]) -> io::Result<OwnedFd> {
+pub(crate) fn bpf_load_device_program(insns: &[[u8; 8]]) -> io::Result<OwnedFd> {
     bpf_prog_load(insns, false).or_else(|_| bpf_prog_load(insns, true))
 }
 
@@ -228,7 +231,7 @@ fn bpf_prog_load(insns: &[[u8; 8]], with_log: bool) -> io::Result<OwnedFd> {
 /// Attaches a device program to a cgroup (BPF_F_ALLOW_MULTI: programs of parent cgroups keep
 /// applying too). With `replace`, the given program is swapped for the new one atomically
 /// (BPF_F_REPLACE): there is no moment without a filter.
-pub fn bpf_attach_device_program(
+pub(crate) fn bpf_attach_device_program(
     cgroup: BorrowedFd<'_>,
     prog: BorrowedFd<'_>,
     replace: Option<BorrowedFd<'_>>,

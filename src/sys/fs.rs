@@ -8,7 +8,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
 /// flock(LOCK_EX): waits for and takes an exclusive lock on the open file `fd`.
-pub fn flock_exclusive(fd: BorrowedFd<'_>) -> io::Result<()> {
+pub(crate) fn flock_exclusive(fd: BorrowedFd<'_>) -> io::Result<()> {
     loop {
         // SAFETY: flock only changes lock state on the open file description.
         let r = unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX) };
@@ -20,7 +20,7 @@ pub fn flock_exclusive(fd: BorrowedFd<'_>) -> io::Result<()> {
 }
 
 /// flock(LOCK_EX|LOCK_NB): takes an exclusive lock if nobody holds one; false when held.
-pub fn flock_try_exclusive(fd: BorrowedFd<'_>) -> io::Result<bool> {
+pub(crate) fn flock_try_exclusive(fd: BorrowedFd<'_>) -> io::Result<bool> {
     loop {
         // SAFETY: flock only changes lock state on the open file description.
         let r = unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
@@ -34,21 +34,21 @@ pub fn flock_try_exclusive(fd: BorrowedFd<'_>) -> io::Result<bool> {
 }
 
 /// Whether the open file `fd` lives on a read-only mount (fstatvfs ST_RDONLY).
-pub fn on_read_only_mount(fd: BorrowedFd<'_>) -> io::Result<bool> {
+pub(crate) fn on_read_only_mount(fd: BorrowedFd<'_>) -> io::Result<bool> {
     let st = nix::sys::statvfs::fstatvfs(fd).map_err(io::Error::from)?;
     Ok(st.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
 }
 
-pub const RESOLVE_NO_XDEV: u64 = libc::RESOLVE_NO_XDEV;
-pub const RESOLVE_NO_MAGICLINKS: u64 = libc::RESOLVE_NO_MAGICLINKS;
-pub const RESOLVE_NO_SYMLINKS: u64 = libc::RESOLVE_NO_SYMLINKS;
-pub const RESOLVE_BENEATH: u64 = libc::RESOLVE_BENEATH;
-pub const RESOLVE_IN_ROOT: u64 = libc::RESOLVE_IN_ROOT;
+pub(crate) const RESOLVE_NO_XDEV: u64 = libc::RESOLVE_NO_XDEV;
+pub(crate) const RESOLVE_NO_MAGICLINKS: u64 = libc::RESOLVE_NO_MAGICLINKS;
+pub(crate) const RESOLVE_NO_SYMLINKS: u64 = libc::RESOLVE_NO_SYMLINKS;
+pub(crate) const RESOLVE_BENEATH: u64 = libc::RESOLVE_BENEATH;
+pub(crate) const RESOLVE_IN_ROOT: u64 = libc::RESOLVE_IN_ROOT;
 
 /// openat2(2): open `path` relative to `dir` under the `resolve` rules (RESOLVE_IN_ROOT makes
 /// `dir` act as "/" for every component and symlink, so nothing resolves outside it).
 /// O_CLOEXEC is always added.
-pub fn openat2(
+pub(crate) fn openat2(
     dir: BorrowedFd<'_>,
     path: &Path,
     flags: libc::c_int,
@@ -85,7 +85,7 @@ pub fn openat2(
 }
 
 /// The filesystem magic number of what `fd` refers to (fstatfs f_type).
-pub fn fs_magic(fd: BorrowedFd<'_>) -> io::Result<i64> {
+pub(crate) fn fs_magic(fd: BorrowedFd<'_>) -> io::Result<i64> {
     // SAFETY: statfs is a plain C struct filled in by the kernel.
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
     // SAFETY: `st` is a valid out-pointer for the call.
@@ -94,7 +94,7 @@ pub fn fs_magic(fd: BorrowedFd<'_>) -> io::Result<i64> {
 }
 
 /// memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING).
-pub fn memfd_sealable(name: &str) -> io::Result<OwnedFd> {
+pub(crate) fn memfd_sealable(name: &str) -> io::Result<OwnedFd> {
     let name = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     // SAFETY: name is a valid NUL-terminated string alive for the call; flags are integers.
     let ret =
@@ -106,14 +106,14 @@ const ALL_SEALS: libc::c_int =
     libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
 
 /// Seals the memfd `fd` against writes, resizing and further seal changes.
-pub fn seal_all(fd: BorrowedFd<'_>) -> io::Result<()> {
+pub(crate) fn seal_all(fd: BorrowedFd<'_>) -> io::Result<()> {
     // SAFETY: F_ADD_SEALS takes an integer argument; fd is live for the call.
     let ret = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, ALL_SEALS) };
     check(ret as libc::c_long).map(|_| ())
 }
 
 /// Whether `fd` is a memfd sealed by [`seal_all`].
-pub fn sealed_against_writes(fd: BorrowedFd<'_>) -> bool {
+pub(crate) fn sealed_against_writes(fd: BorrowedFd<'_>) -> bool {
     // SAFETY: F_GET_SEALS takes no argument; fd is live for the call. Files that are not
     // memfds answer EINVAL.
     let ret = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) };

@@ -16,16 +16,17 @@ mod signal;
 mod socket;
 mod tty;
 
-pub use bpf::*;
-pub use fs::*;
-pub use mount::*;
-pub use net::*;
-pub use prctl::*;
-pub use process::*;
-pub use sched::*;
-pub use signal::*;
-pub use socket::*;
-pub use tty::*;
+pub use bpf::bpf_attached_device_programs;
+pub(crate) use bpf::*;
+pub(crate) use fs::*;
+pub(crate) use mount::*;
+pub(crate) use net::*;
+pub(crate) use prctl::*;
+pub(crate) use process::*;
+pub(crate) use sched::*;
+pub(crate) use signal::*;
+pub(crate) use socket::*;
+pub(crate) use tty::*;
 
 use std::ffi::CString;
 use std::io;
@@ -55,13 +56,13 @@ fn check_int(ret: libc::c_int) -> io::Result<libc::c_int> {
 }
 
 /// Standard error as a borrowed descriptor with a static lifetime.
-pub fn stderr() -> BorrowedFd<'static> {
+pub(crate) fn stderr() -> BorrowedFd<'static> {
     // SAFETY: descriptor 2 is open for the whole life of the process and never closed by onggi.
     unsafe { BorrowedFd::borrow_raw(libc::STDERR_FILENO) }
 }
 
 /// AT_FDCWD as a borrowed descriptor: "relative to the current directory" for *at calls.
-pub fn at_fdcwd() -> BorrowedFd<'static> {
+pub(crate) fn at_fdcwd() -> BorrowedFd<'static> {
     // SAFETY: AT_FDCWD is never a real descriptor; the kernel reads it as the cwd, and it is
     // never closed (BorrowedFd does not close).
     unsafe { BorrowedFd::borrow_raw(libc::AT_FDCWD) }
@@ -73,15 +74,19 @@ fn owned(fd: libc::c_long) -> OwnedFd {
     unsafe { OwnedFd::from_raw_fd(fd as RawFd) }
 }
 
-/// Takes ownership of a descriptor a library returned as a bare number.
-pub fn own_fd(fd: RawFd) -> OwnedFd {
-    // SAFETY: callers pass a descriptor that was just created for them and that nothing else
-    // owns or closes (libseccomp's notify fd is left to the caller).
-    unsafe { OwnedFd::from_raw_fd(fd) }
+/// The notification descriptor of a loaded seccomp filter. libseccomp hands it out as a bare
+/// number and leaves it to the caller, who owns it from here.
+pub(crate) fn seccomp_notify_fd(
+    ctx: &libseccomp::ScmpFilterContext,
+) -> Result<OwnedFd, libseccomp::error::SeccompError> {
+    let fd = ctx.get_notify_fd()?;
+    // SAFETY: the kernel made this descriptor for the filter just loaded; nothing else owns or
+    // closes it (libseccomp keeps no copy to close).
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Reads a NUL-free C string out of a fixed buffer (for utsname-like kernel answers).
-pub fn c_string_lossy(buf: &[u8]) -> String {
+pub(crate) fn c_string_lossy(buf: &[u8]) -> String {
     let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
     String::from_utf8_lossy(&buf[..end]).into_owned()
 }

@@ -7,22 +7,22 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
-pub const OPEN_TREE_CLONE: u32 = 1;
-pub const AT_RECURSIVE: u32 = 0x8000;
+pub(crate) const OPEN_TREE_CLONE: u32 = 1;
+pub(crate) const AT_RECURSIVE: u32 = 0x8000;
 const MOVE_MOUNT_F_EMPTY_PATH: u32 = 0x4;
 const MOVE_MOUNT_T_EMPTY_PATH: u32 = 0x40;
 
-pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
-pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
-pub const MOUNT_ATTR_NODEV: u64 = 0x4;
-pub const MOUNT_ATTR_NOEXEC: u64 = 0x8;
-pub const MOUNT_ATTR__ATIME: u64 = 0x70;
-pub const MOUNT_ATTR_RELATIME: u64 = 0x0;
-pub const MOUNT_ATTR_NOATIME: u64 = 0x10;
-pub const MOUNT_ATTR_STRICTATIME: u64 = 0x20;
-pub const MOUNT_ATTR_NODIRATIME: u64 = 0x80;
-pub const MOUNT_ATTR_NOSYMFOLLOW: u64 = 0x200000;
-pub const MOUNT_ATTR_IDMAP: u64 = 0x100000;
+pub(crate) const MOUNT_ATTR_RDONLY: u64 = 0x1;
+pub(crate) const MOUNT_ATTR_NOSUID: u64 = 0x2;
+pub(crate) const MOUNT_ATTR_NODEV: u64 = 0x4;
+pub(crate) const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+pub(crate) const MOUNT_ATTR__ATIME: u64 = 0x70;
+pub(crate) const MOUNT_ATTR_RELATIME: u64 = 0x0;
+pub(crate) const MOUNT_ATTR_NOATIME: u64 = 0x10;
+pub(crate) const MOUNT_ATTR_STRICTATIME: u64 = 0x20;
+pub(crate) const MOUNT_ATTR_NODIRATIME: u64 = 0x80;
+pub(crate) const MOUNT_ATTR_NOSYMFOLLOW: u64 = 0x200000;
+pub(crate) const MOUNT_ATTR_IDMAP: u64 = 0x100000;
 
 #[repr(C)]
 struct MountAttr {
@@ -34,7 +34,7 @@ struct MountAttr {
 
 /// mount(2) with the target given as an open fd (through the verified host procfs magic link
 /// /proc/self/fd/N), so the path is never resolved again after it was checked.
-pub fn mount(
+pub(crate) fn mount(
     source: Option<&Path>,
     target: &Path,
     fstype: Option<&str>,
@@ -69,7 +69,7 @@ pub fn mount(
 
 /// open_tree(2): a detached copy (OPEN_TREE_CLONE) of the mount at `path` relative to `dir`, or
 /// of `dir` itself when `path` is empty.
-pub fn open_tree(dir: BorrowedFd<'_>, path: &Path, flags: u32) -> io::Result<OwnedFd> {
+pub(crate) fn open_tree(dir: BorrowedFd<'_>, path: &Path, flags: u32) -> io::Result<OwnedFd> {
     let c = cstr(path)?;
     let mut flags = flags | libc::O_CLOEXEC as u32;
     if path.as_os_str().is_empty() {
@@ -83,7 +83,7 @@ pub fn open_tree(dir: BorrowedFd<'_>, path: &Path, flags: u32) -> io::Result<Own
 /// mount_setattr(2) on the mount `fd` refers to: set and clear MOUNT_ATTR_* flags and
 /// optionally the propagation type (MS_SHARED, MS_SLAVE, MS_PRIVATE, MS_UNBINDABLE).
 /// mount_setattr(MOUNT_ATTR_IDMAP) with the user namespace `userns` (on a detached clone).
-pub fn mount_setattr_idmap(
+pub(crate) fn mount_setattr_idmap(
     fd: BorrowedFd<'_>,
     recursive: bool,
     userns: BorrowedFd<'_>,
@@ -101,7 +101,7 @@ pub fn mount_setattr_idmap(
     )
 }
 
-pub fn mount_setattr(
+pub(crate) fn mount_setattr(
     fd: BorrowedFd<'_>,
     recursive: bool,
     set: u64,
@@ -144,7 +144,7 @@ fn mount_setattr_raw(fd: BorrowedFd<'_>, recursive: bool, attr: &MountAttr) -> i
 /// `key` or `key=value` of `options`), FSCONFIG_CMD_CREATE, fsmount(`attrs`, MOUNT_ATTR_*). The
 /// result is a detached mount, to be attached with [`move_mount`] (which, unlike mount(2),
 /// stacks a filesystem on a mount of the same superblock).
-pub fn new_fs_mount(
+pub(crate) fn new_fs_mount(
     fstype: &str,
     source: &Path,
     options: &[&str],
@@ -192,7 +192,7 @@ pub fn new_fs_mount(
 }
 
 /// move_mount(2) from a mount fd onto a target fd (both by descriptor: no path lookups).
-pub fn move_mount(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> io::Result<()> {
+pub(crate) fn move_mount(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> io::Result<()> {
     let empty: &CStr = c"";
     // SAFETY: both paths are the empty string; the descriptors are valid for the call.
     let ret = unsafe {
@@ -210,7 +210,7 @@ pub fn move_mount(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> io::Result<()> {
 
 /// pivot_root(".", "."): the cwd becomes the new root and the old root is stacked on top of it,
 /// to be detached right after (the trick runc and crun use, no put_old directory needed).
-pub fn pivot_root_here() -> io::Result<()> {
+pub(crate) fn pivot_root_here() -> io::Result<()> {
     let dot = c".";
     // SAFETY: both arguments are valid NUL-terminated strings.
     let ret = unsafe { libc::syscall(libc::SYS_pivot_root, dot.as_ptr(), dot.as_ptr()) };
@@ -218,7 +218,7 @@ pub fn pivot_root_here() -> io::Result<()> {
 }
 
 /// umount2(path, flags).
-pub fn umount(path: &Path, flags: libc::c_int) -> io::Result<()> {
+pub(crate) fn umount(path: &Path, flags: libc::c_int) -> io::Result<()> {
     let c = cstr(path)?;
     // SAFETY: `c` is a valid string for the call.
     check_int(unsafe { libc::umount2(c.as_ptr(), flags) }).map(|_| ())

@@ -6,7 +6,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 /// Brings the loopback interface `lo` of the current network namespace up: SIOCGIFFLAGS, then
 /// SIOCSIFFLAGS with IFF_UP, on a datagram socket (no netlink needed for one flag).
-pub fn loopback_up() -> io::Result<()> {
+pub(crate) fn loopback_up() -> io::Result<()> {
     // SAFETY: socket(2) with constant arguments; the result is checked and owned at once.
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {
@@ -34,7 +34,7 @@ pub fn loopback_up() -> io::Result<()> {
 }
 
 /// if_nametoindex(3) in the current network namespace.
-pub fn if_index(name: &str) -> io::Result<u32> {
+pub(crate) fn if_index(name: &str) -> io::Result<u32> {
     let c = CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     // SAFETY: c is a NUL-terminated string that outlives the call.
     match unsafe { libc::if_nametoindex(c.as_ptr()) } {
@@ -45,7 +45,7 @@ pub fn if_index(name: &str) -> io::Result<u32> {
 
 /// One rtnetlink RTM_NEWLINK on the link `index` with the given attributes (type, payload),
 /// waiting for the kernel's acknowledgement.
-pub fn rtnl_setlink(index: u32, attrs: &[(u16, Vec<u8>)]) -> io::Result<()> {
+pub(crate) fn rtnl_setlink(index: u32, attrs: &[(u16, Vec<u8>)]) -> io::Result<()> {
     const RTM_NEWLINK: u16 = 16;
     const NLM_F_REQUEST: u16 = 1;
     const NLM_F_ACK: u16 = 4;

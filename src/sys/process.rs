@@ -7,11 +7,11 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 /// clone3's CLONE_INTO_CGROUP (the libc constant is deprecated: it overflows a c_int).
-pub const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+pub(crate) const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
 /// Makes `cmd`'s process get SIGKILL when its parent (onggi, single-threaded) dies: a hook
 /// never outlives the create that runs it.
-pub fn die_with_parent(cmd: &mut std::process::Command) {
+pub(crate) fn die_with_parent(cmd: &mut std::process::Command) {
     use std::os::unix::process::CommandExt;
     // SAFETY: the closure runs in the child between fork and exec and only calls prctl, which
     // is async-signal-safe; it touches no memory of the parent.
@@ -26,17 +26,47 @@ pub fn die_with_parent(cmd: &mut std::process::Command) {
 }
 
 /// What `clone3` returned in the calling process.
-pub enum Forked {
+enum Forked {
     /// We are the new child.
     Child,
     /// We are the parent; the child's pid (in our pid namespace) and a pidfd for it.
     Parent { pid: libc::pid_t, pidfd: OwnedFd },
 }
 
+/// A child cloned by [`spawn`]: its pid as the caller sees it, and a pidfd for it.
+pub(crate) struct Child {
+    pub(crate) pid: libc::pid_t,
+    pub(crate) pidfd: OwnedFd,
+}
+
+/// Clones a child that runs `child` and `_exit`s with what it returns: the child never comes
+/// back into the caller's frame, so no guard of the caller (an undo whose Drop removes state)
+/// runs in it, and a panic in it ends it with 101 instead of unwinding through the copied
+/// frames. `flags`: CLONE_NEW* and CLONE_PARENT; with `cgroup`, the child starts inside that
+/// cgroup (CLONE_INTO_CGROUP) and never runs a moment outside it.
+pub(crate) fn spawn(
+    flags: u64,
+    cgroup: Option<BorrowedFd<'_>>,
+    child: impl FnOnce() -> i32,
+) -> io::Result<Child> {
+    // SAFETY: onggi is single-threaded (it starts no threads), so the child's copy of the
+    // address space holds no lock another thread owned; and the child never returns from here.
+    match unsafe { clone3(flags, cgroup) }? {
+        Forked::Child => {
+            let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(child)).unwrap_or(101);
+            exit_now(code)
+        }
+        Forked::Parent { pid, pidfd } => Ok(Child { pid, pidfd }),
+    }
+}
+
 /// `clone3` without CLONE_VM: a fork that can create namespaces at once (the child is PID 1 of a
-/// new pid namespace from its first instruction) and, with `cgroup`, start inside a cgroup
-/// (CLONE_INTO_CGROUP) so it never runs a moment outside it. The caller must be single-threaded.
-pub fn clone3(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> io::Result<Forked> {
+/// new pid namespace from its first instruction).
+///
+/// # Safety
+/// The caller must be single-threaded, and the child must not return into frames whose values
+/// own resources of the parent (their destructors would run twice): [`spawn`] keeps both.
+unsafe fn clone3(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> io::Result<Forked> {
     let mut pidfd: RawFd = -1;
     // SAFETY: clone_args is a plain C struct of integers; all-zero is its documented default.
     let mut args: libc::clone_args = unsafe { std::mem::zeroed() };
@@ -70,14 +100,14 @@ pub fn clone3(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> io::Result<Forked> 
 }
 
 /// A pidfd for an existing process (not necessarily our child).
-pub fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
+pub(crate) fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
     // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
     let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
     check(ret).map(owned)
 }
 
 /// Sends `sig` to the process behind `pidfd`: no pid-reuse race.
-pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: libc::c_int) -> io::Result<()> {
+pub(crate) fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: libc::c_int) -> io::Result<()> {
     // SAFETY: a null siginfo is allowed (the kernel fills it as for kill()); flags must be 0.
     let ret = unsafe {
         libc::syscall(
@@ -94,7 +124,7 @@ pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: libc::c_int) -> io::Result<
 /// Marks every descriptor from `first` up as close-on-exec (CLOSE_RANGE_CLOEXEC).
 /// When close_range is refused (a seccomp allow-list older than it: the init loads its filter
 /// before the gate), each open descriptor listed in /proc/self/fd gets FD_CLOEXEC instead.
-pub fn cloexec_from(first: u32) -> io::Result<()> {
+pub(crate) fn cloexec_from(first: u32) -> io::Result<()> {
     // SAFETY: close_range only changes descriptor flags; no memory is involved.
     let ret = unsafe { libc::close_range(first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC as i32) };
     match check_int(ret) {
@@ -122,7 +152,7 @@ pub fn cloexec_from(first: u32) -> io::Result<()> {
 }
 
 /// unshare(2) with raw flags (nix's CloneFlags lacks CLONE_NEWTIME).
-pub fn unshare(flags: libc::c_int) -> io::Result<()> {
+pub(crate) fn unshare(flags: libc::c_int) -> io::Result<()> {
     // SAFETY: unshare takes one integer and touches no memory of ours.
     if unsafe { libc::unshare(flags) } < 0 {
         return Err(io::Error::last_os_error());
@@ -131,7 +161,7 @@ pub fn unshare(flags: libc::c_int) -> io::Result<()> {
 }
 
 /// setns(2) with raw flags (a pidfd with several CLONE_NEW* bits, CLONE_NEWTIME included).
-pub fn setns(fd: BorrowedFd<'_>, flags: libc::c_int) -> io::Result<()> {
+pub(crate) fn setns(fd: BorrowedFd<'_>, flags: libc::c_int) -> io::Result<()> {
     // SAFETY: fd is a live descriptor for the duration of the call; flags is an integer.
     if unsafe { libc::setns(fd.as_raw_fd(), flags) } < 0 {
         return Err(io::Error::last_os_error());
@@ -140,7 +170,7 @@ pub fn setns(fd: BorrowedFd<'_>, flags: libc::c_int) -> io::Result<()> {
 }
 
 /// execveat(fd, "", args, env, AT_EMPTY_PATH): runs the open file `fd`. Returns only on error.
-pub fn execveat_empty(fd: BorrowedFd<'_>, args: &[CString], env: &[CString]) -> io::Error {
+pub(crate) fn execveat_empty(fd: BorrowedFd<'_>, args: &[CString], env: &[CString]) -> io::Error {
     let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
     argv.push(std::ptr::null());
     let mut envp: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
@@ -162,13 +192,13 @@ pub fn execveat_empty(fd: BorrowedFd<'_>, args: &[CString], env: &[CString]) -> 
 }
 
 /// close_range(first, last): closes every descriptor in the range.
-pub fn close_range(first: u32, last: u32) -> io::Result<()> {
+pub(crate) fn close_range(first: u32, last: u32) -> io::Result<()> {
     // SAFETY: closing descriptors touches no memory; the caller no longer uses these numbers.
     check_int(unsafe { libc::close_range(first, last, 0) }).map(|_| ())
 }
 
 /// _exit(2): leave at once, without running destructors or atexit handlers (for forked children).
-pub fn exit_now(code: i32) -> ! {
+pub(crate) fn exit_now(code: i32) -> ! {
     // SAFETY: _exit never returns and is async-signal-safe.
     unsafe { libc::_exit(code) }
 }

@@ -4,18 +4,18 @@ use std::io;
 
 /// The fields of `struct sched_attr` (SCHED_ATTR_SIZE_VER0) onggi sets.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct SchedAttr {
-    pub policy: u32,
-    pub flags: u64,
-    pub nice: i32,
-    pub priority: u32,
-    pub runtime: u64,
-    pub deadline: u64,
-    pub period: u64,
+pub(crate) struct SchedAttr {
+    pub(crate) policy: u32,
+    pub(crate) flags: u64,
+    pub(crate) nice: i32,
+    pub(crate) priority: u32,
+    pub(crate) runtime: u64,
+    pub(crate) deadline: u64,
+    pub(crate) period: u64,
 }
 
 /// sched_setattr(2) for the calling thread.
-pub fn sched_setattr(a: &SchedAttr) -> io::Result<()> {
+pub(crate) fn sched_setattr(a: &SchedAttr) -> io::Result<()> {
     #[repr(C)]
     struct Raw {
         size: u32,
@@ -46,7 +46,7 @@ pub fn sched_setattr(a: &SchedAttr) -> io::Result<()> {
 }
 
 /// ioprio_set(IOPRIO_WHO_PROCESS, 0, class << 13 | level).
-pub fn ioprio_set(class: u16, level: u16) -> io::Result<()> {
+pub(crate) fn ioprio_set(class: u16, level: u16) -> io::Result<()> {
     let prio = (i32::from(class) << 13) | i32::from(level);
     // SAFETY: ioprio_set takes three integers and touches no memory of ours.
     let ret = unsafe { libc::syscall(libc::SYS_ioprio_set, 1, 0, prio) };
@@ -57,7 +57,7 @@ pub fn ioprio_set(class: u16, level: u16) -> io::Result<()> {
 }
 
 /// set_mempolicy(2) with a node mask built from `nodes` (all below 1024).
-pub fn set_mempolicy(mode: i32, nodes: &[usize]) -> io::Result<()> {
+pub(crate) fn set_mempolicy(mode: i32, nodes: &[usize]) -> io::Result<()> {
     let mut mask = [0u64; 16];
     for &n in nodes {
         if n >= 1024 {
@@ -80,7 +80,7 @@ pub fn set_mempolicy(mode: i32, nodes: &[usize]) -> io::Result<()> {
 }
 
 /// sched_setaffinity(0, cpus).
-pub fn set_affinity(cpus: &[usize]) -> io::Result<()> {
+pub(crate) fn set_affinity(cpus: &[usize]) -> io::Result<()> {
     let mut set = nix::sched::CpuSet::new();
     for &c in cpus {
         set.set(c).map_err(io::Error::from)?;

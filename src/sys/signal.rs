@@ -5,7 +5,10 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 /// Installs `handler` for `sig` (used only while the init waits at the start gate).
-pub fn set_signal_handler(sig: libc::c_int, handler: extern "C" fn(libc::c_int)) -> io::Result<()> {
+pub(crate) fn set_signal_handler(
+    sig: libc::c_int,
+    handler: extern "C" fn(libc::c_int),
+) -> io::Result<()> {
     // SAFETY: sigaction is a plain C struct; all-zero means empty mask and no flags.
     let mut act: libc::sigaction = unsafe { std::mem::zeroed() };
     act.sa_sigaction = handler as usize;
@@ -14,7 +17,7 @@ pub fn set_signal_handler(sig: libc::c_int, handler: extern "C" fn(libc::c_int))
 }
 
 /// SIG_IGN for `sig`.
-pub fn ignore_signal(sig: libc::c_int) -> io::Result<()> {
+pub(crate) fn ignore_signal(sig: libc::c_int) -> io::Result<()> {
     // SAFETY: SIG_IGN installs no handler code; an invalid signal number just fails.
     let r = unsafe { libc::signal(sig, libc::SIG_IGN) };
     if r == libc::SIG_ERR {
@@ -24,7 +27,7 @@ pub fn ignore_signal(sig: libc::c_int) -> io::Result<()> {
 }
 
 /// Every catchable signal back to SIG_DFL (SIGKILL and SIGSTOP cannot be changed).
-pub fn reset_signal_dispositions() {
+pub(crate) fn reset_signal_dispositions() {
     for sig in 1..=64 {
         if sig == libc::SIGKILL || sig == libc::SIGSTOP || (32..34).contains(&sig) {
             continue;
@@ -35,14 +38,14 @@ pub fn reset_signal_dispositions() {
 }
 
 /// The calling thread's signal mask set to empty (a process starts with the mask it inherits).
-pub fn unblock_all_signals() -> io::Result<()> {
+pub(crate) fn unblock_all_signals() -> io::Result<()> {
     nix::sys::signal::SigSet::empty()
         .thread_set_mask()
         .map_err(io::Error::from)
 }
 
 /// A close-on-exec, non-blocking signalfd for `set` (which the caller keeps blocked).
-pub fn signal_fd(set: &nix::sys::signal::SigSet) -> io::Result<OwnedFd> {
+pub(crate) fn signal_fd(set: &nix::sys::signal::SigSet) -> io::Result<OwnedFd> {
     // SAFETY: `set` points to a valid sigset_t; the result is a new descriptor we own.
     let fd = check_int(unsafe {
         libc::signalfd(-1, set.as_ref(), libc::SFD_CLOEXEC | libc::SFD_NONBLOCK)
@@ -52,7 +55,7 @@ pub fn signal_fd(set: &nix::sys::signal::SigSet) -> io::Result<OwnedFd> {
 }
 
 /// Reads one signal number from a signalfd; None when none is pending.
-pub fn read_signal(sfd: BorrowedFd<'_>) -> io::Result<Option<libc::c_int>> {
+pub(crate) fn read_signal(sfd: BorrowedFd<'_>) -> io::Result<Option<libc::c_int>> {
     // SAFETY: signalfd_siginfo is plain data; all-zero is a valid value.
     let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
     let size = std::mem::size_of::<libc::signalfd_siginfo>();

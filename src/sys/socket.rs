@@ -4,7 +4,11 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 /// Sends `data` and one file descriptor (SCM_RIGHTS) in a single message.
-pub fn send_with_fd(sock: BorrowedFd<'_>, data: &[u8], fd: BorrowedFd<'_>) -> io::Result<()> {
+pub(crate) fn send_with_fd(
+    sock: BorrowedFd<'_>,
+    data: &[u8],
+    fd: BorrowedFd<'_>,
+) -> io::Result<()> {
     use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
     let iov = [io::IoSlice::new(data)];
     let fds = [fd.as_raw_fd()];
@@ -15,11 +19,15 @@ pub fn send_with_fd(sock: BorrowedFd<'_>, data: &[u8], fd: BorrowedFd<'_>) -> io
 }
 
 /// The most descriptors one message carries (the kernel's SCM_MAX_FD).
-pub const MAX_FDS_PER_MESSAGE: usize = 253;
+pub(crate) const MAX_FDS_PER_MESSAGE: usize = 253;
 
 /// Sends `data` and the descriptors `fds` (SCM_RIGHTS, at most [`MAX_FDS_PER_MESSAGE`]) in one
 /// message; MSG_NOSIGNAL, so a closed peer is EPIPE, never SIGPIPE.
-pub fn send_message(sock: BorrowedFd<'_>, data: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+pub(crate) fn send_message(
+    sock: BorrowedFd<'_>,
+    data: &[u8],
+    fds: &[BorrowedFd<'_>],
+) -> io::Result<()> {
     use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
     let iov = [io::IoSlice::new(data)];
     let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
@@ -35,7 +43,7 @@ pub fn send_message(sock: BorrowedFd<'_>, data: &[u8], fds: &[BorrowedFd<'_>]) -
 
 /// Receives one whole message of a SOCK_SEQPACKET socket, whatever its size (peeked first),
 /// and the descriptors it carries (close-on-exec). None when the peer has closed its end.
-pub fn recv_message(sock: BorrowedFd<'_>) -> io::Result<Option<(Vec<u8>, Vec<OwnedFd>)>> {
+pub(crate) fn recv_message(sock: BorrowedFd<'_>) -> io::Result<Option<(Vec<u8>, Vec<OwnedFd>)>> {
     use nix::sys::socket::{recv, recvmsg, ControlMessageOwned, MsgFlags};
     let size = loop {
         let mut probe = [0u8; 1];
@@ -84,7 +92,7 @@ pub fn recv_message(sock: BorrowedFd<'_>) -> io::Result<Option<(Vec<u8>, Vec<Own
 }
 
 /// Receives one message carrying exactly one descriptor (SCM_RIGHTS), received close-on-exec.
-pub fn recv_fd(sock: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+pub(crate) fn recv_fd(sock: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
     let mut buf = [0u8; 4096];
     let mut iov = [io::IoSliceMut::new(&mut buf)];

@@ -406,7 +406,7 @@ pub fn trace_step<'a>(trace: &'a str, step: &str) -> &'a str {
 /// check that onggi leaves none on a cgroup it did not create.
 pub fn attached_device_programs(dir: &Path) -> usize {
     let d = std::fs::File::open(dir).expect("open cgroup");
-    onggi::sys::bpf_attached_device_programs(std::os::fd::AsFd::as_fd(&d))
+    onggi::bpf_attached_device_programs(std::os::fd::AsFd::as_fd(&d))
         .expect("BPF_PROG_QUERY")
         .len()
 }
