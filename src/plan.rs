@@ -3,12 +3,12 @@
 //! builds a [`ProcessPlan`] for the process it adds. The raw spec stays beside the parts only
 //! for what is handed on as JSON: state.json's config snapshot and the hooks' state.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use oci_spec::runtime::{Linux, LinuxNamespaceType, Process};
 use std::collections::HashMap;
 
 use crate::capabilities::CapSets;
-use crate::rootfs::MountOptions;
+use crate::rootfs::MountPlan;
 use crate::spec::Bundle;
 use crate::{lsm, scheduling};
 
@@ -18,8 +18,8 @@ pub(crate) struct Plan {
     pub(crate) bundle: Bundle,
     /// The process to run; None for a config without `process` (it can be created, not started).
     pub(crate) process: Option<ProcessPlan>,
-    /// `mounts[i].options`, parsed, in config order.
-    pub(crate) mount_options: Vec<MountOptions>,
+    /// Each entry of `mounts`, in config order: its parsed options and how it is made.
+    pub(crate) mounts: Vec<MountPlan>,
     /// `annotations` (empty when the config has none), for state.json and the hooks.
     pub(crate) annotations: HashMap<String, String>,
 }
@@ -48,22 +48,16 @@ impl Plan {
             Some(p) => Some(ProcessPlan::new(p.clone(), linux)?),
             None => None,
         };
-        let mount_options = bundle
-            .spec
-            .mounts()
-            .iter()
-            .flatten()
-            .enumerate()
-            .map(|(i, m)| {
-                crate::rootfs::parse_options(m.options().as_deref().unwrap_or(&[]))
-                    .with_context(|| format!("mounts[{i}] ({})", m.destination().display()))
-            })
-            .collect::<Result<_>>()?;
+        // The init is root of a user namespace: its own, or onggi's (rootless podman).
+        let userns = bundle.has_namespace(LinuxNamespaceType::User)
+            || crate::namespaces::in_user_namespace();
+        let mounts =
+            crate::rootfs::plan_mounts(bundle.spec.mounts().as_deref().unwrap_or(&[]), userns)?;
         let annotations = bundle.spec.annotations().clone().unwrap_or_default();
         Ok(Plan {
             bundle,
             process,
-            mount_options,
+            mounts,
             annotations,
         })
     }

@@ -537,7 +537,12 @@ mod tests {
         let mut v = default_config();
         f(&mut v);
         let spec: Spec = serde_json::from_value(v)?;
-        validate(&spec)
+        validate(&spec)?;
+        // The parts parsed at load (src/plan.rs) are refused there.
+        if let Some(p) = spec.process() {
+            crate::plan::ProcessPlan::new(p.clone(), spec.linux().as_ref())?;
+        }
+        Ok(())
     }
 
     #[test]

@@ -122,16 +122,11 @@ fn filesystem(
         cgroup: ctx.cgroup,
         idmaps: ctx.idmaps,
         sources,
-        options: &plan.mount_options,
+        bundle: &plan.bundle.dir,
+        mount_label: plan.linux().and_then(|l| l.mount_label().as_deref()),
     };
-    rootfs::setup(
-        spec,
-        &plan.bundle.rootfs,
-        &plan.bundle.dir,
-        ctx.no_pivot,
-        &cx,
-        &mut before_pivot,
-    )
+    let ops = rootfs::plan(spec, &plan.mounts, ctx.no_pivot);
+    rootfs::setup(&ops, &plan.bundle.rootfs, &cx, &mut before_pivot)
 }
 
 /// What the container's own namespaces hold besides its files: `lo` up in a new network

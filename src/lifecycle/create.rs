@@ -149,7 +149,7 @@ fn prepare(plan: &Plan, o: &CreateOptions<'_>) -> Result<Host> {
     // Connected here, where the host path resolves; the init inherits the socket.
     let console = crate::console::target(plan.terminal(), o.console_socket, o.terminal_relay)?;
     if !plan.has_namespace(LinuxNamespaceType::Mount) {
-        let n = plan.mount_options.len();
+        let n = plan.mounts.len();
         crate::logging::warn(&format!(
             "linux.namespaces has no \"mount\": the container shares onggi's mount namespace, so onggi only chroots into the rootfs and skips the {n} mounts, masked and read-only paths of config.json"
         ));

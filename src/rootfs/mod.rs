@@ -18,18 +18,19 @@ mod mount;
 mod options;
 mod paths;
 mod pivot;
+mod plan;
 mod resolve;
 
 use anyhow::{Context, Result};
-use oci_spec::runtime::Spec;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
 
 use crate::sys;
 use crate::trace;
 pub(crate) use idmap::IdmapUserns;
-pub(crate) use options::{parse_options, propagation_flag, MountOptions};
+pub(crate) use options::propagation_flag;
 pub(crate) use pivot::chroot_only;
+pub(crate) use plan::{plan, plan_mounts, MountPlan, Op};
 pub(crate) use resolve::{ensure_in_root, TargetKind};
 
 use dev::{create_device, setup_dev};
@@ -41,7 +42,7 @@ use resolve::cwd;
 /// What the mounts need to know about the container besides its config.
 pub(crate) struct MountContext<'a> {
     /// The container has a user namespace (new or joined): mknod is refused, host mount flags
-    /// are locked, sysfs and cgroup2 need namespaces owned by it.
+    /// are locked.
     pub(crate) userns: bool,
     /// The container has a cgroup namespace of its own.
     pub(crate) cgroupns: bool,
@@ -51,106 +52,102 @@ pub(crate) struct MountContext<'a> {
     pub(crate) idmaps: &'a IdmapUserns,
     /// The rootfs and bind sources onggi opened for us (see src/sources.rs).
     pub(crate) sources: &'a crate::sources::Received,
-    /// Each mount's parsed options, by mount index.
-    pub(crate) options: &'a [MountOptions],
+    /// The bundle directory (relative bind sources are below it).
+    pub(crate) bundle: &'a Path,
+    /// linux.mountLabel.
+    pub(crate) mount_label: Option<&'a str>,
 }
 
-/// The whole rootfs setup, in order. Runs in the init, inside its new mount namespace.
+/// Runs the root filesystem plan (see plan.rs) in the init, inside its new mount namespace:
+/// each operation as the trace step of its name. `before_pivot` runs the createContainer hooks.
 pub(crate) fn setup(
-    spec: &Spec,
+    ops: &[Op<'_>],
     rootfs: &Path,
-    bundle: &Path,
-    no_pivot: bool,
     cx: &MountContext<'_>,
     before_pivot: &mut dyn FnMut() -> Result<()>,
 ) -> Result<()> {
-    let userns = cx.userns;
-    let linux = spec.linux().as_ref();
-    let root_prop = linux.and_then(|l| l.rootfs_propagation().as_deref());
-    trace::step("rootfs_propagation", |c| {
-        prepare_propagation(rootfs, root_prop, c)
-    })?;
-    let root = trace::step("rootfs_bind", |c| {
-        bind_rootfs(rootfs, cx.sources.rootfs(), c)
-    })?;
-    let mounts = spec.mounts().as_deref().unwrap_or(&[]);
-    let mount_label = linux.and_then(|l| l.mount_label().as_deref());
-    trace::step("mounts", |c| {
-        for (i, m) in mounts.iter().enumerate() {
-            mount_one(root.as_fd(), bundle, (i, m), cx, mount_label, c)
-                .with_context(|| format!("mounts[{i}] ({})", m.destination().display()))?;
+    let mut root = None;
+    for op in ops {
+        let name = op.step();
+        match op {
+            Op::RootfsPropagation(p) => {
+                trace::step(name, |c| prepare_propagation(rootfs, *p, c))?;
+            }
+            Op::RootfsBind => {
+                root = Some(trace::step(name, |c| {
+                    bind_rootfs(rootfs, cx.sources.rootfs(), c)
+                })?);
+            }
+            Op::CreateContainerHooks => before_pivot()?,
+            Op::MoveRoot => {
+                trace::step(name, |c| move_root(rootfs, c))?;
+                root = None;
+            }
+            Op::RootReadonly => root_readonly()?,
+            Op::RootPropagation(p) => {
+                trace::step(name, |c| {
+                    let flag = propagation_flag(p)?;
+                    sys::mount(None, Path::new("/"), None, flag, None).with_context(|| {
+                        format!("linux.rootfsPropagation {p:?}: cannot apply to /")
+                    })?;
+                    c.note(|| format!("mount(/, {p})"));
+                    Ok::<_, anyhow::Error>(())
+                })?;
+            }
+            op => {
+                let dir = root.as_ref().context("the rootfs is not bound yet")?;
+                in_root(op, dir.as_fd(), cx)?;
+                if matches!(op, Op::PivotRoot) {
+                    root = None;
+                }
+            }
         }
-        Ok::<_, anyhow::Error>(())
-    })?;
-    let dev = mounts.iter().find(|m| m.destination() == Path::new("/dev"));
-    let dev_is_bind = dev.is_some_and(|m| {
-        m.typ().as_deref() == Some("bind")
-            || m.options()
-                .iter()
-                .flatten()
-                .any(|o| o == "bind" || o == "rbind")
-    });
-    if !dev_is_bind {
-        trace::step("dev", |c| setup_dev(root.as_fd(), dev.is_none(), userns, c))?;
-    }
-    let devices = linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[]);
-    trace::step("devices", |c| {
-        devices
-            .iter()
-            .try_for_each(|d| create_device(root.as_fd(), d, userns, c))
-    })?;
-    let masked = linux
-        .and_then(|l| l.masked_paths().as_deref())
-        .unwrap_or(&[]);
-    trace::step("masked_paths", |c| {
-        masked
-            .iter()
-            .try_for_each(|p| mask_path(root.as_fd(), p, c))
-    })?;
-    let ro = linux
-        .and_then(|l| l.readonly_paths().as_deref())
-        .unwrap_or(&[]);
-    trace::step("readonly_paths", |c| {
-        ro.iter()
-            .try_for_each(|p| readonly_path(root.as_fd(), p, c))
-    })?;
-    // createContainer hooks: the container's namespaces and mounts exist, the root is not
-    // switched yet (their paths resolve on the host).
-    before_pivot()?;
-    if no_pivot {
-        trace::step("chroot", |c| move_root(rootfs, c))?;
-    } else {
-        trace::step("pivot_root", |c| pivot_root(root.as_fd(), c))?;
-    }
-    drop(root);
-    let readonly = spec
-        .root()
-        .as_ref()
-        .and_then(|r| r.readonly())
-        .unwrap_or(false);
-    if readonly {
-        trace::step("root_readonly", |c| {
-            let slash = sys::openat2(
-                cwd(),
-                Path::new("/"),
-                libc::O_PATH | libc::O_DIRECTORY,
-                0,
-                0,
-            )?;
-            sys::mount_setattr(slash.as_fd(), false, sys::MOUNT_ATTR_RDONLY, 0, 0)?;
-            c.note(|| "mount_setattr(/, MOUNT_ATTR_RDONLY)".into());
-            Ok::<_, std::io::Error>(())
-        })
-        .context("cannot make the root filesystem read-only")?;
-    }
-    if let Some(p) = root_prop {
-        trace::step("root_propagation_final", |c| {
-            let flag = propagation_flag(p)?;
-            sys::mount(None, Path::new("/"), None, flag, None)
-                .with_context(|| format!("linux.rootfsPropagation {p:?}: cannot apply to /"))?;
-            c.note(|| format!("mount(/, {p})"));
-            Ok::<_, anyhow::Error>(())
-        })?;
     }
     Ok(())
+}
+
+/// The operations that work on the rootfs through its descriptor `root`.
+fn in_root(op: &Op<'_>, root: BorrowedFd<'_>, cx: &MountContext<'_>) -> Result<()> {
+    let name = op.step();
+    let userns = cx.userns;
+    match op {
+        Op::Mounts(mounts) => trace::step(name, |c| {
+            mounts.iter().try_for_each(|m| {
+                mount_one(root, m, cx, c).with_context(|| {
+                    format!("mounts[{}] ({})", m.index, m.mount.destination().display())
+                })
+            })
+        }),
+        Op::Dev { mount_tmpfs } => trace::step(name, |c| setup_dev(root, *mount_tmpfs, userns, c)),
+        Op::Devices(devices) => trace::step(name, |c| {
+            devices
+                .iter()
+                .try_for_each(|d| create_device(root, d, userns, c))
+        }),
+        Op::MaskedPaths(paths) => trace::step(name, |c| {
+            paths.iter().try_for_each(|p| mask_path(root, p, c))
+        }),
+        Op::ReadonlyPaths(paths) => trace::step(name, |c| {
+            paths.iter().try_for_each(|p| readonly_path(root, p, c))
+        }),
+        Op::PivotRoot => trace::step(name, |c| pivot_root(root, c)),
+        other => unreachable!("{other:?} is not an in-root operation"),
+    }
+}
+
+/// root.readonly: the new / made read-only.
+fn root_readonly() -> Result<()> {
+    trace::step("root_readonly", |c| {
+        let slash = sys::openat2(
+            cwd(),
+            Path::new("/"),
+            libc::O_PATH | libc::O_DIRECTORY,
+            0,
+            0,
+        )?;
+        sys::mount_setattr(slash.as_fd(), false, sys::MOUNT_ATTR_RDONLY, 0, 0)?;
+        c.note(|| "mount_setattr(/, MOUNT_ATTR_RDONLY)".into());
+        Ok::<_, std::io::Error>(())
+    })
+    .context("cannot make the root filesystem read-only")
 }

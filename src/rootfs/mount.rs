@@ -3,13 +3,13 @@
 //! as host binds), and recursive binds.
 
 use anyhow::{bail, Context, Result};
-use oci_spec::runtime::Mount;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 
 use super::copyup::copy_tree;
 use super::locked::locked_flags_error;
 use super::options::{flags_to_attrs, Idmap, MountOptions};
+use super::plan::{Fallback, How, MountOp};
 use super::resolve::{
     cwd, ensure_in_root, fd_path, open_in_root, rel_components, reopen_dir, TargetKind, IN_ROOT,
 };
@@ -17,36 +17,27 @@ use super::MountContext;
 use crate::sys;
 use crate::trace::Calls;
 
-/// The filesystem type onggi mounts for a config `type` ("cgroup" means cgroup2: onggi is
-/// cgroup-v2 only and never mounts or binds a v1 hierarchy).
-fn fs_type(t: &str) -> &str {
-    if t == "cgroup" {
-        "cgroup2"
-    } else {
-        t
-    }
-}
-
+/// One entry of `mounts`, made as its plan says.
 pub(super) fn mount_one(
     root: BorrowedFd<'_>,
-    bundle: &Path,
-    (i, m): (usize, &Mount),
+    op: &MountOp<'_>,
     cx: &MountContext<'_>,
-    mount_label: Option<&str>,
     c: &mut Calls,
 ) -> Result<()> {
-    let idmap = cx.idmaps.get(i);
-    let opts = &cx.options[i];
-    let typ = m.typ().as_deref().unwrap_or("");
+    let (i, m, opts) = (op.index, op.mount, &op.plan.options);
     let dest = m.destination();
-    if opts.is_bind() || typ == "bind" {
-        return bind_mount(root, bundle, m, opts, (idmap, cx.sources.mount(i)), c);
-    }
-    if typ.is_empty() || typ == "none" {
-        bail!("mount type is missing (give a filesystem type, or the \"bind\" option)");
-    }
-    let fstype = fs_type(typ);
-    let special = matches!(fstype, "proc" | "sysfs");
+    let (fstype, special, fallback) = match &op.plan.how {
+        How::Bind => {
+            let src = crate::sources::bind_source(m, cx.bundle).unwrap_or_default();
+            let fds = (cx.idmaps.get(i), cx.sources.mount(i));
+            return bind_tree(root, &src, dest, opts, fds, c);
+        }
+        How::New {
+            fstype,
+            special,
+            fallback,
+        } => (fstype.as_str(), *special, *fallback),
+    };
     if special {
         // proc and sysfs must never land on a symlink (CVE-2019-19921, CVE-2023-27561).
         let rel: PathBuf = rel_components(dest).iter().collect();
@@ -67,9 +58,6 @@ pub(super) fn mount_one(
         }
     }
     let target = ensure_in_root(root, dest, TargetKind::Dir)?;
-    if opts.tmpcopyup && fstype != "tmpfs" {
-        bail!("mount option \"tmpcopyup\" is only for tmpfs (this is {fstype})");
-    }
     // The covered directory, opened before the tmpfs hides it (tmpcopyup).
     let covered = if opts.tmpcopyup {
         Some(reopen_dir(target.as_fd())?)
@@ -77,7 +65,7 @@ pub(super) fn mount_one(
         None
     };
     let source = m.source().clone().unwrap_or_else(|| PathBuf::from(fstype));
-    let data = crate::lsm::with_mount_label(&opts.data.join(","), fstype, false, mount_label);
+    let data = crate::lsm::with_mount_label(&opts.data.join(","), fstype, false, cx.mount_label);
     let data = (!data.is_empty()).then_some(data);
     let tpath = fd_path(target.as_fd());
     let mounted = match sys::mount(
@@ -90,21 +78,19 @@ pub(super) fn mount_one(
         // The same filesystem on the root of a mount of its own superblock (a second cgroup
         // mount at /sys/fs/cgroup): mount(2) refuses, move_mount stacks it, as runc and crun
         // end up doing.
-        Err(e)
-            if e.raw_os_error() == Some(libc::EBUSY)
-                && !(cx.userns && special_in_userns(fstype)) =>
-        {
+        Err(e) if e.raw_os_error() == Some(libc::EBUSY) && fallback.is_none() => {
             stack_new_mount(target.as_fd(), fstype, &source, opts, data.as_deref(), c)
         }
         r => r,
     };
     if let Err(e) = mounted {
         let refused = matches!(e.raw_os_error(), Some(libc::EPERM | libc::EBUSY));
-        if fstype == "sysfs" && cx.userns && refused {
-            return sysfs_as_host_bind(root, dest, opts, c);
-        }
-        if fstype == "cgroup2" && cx.userns && refused {
-            return cgroup2_as_host_bind(root, dest, opts, cx, c);
+        match fallback.filter(|_| refused) {
+            Some(Fallback::SysfsHostBind) => return sysfs_as_host_bind(root, dest, opts, c),
+            Some(Fallback::Cgroup2HostBind) => {
+                return cgroup2_as_host_bind(root, dest, opts, cx, c)
+            }
+            None => {}
         }
         let why = match e.raw_os_error() {
             Some(libc::ENODEV) => format!("unknown filesystem type {fstype:?}"),
@@ -121,6 +107,19 @@ pub(super) fn mount_one(
             data.as_deref().unwrap_or("")
         )
     });
+    finish(root, dest, (fstype, special), opts, covered, c)
+}
+
+/// After the mount: the tmpfs filled with what it covers (tmpcopyup), proc and sysfs checked
+/// to be what was mounted, and the propagation and recursive attributes applied.
+fn finish(
+    root: BorrowedFd<'_>,
+    dest: &Path,
+    (fstype, special): (&str, bool),
+    opts: &MountOptions,
+    covered: Option<std::os::fd::OwnedFd>,
+    c: &mut Calls,
+) -> Result<()> {
     if let Some(from) = covered {
         let to = reopen_dir(open_in_root(root, dest)?.as_fd())?;
         copy_tree(from.as_fd(), to.as_fd())
@@ -151,12 +150,6 @@ pub(super) fn mount_one(
         apply_after(mounted.as_fd(), opts, c)?;
     }
     Ok(())
-}
-
-/// The filesystems that a user namespace may not mount without namespaces of its own (their
-/// EPERM/EBUSY fallbacks are binds of the host's).
-fn special_in_userns(fstype: &str) -> bool {
-    matches!(fstype, "sysfs" | "cgroup2")
 }
 
 /// Mounts a new `fstype` instance on top of `target` by the new mount API (see
@@ -269,19 +262,6 @@ fn apply_after(fd: BorrowedFd<'_>, opts: &MountOptions, c: &mut Calls) -> Result
 
 /// The user namespace of an idmapped mount, and the source onggi opened for us.
 type BindFds<'a> = (Option<BorrowedFd<'a>>, Option<BorrowedFd<'a>>);
-
-fn bind_mount(
-    root: BorrowedFd<'_>,
-    bundle: &Path,
-    m: &Mount,
-    opts: &MountOptions,
-    fds: BindFds<'_>,
-    c: &mut Calls,
-) -> Result<()> {
-    m.source().as_ref().context("a bind mount needs a source")?;
-    let src = crate::sources::bind_source(m, bundle).unwrap_or_default();
-    bind_tree(root, &src, m.destination(), opts, fds, c)
-}
 
 /// Clones the mount tree at host path `src` (recursively for rbind; from the descriptor onggi
 /// opened, when there is one), sets its flags on the detached clone and attaches it at `dest`
