@@ -13,16 +13,7 @@ pub(crate) fn features() -> serde_json::Value {
         "ociVersionMin": "1.0.0",
         "ociVersionMax": spec::OCI_VERSION,
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
-        "mountOptions": [
-            "async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec", "idmap", "iversion",
-            "lazytime", "loud", "mand", "noatime", "nodev", "nodiratime", "noexec", "noiversion",
-            "nolazytime", "nomand", "norelatime", "nostrictatime", "nosuid", "nosymfollow",
-            "private", "ratime", "rbind", "rdev", "rdiratime", "relatime", "rexec", "ridmap", "rnoatime",
-            "rnodev", "rnodiratime", "rnoexec", "rnorelatime", "rnostrictatime", "rnosuid",
-            "rnosymfollow", "ro", "rprivate", "rrelatime", "rro", "rrw", "rshared", "rslave",
-            "rstrictatime", "rsuid", "rsymfollow", "runbindable", "rw", "shared", "silent",
-            "slave", "strictatime", "suid", "sync", "tmpcopyup", "unbindable"
-        ],
+        "mountOptions": crate::rootfs::known_options(),
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": caps,

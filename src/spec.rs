@@ -219,35 +219,7 @@ fn validate(spec: &Spec) -> Result<()> {
     crate::netdev::validate(spec, new_netns)?;
     validate_names_and_maps(spec)?;
     if let Some(p) = spec.process() {
-        match p.args() {
-            Some(a) if !a.is_empty() && !a[0].is_empty() => {}
-            _ => bail!("config.json: process.args must name the program to run"),
-        }
-        if !p.cwd().is_absolute() {
-            bail!(
-                "config.json: process.cwd {:?} must be an absolute path",
-                p.cwd()
-            );
-        }
-        let mut seen = HashSet::new();
-        for r in p.rlimits().iter().flatten() {
-            if !seen.insert(format!("{:?}", r.typ())) {
-                bail!("config.json: process.rlimits has {:?} twice", r.typ());
-            }
-            if r.soft() > r.hard() {
-                bail!(
-                    "config.json: process.rlimits {:?}: soft {} is above hard {}",
-                    r.typ(),
-                    r.soft(),
-                    r.hard()
-                );
-            }
-        }
-        if let Some(env) = p.env() {
-            if let Some(bad) = env.iter().find(|e| !e.contains('=')) {
-                bail!("config.json: process.env entry {bad:?} is not KEY=VALUE");
-            }
-        }
+        validate_process(p)?;
     }
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         if m.destination().as_os_str().is_empty() {
@@ -266,6 +238,77 @@ fn validate(spec: &Spec) -> Result<()> {
     let Some(linux) = spec.linux() else {
         return Ok(());
     };
+    let types = validate_namespaces(linux)?;
+    validate_namespaced(spec, linux, &types)?;
+    for (i, d) in linux.devices().iter().flatten().enumerate() {
+        if !d.path().is_absolute() {
+            bail!(
+                "config.json: linux.devices[{i}].path {:?} must be absolute",
+                d.path()
+            );
+        }
+        if !d.path().starts_with("/dev") {
+            bail!(
+                "config.json: linux.devices[{i}].path {:?} must be under /dev",
+                d.path()
+            );
+        }
+    }
+    if let Some(p) = linux.rootfs_propagation() {
+        crate::rootfs::propagation_flag(p)
+            .with_context(|| format!("config.json: linux.rootfsPropagation {p:?}"))?;
+    }
+    let maps = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
+        || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty());
+    // With a user namespace joined by path, mappings may be given (podman does, for its pods):
+    // they must then be that namespace's own, which onggi checks once the init is in it.
+    let userns = linux
+        .namespaces()
+        .iter()
+        .flatten()
+        .any(|n| n.typ() == LinuxNamespaceType::User);
+    if maps && !userns {
+        bail!("config.json: linux.uidMappings/gidMappings need a user namespace (linux.namespaces has no \"user\")");
+    }
+    Ok(())
+}
+
+/// process: args, cwd, rlimits, env.
+fn validate_process(p: &oci_spec::runtime::Process) -> Result<()> {
+    match p.args() {
+        Some(a) if !a.is_empty() && !a[0].is_empty() => {}
+        _ => bail!("config.json: process.args must name the program to run"),
+    }
+    if !p.cwd().is_absolute() {
+        bail!(
+            "config.json: process.cwd {:?} must be an absolute path",
+            p.cwd()
+        );
+    }
+    let mut seen = HashSet::new();
+    for r in p.rlimits().iter().flatten() {
+        if !seen.insert(format!("{:?}", r.typ())) {
+            bail!("config.json: process.rlimits has {:?} twice", r.typ());
+        }
+        if r.soft() > r.hard() {
+            bail!(
+                "config.json: process.rlimits {:?}: soft {} is above hard {}",
+                r.typ(),
+                r.soft(),
+                r.hard()
+            );
+        }
+    }
+    if let Some(env) = p.env() {
+        if let Some(bad) = env.iter().find(|e| !e.contains('=')) {
+            bail!("config.json: process.env entry {bad:?} is not KEY=VALUE");
+        }
+    }
+    Ok(())
+}
+
+/// linux.namespaces: each type once, paths absolute. Returns the types.
+fn validate_namespaces(linux: &oci_spec::runtime::Linux) -> Result<HashSet<LinuxNamespaceType>> {
     let mut types = HashSet::new();
     for ns in linux.namespaces().iter().flatten() {
         if !types.insert(ns.typ()) {
@@ -284,6 +327,15 @@ fn validate(spec: &Spec) -> Result<()> {
             }
         }
     }
+    Ok(types)
+}
+
+/// What needs a namespace of the container's own: time offsets, host and domain names, sysctls.
+fn validate_namespaced(
+    spec: &Spec,
+    linux: &oci_spec::runtime::Linux,
+    types: &HashSet<LinuxNamespaceType>,
+) -> Result<()> {
     let has = |t| types.contains(&t);
     if let Some(offsets) = spec
         .linux()
@@ -321,36 +373,6 @@ fn validate(spec: &Spec) -> Result<()> {
             ),
             None => bail!("config.json: linux.sysctl {key:?} is not namespaced: onggi will not change the host's value"),
         }
-    }
-    for (i, d) in linux.devices().iter().flatten().enumerate() {
-        if !d.path().is_absolute() {
-            bail!(
-                "config.json: linux.devices[{i}].path {:?} must be absolute",
-                d.path()
-            );
-        }
-        if !d.path().starts_with("/dev") {
-            bail!(
-                "config.json: linux.devices[{i}].path {:?} must be under /dev",
-                d.path()
-            );
-        }
-    }
-    if let Some(p) = linux.rootfs_propagation() {
-        crate::rootfs::propagation_flag(p)
-            .with_context(|| format!("config.json: linux.rootfsPropagation {p:?}"))?;
-    }
-    let maps = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
-        || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty());
-    // With a user namespace joined by path, mappings may be given (podman does, for its pods):
-    // they must then be that namespace's own, which onggi checks once the init is in it.
-    let userns = linux
-        .namespaces()
-        .iter()
-        .flatten()
-        .any(|n| n.typ() == LinuxNamespaceType::User);
-    if maps && !userns {
-        bail!("config.json: linux.uidMappings/gidMappings need a user namespace (linux.namespaces has no \"user\")");
     }
     Ok(())
 }

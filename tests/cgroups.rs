@@ -6,7 +6,6 @@
 mod common;
 use common::*;
 use serde_json::json;
-use std::path::Path;
 
 fn pid_of(o: &Onggi, id: &str) -> i64 {
     o.state(id)["pid"].as_i64().unwrap()
@@ -168,9 +167,7 @@ fn a_missing_controller_is_one_clear_error_and_leaves_nothing() {
 
 #[test]
 fn hugetlb_limits_land_in_their_files() {
-    if !has_controller("hugetlb")
-        || !Path::new("/sys/kernel/mm/hugepages/hugepages-2048kB").exists()
-    {
+    if !has_controller("hugetlb") || !has_hugepages() {
         return;
     }
     let o = Onggi::new();
@@ -504,9 +501,7 @@ fn update_replaces_the_device_filter_live() {
 
 #[test]
 fn a_controller_that_cannot_be_enabled_leaves_no_cgroup() {
-    if !has_controller("hugetlb")
-        || !std::path::Path::new("/sys/kernel/mm/hugepages/hugepages-2048kB").exists()
-    {
+    if !has_controller("hugetlb") || !has_hugepages() {
         return;
     }
     let o = Onggi::new();

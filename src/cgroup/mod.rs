@@ -148,57 +148,10 @@ fn max_or(v: i64) -> String {
 pub(crate) fn resource_writes(r: &LinuxResources) -> Result<Vec<Write>> {
     let mut out = Vec::new();
     if let Some(m) = r.memory() {
-        if let Some(l) = m.limit().filter(|l| *l != 0) {
-            out.push(w("memory", "memory.max", max_or(l)));
-        }
-        if let Some(l) = m.reservation().filter(|l| *l != 0) {
-            out.push(w("memory", "memory.low", max_or(l)));
-        }
-        if let Some(s) = swap_max(m.limit(), m.swap())? {
-            out.push(w("memory", "memory.swap.max", s));
-        }
-        if m.kernel().is_some() || m.kernel_tcp().is_some() {
-            trace::moment("warning", || {
-                "memory.kernel and kernelTCP do not exist in cgroup v2; ignored".into()
-            });
-        }
-        if m.disable_oom_killer() == Some(true) {
-            // runc and crun ignore it on v2 too (there is no such knob); managers may send it.
-            crate::logging::warn(
-                "linux.resources.memory.disableOOMKiller has no cgroup v2 equivalent: ignored",
-            );
-        }
+        memory_writes(m, &mut out)?;
     }
     if let Some(c) = r.cpu() {
-        if c.realtime_runtime().is_some() || c.realtime_period().is_some() {
-            bail!(
-                "linux.resources.cpu.realtimeRuntime/realtimePeriod are not supported by cgroup v2"
-            );
-        }
-        if let Some(s) = c.shares().filter(|s| *s > 0) {
-            out.push(w("cpu", "cpu.weight", shares_to_weight(s).to_string()));
-        }
-        let quota = c.quota().filter(|q| *q != 0);
-        let period = c.period().filter(|p| *p != 0);
-        if quota.is_some() || period.is_some() {
-            let quota = quota
-                .filter(|q| *q > 0)
-                .map_or("max".to_string(), |q| q.to_string());
-            let period = period.unwrap_or(100_000);
-            out.push(w("cpu", "cpu.max", format!("{quota} {period}")));
-        }
-        if let Some(b) = c.burst() {
-            out.push(w("cpu", "cpu.max.burst", b.to_string()));
-        }
-        if let Some(i) = c.idle() {
-            out.push(w("cpu", "cpu.idle", i.to_string()));
-        }
-        if let Some(cpus) = c.cpus().as_deref().filter(|s| !s.is_empty()) {
-            out.push(w("cpuset", "cpuset.cpus", cpus));
-        }
-        if let Some(mems) = c.mems().as_deref().filter(|s| !s.is_empty()) {
-            out.push(w("cpuset", "cpuset.mems", mems));
-        }
+        cpu_writes(c, &mut out)?;
     }
     if let Some(p) = r.pids().as_ref().filter(|p| p.limit() != 0) {
         out.push(w(
@@ -212,38 +165,109 @@ pub(crate) fn resource_writes(r: &LinuxResources) -> Result<Vec<Write>> {
         ));
     }
     if let Some(b) = r.block_io() {
-        if let Some(weight) = b.weight().filter(|w| *w != 0) {
+        io_writes(b, &mut out);
+    }
+    other_writes(r, &mut out)?;
+    if r.network().is_some() {
+        bail!("linux.resources.network (net_cls/net_prio) does not exist in cgroup v2");
+    }
+    Ok(out)
+}
+
+/// linux.resources.memory.
+fn memory_writes(m: &oci_spec::runtime::LinuxMemory, out: &mut Vec<Write>) -> Result<()> {
+    if let Some(l) = m.limit().filter(|l| *l != 0) {
+        out.push(w("memory", "memory.max", max_or(l)));
+    }
+    if let Some(l) = m.reservation().filter(|l| *l != 0) {
+        out.push(w("memory", "memory.low", max_or(l)));
+    }
+    if let Some(s) = swap_max(m.limit(), m.swap())? {
+        out.push(w("memory", "memory.swap.max", s));
+    }
+    if m.kernel().is_some() || m.kernel_tcp().is_some() {
+        trace::moment("warning", || {
+            "memory.kernel and kernelTCP do not exist in cgroup v2; ignored".into()
+        });
+    }
+    if m.disable_oom_killer() == Some(true) {
+        // runc and crun ignore it on v2 too (there is no such knob); managers may send it.
+        crate::logging::warn(
+            "linux.resources.memory.disableOOMKiller has no cgroup v2 equivalent: ignored",
+        );
+    }
+    Ok(())
+}
+
+/// linux.resources.cpu: cpu and cpuset.
+fn cpu_writes(c: &oci_spec::runtime::LinuxCpu, out: &mut Vec<Write>) -> Result<()> {
+    if c.realtime_runtime().is_some() || c.realtime_period().is_some() {
+        bail!("linux.resources.cpu.realtimeRuntime/realtimePeriod are not supported by cgroup v2");
+    }
+    if let Some(s) = c.shares().filter(|s| *s > 0) {
+        out.push(w("cpu", "cpu.weight", shares_to_weight(s).to_string()));
+    }
+    let quota = c.quota().filter(|q| *q != 0);
+    let period = c.period().filter(|p| *p != 0);
+    if quota.is_some() || period.is_some() {
+        let quota = quota
+            .filter(|q| *q > 0)
+            .map_or("max".to_string(), |q| q.to_string());
+        let period = period.unwrap_or(100_000);
+        out.push(w("cpu", "cpu.max", format!("{quota} {period}")));
+    }
+    if let Some(b) = c.burst() {
+        out.push(w("cpu", "cpu.max.burst", b.to_string()));
+    }
+    if let Some(i) = c.idle() {
+        out.push(w("cpu", "cpu.idle", i.to_string()));
+    }
+    if let Some(cpus) = c.cpus().as_deref().filter(|s| !s.is_empty()) {
+        out.push(w("cpuset", "cpuset.cpus", cpus));
+    }
+    if let Some(mems) = c.mems().as_deref().filter(|s| !s.is_empty()) {
+        out.push(w("cpuset", "cpuset.mems", mems));
+    }
+    Ok(())
+}
+
+/// linux.resources.blockIO, as io.weight and io.max.
+fn io_writes(b: &oci_spec::runtime::LinuxBlockIo, out: &mut Vec<Write>) {
+    if let Some(weight) = b.weight().filter(|w| *w != 0) {
+        out.push(w(
+            "io",
+            "io.weight",
+            format!("default {}", blkio_to_io_weight(weight)),
+        ));
+    }
+    for d in b.weight_device().iter().flatten() {
+        if let Some(weight) = d.weight().filter(|w| *w != 0) {
             out.push(w(
                 "io",
                 "io.weight",
-                format!("default {}", blkio_to_io_weight(weight)),
+                format!("{}:{} {}", d.major(), d.minor(), blkio_to_io_weight(weight)),
             ));
         }
-        for d in b.weight_device().iter().flatten() {
-            if let Some(weight) = d.weight().filter(|w| *w != 0) {
-                out.push(w(
-                    "io",
-                    "io.weight",
-                    format!("{}:{} {}", d.major(), d.minor(), blkio_to_io_weight(weight)),
-                ));
-            }
-        }
-        let throttles = [
-            ("rbps", b.throttle_read_bps_device()),
-            ("wbps", b.throttle_write_bps_device()),
-            ("riops", b.throttle_read_iops_device()),
-            ("wiops", b.throttle_write_iops_device()),
-        ];
-        for (key, list) in throttles {
-            for d in list.iter().flatten() {
-                out.push(w(
-                    "io",
-                    "io.max",
-                    format!("{}:{} {key}={}", d.major(), d.minor(), d.rate()),
-                ));
-            }
+    }
+    let throttles = [
+        ("rbps", b.throttle_read_bps_device()),
+        ("wbps", b.throttle_write_bps_device()),
+        ("riops", b.throttle_read_iops_device()),
+        ("wiops", b.throttle_write_iops_device()),
+    ];
+    for (key, list) in throttles {
+        for d in list.iter().flatten() {
+            out.push(w(
+                "io",
+                "io.max",
+                format!("{}:{} {key}={}", d.major(), d.minor(), d.rate()),
+            ));
         }
     }
+}
+
+/// hugepageLimits, rdma and unified.
+fn other_writes(r: &LinuxResources, out: &mut Vec<Write>) -> Result<()> {
     for h in r.hugepage_limits().iter().flatten() {
         out.push(w(
             "hugetlb",
@@ -280,10 +304,7 @@ pub(crate) fn resource_writes(r: &LinuxResources) -> Result<Vec<Write>> {
         };
         out.push(w(controller, k.clone(), v.clone()));
     }
-    if r.network().is_some() {
-        bail!("linux.resources.network (net_cls/net_prio) does not exist in cgroup v2");
-    }
-    Ok(out)
+    Ok(())
 }
 
 /// A container's cgroup.

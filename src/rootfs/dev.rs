@@ -72,20 +72,17 @@ pub(super) fn setup_dev(
         0,
         0,
     )?;
+    default_nodes(dir.as_fd(), userns, c)
+}
+
+/// The default device nodes (binds of the host's in a user namespace, where mknod is refused),
+/// the standard links and /dev/shm, in the /dev directory `dir`.
+fn default_nodes(dir: BorrowedFd<'_>, userns: bool, c: &mut Calls) -> Result<()> {
     for (name, major, minor) in DEFAULT_DEVICES {
         if userns {
-            bind_host_device(dir.as_fd(), name, &Path::new("/dev").join(name), c)?;
+            bind_host_device(dir, name, &Path::new("/dev").join(name), c)?;
         } else {
-            mknod_at(
-                dir.as_fd(),
-                name,
-                libc::S_IFCHR,
-                0o666,
-                *major,
-                *minor,
-                0,
-                0,
-            )?;
+            mknod_at(dir, name, libc::S_IFCHR, 0o666, *major, *minor, 0, 0)?;
             c.note(|| format!("mknodat(/dev/{name}, S_IFCHR|0666, {major}:{minor})"));
         }
     }

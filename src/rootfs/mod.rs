@@ -28,7 +28,7 @@ use std::path::Path;
 use crate::sys;
 use crate::trace;
 pub(crate) use idmap::IdmapUserns;
-pub(crate) use options::propagation_flag;
+pub(crate) use options::{known_options, propagation_flag};
 pub(crate) use pivot::chroot_only;
 pub(crate) use plan::{plan, plan_mounts, MountPlan, Op};
 pub(crate) use resolve::{ensure_in_root, TargetKind};

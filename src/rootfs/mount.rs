@@ -39,23 +39,7 @@ pub(super) fn mount_one(
         } => (fstype.as_str(), *special, *fallback),
     };
     if special {
-        // proc and sysfs must never land on a symlink (CVE-2019-19921, CVE-2023-27561).
-        let rel: PathBuf = rel_components(dest).iter().collect();
-        match sys::openat2(
-            root,
-            &rel,
-            libc::O_PATH,
-            0,
-            IN_ROOT | sys::RESOLVE_NO_SYMLINKS,
-        ) {
-            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
-                bail!(
-                    "the rootfs has a symlink on the way to {}: refusing to mount {fstype} there",
-                    dest.display()
-                )
-            }
-            _ => {}
-        }
+        refuse_symlinks_to(root, dest, fstype)?;
     }
     let target = ensure_in_root(root, dest, TargetKind::Dir)?;
     // The covered directory, opened before the tmpfs hides it (tmpcopyup).
@@ -150,6 +134,19 @@ fn finish(
         apply_after(mounted.as_fd(), opts, c)?;
     }
     Ok(())
+}
+
+/// proc and sysfs must never land on a symlink (CVE-2019-19921, CVE-2023-27561).
+fn refuse_symlinks_to(root: BorrowedFd<'_>, dest: &Path, fstype: &str) -> Result<()> {
+    let rel: PathBuf = rel_components(dest).iter().collect();
+    let flags = IN_ROOT | sys::RESOLVE_NO_SYMLINKS;
+    match sys::openat2(root, &rel, libc::O_PATH, 0, flags) {
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => bail!(
+            "the rootfs has a symlink on the way to {}: refusing to mount {fstype} there",
+            dest.display()
+        ),
+        _ => Ok(()),
+    }
 }
 
 /// Mounts a new `fstype` instance on top of `target` by the new mount API (see

@@ -57,108 +57,144 @@ impl MountOptions {
     }
 }
 
+/// The options that are mount(2) flags: (name, flags set, flags cleared). With the
+/// propagation names, [`EXTENSIONS`] and the `r`-prefixed [`RECURSIVE`] attributes, this is
+/// every option onggi knows (`features` lists them from here); anything else is filesystem data.
+const FLAGS: &[(&str, libc::c_ulong, libc::c_ulong)] = &[
+    ("async", 0, libc::MS_SYNCHRONOUS),
+    ("atime", 0, libc::MS_NOATIME),
+    ("bind", libc::MS_BIND, 0),
+    ("defaults", 0, 0),
+    ("dev", 0, libc::MS_NODEV),
+    ("diratime", 0, libc::MS_NODIRATIME),
+    ("dirsync", libc::MS_DIRSYNC, 0),
+    ("exec", 0, libc::MS_NOEXEC),
+    ("iversion", libc::MS_I_VERSION, 0),
+    ("lazytime", libc::MS_LAZYTIME, 0),
+    ("loud", 0, libc::MS_SILENT),
+    ("mand", libc::MS_MANDLOCK, 0),
+    ("noatime", libc::MS_NOATIME, 0),
+    ("nodev", libc::MS_NODEV, 0),
+    ("nodiratime", libc::MS_NODIRATIME, 0),
+    ("noexec", libc::MS_NOEXEC, 0),
+    ("noiversion", 0, libc::MS_I_VERSION),
+    ("nolazytime", 0, libc::MS_LAZYTIME),
+    ("nomand", 0, libc::MS_MANDLOCK),
+    ("norelatime", 0, libc::MS_RELATIME),
+    ("nostrictatime", 0, libc::MS_STRICTATIME),
+    ("nosuid", libc::MS_NOSUID, 0),
+    ("nosymfollow", libc::MS_NOSYMFOLLOW, 0),
+    ("rbind", libc::MS_BIND | libc::MS_REC, 0),
+    ("relatime", libc::MS_RELATIME, 0),
+    ("ro", libc::MS_RDONLY, 0),
+    ("rw", 0, libc::MS_RDONLY),
+    ("silent", libc::MS_SILENT, 0),
+    ("strictatime", libc::MS_STRICTATIME, 0),
+    ("suid", 0, libc::MS_NOSUID),
+    ("sync", libc::MS_SYNCHRONOUS, 0),
+];
+
+/// Propagation options (see [`propagation_flag`]).
+const PROPAGATION: &[&str] = &[
+    "private",
+    "rprivate",
+    "shared",
+    "rshared",
+    "slave",
+    "rslave",
+    "unbindable",
+    "runbindable",
+];
+
+/// runc and crun extensions: `tmpcopyup`, and idmapped mounts.
+const EXTENSIONS: &[&str] = &["idmap", "ridmap", "tmpcopyup"];
+
+/// The recursive (`r`-prefixed) mount attributes: (name without the `r`, MOUNT_ATTR bit, set?).
+/// "ratime", "rnorelatime", "rnostrictatime" go back to the default (relatime).
+const RECURSIVE: &[(&str, u64, bool)] = &[
+    ("ro", sys::MOUNT_ATTR_RDONLY, true),
+    ("rw", sys::MOUNT_ATTR_RDONLY, false),
+    ("nosuid", sys::MOUNT_ATTR_NOSUID, true),
+    ("suid", sys::MOUNT_ATTR_NOSUID, false),
+    ("nodev", sys::MOUNT_ATTR_NODEV, true),
+    ("dev", sys::MOUNT_ATTR_NODEV, false),
+    ("noexec", sys::MOUNT_ATTR_NOEXEC, true),
+    ("exec", sys::MOUNT_ATTR_NOEXEC, false),
+    ("nodiratime", sys::MOUNT_ATTR_NODIRATIME, true),
+    ("diratime", sys::MOUNT_ATTR_NODIRATIME, false),
+    ("nosymfollow", sys::MOUNT_ATTR_NOSYMFOLLOW, true),
+    ("symfollow", sys::MOUNT_ATTR_NOSYMFOLLOW, false),
+    ("noatime", sys::MOUNT_ATTR_NOATIME, true),
+    ("strictatime", sys::MOUNT_ATTR_STRICTATIME, true),
+    ("relatime", sys::MOUNT_ATTR_RELATIME, true),
+    ("atime", sys::MOUNT_ATTR_RELATIME, true),
+    ("norelatime", sys::MOUNT_ATTR_RELATIME, true),
+    ("nostrictatime", sys::MOUNT_ATTR_RELATIME, true),
+];
+
+/// Every mount option onggi knows, sorted (what `features` reports).
+pub(crate) fn known_options() -> Vec<String> {
+    let mut all: Vec<String> = FLAGS
+        .iter()
+        .map(|(n, _, _)| n.to_string())
+        .chain(PROPAGATION.iter().chain(EXTENSIONS).map(|n| n.to_string()))
+        .chain(RECURSIVE.iter().map(|(n, _, _)| format!("r{n}")))
+        .collect();
+    all.sort();
+    all.dedup();
+    all
+}
+
 /// Sorts `options` (the runc/crun table of mount options).
 pub(crate) fn parse_options(options: &[String]) -> Result<MountOptions> {
     let mut o = MountOptions::default();
     for opt in options {
-        let (set, clear): (libc::c_ulong, libc::c_ulong) = match opt.as_str() {
-            "async" => (0, libc::MS_SYNCHRONOUS),
-            "atime" => (0, libc::MS_NOATIME),
-            "bind" => (libc::MS_BIND, 0),
-            "defaults" => (0, 0),
-            "dev" => (0, libc::MS_NODEV),
-            "diratime" => (0, libc::MS_NODIRATIME),
-            "dirsync" => (libc::MS_DIRSYNC, 0),
-            "exec" => (0, libc::MS_NOEXEC),
-            "iversion" => (libc::MS_I_VERSION, 0),
-            "lazytime" => (libc::MS_LAZYTIME, 0),
-            "loud" => (0, libc::MS_SILENT),
-            "mand" => (libc::MS_MANDLOCK, 0),
-            "noatime" => (libc::MS_NOATIME, 0),
-            "nodev" => (libc::MS_NODEV, 0),
-            "nodiratime" => (libc::MS_NODIRATIME, 0),
-            "noexec" => (libc::MS_NOEXEC, 0),
-            "noiversion" => (0, libc::MS_I_VERSION),
-            "nolazytime" => (0, libc::MS_LAZYTIME),
-            "nomand" => (0, libc::MS_MANDLOCK),
-            "norelatime" => (0, libc::MS_RELATIME),
-            "nostrictatime" => (0, libc::MS_STRICTATIME),
-            "nosuid" => (libc::MS_NOSUID, 0),
-            "nosymfollow" => (libc::MS_NOSYMFOLLOW, 0),
-            "rbind" => (libc::MS_BIND | libc::MS_REC, 0),
-            "relatime" => (libc::MS_RELATIME, 0),
-            "remount" => bail!("mount option \"remount\" is not allowed in a container config"),
-            "ro" => (libc::MS_RDONLY, 0),
-            "rw" => (0, libc::MS_RDONLY),
-            "silent" => (libc::MS_SILENT, 0),
-            "strictatime" => (libc::MS_STRICTATIME, 0),
-            "suid" => (0, libc::MS_NOSUID),
-            "sync" => (libc::MS_SYNCHRONOUS, 0),
-            "tmpcopyup" => {
-                o.tmpcopyup = true;
-                continue;
+        let opt = opt.as_str();
+        if opt == "remount" {
+            bail!("mount option \"remount\" is not allowed in a container config");
+        }
+        if let Some((_, set, clear)) = FLAGS.iter().find(|(n, _, _)| *n == opt) {
+            o.flags = (o.flags | set) & !clear;
+            o.clear = (o.clear | clear) & !set;
+        } else if PROPAGATION.contains(&opt) {
+            o.propagation.push(propagation_flag(opt)?);
+        } else if let Some(attr) = opt.strip_prefix('r').and_then(recursive_attr) {
+            o.recursive(attr);
+        } else {
+            match opt {
+                "tmpcopyup" => o.tmpcopyup = true,
+                "idmap" => o.idmap = Some(Idmap::Top),
+                "ridmap" => o.idmap = Some(Idmap::Recursive),
+                _ => o.data.push(opt.to_string()),
             }
-            "idmap" => {
-                o.idmap = Some(Idmap::Top);
-                continue;
-            }
-            "ridmap" => {
-                o.idmap = Some(Idmap::Recursive);
-                continue;
-            }
-            p @ ("private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave"
-            | "unbindable" | "runbindable") => {
-                o.propagation.push(propagation_flag(p)?);
-                continue;
-            }
-            r if r.starts_with('r') && recursive_attr(&r[1..]).is_some() => {
-                let (attr, on) = recursive_attr(&r[1..]).unwrap_or((0, true));
-                if on {
-                    o.rec_set |= attr;
-                    o.rec_clear &= !attr;
-                } else {
-                    o.rec_clear |= attr;
-                    o.rec_set &= !attr;
-                }
-                if attr & sys::MOUNT_ATTR__ATIME != 0 || attr == 0 {
-                    // atime modes are one field: clearing it selects the new mode.
-                    o.rec_clear |= sys::MOUNT_ATTR__ATIME;
-                }
-                continue;
-            }
-            _ => {
-                o.data.push(opt.clone());
-                continue;
-            }
-        };
-        o.flags = (o.flags | set) & !clear;
-        o.clear = (o.clear | clear) & !set;
+        }
     }
     Ok(o)
 }
 
-/// The recursive (`r`-prefixed) mount attributes: (MOUNT_ATTR bit, set?).
+impl MountOptions {
+    /// An `r`-prefixed attribute: (MOUNT_ATTR bit, set?).
+    fn recursive(&mut self, (attr, on): (u64, bool)) {
+        if on {
+            self.rec_set |= attr;
+            self.rec_clear &= !attr;
+        } else {
+            self.rec_clear |= attr;
+            self.rec_set &= !attr;
+        }
+        if attr & sys::MOUNT_ATTR__ATIME != 0 || attr == 0 {
+            // atime modes are one field: clearing it selects the new mode.
+            self.rec_clear |= sys::MOUNT_ATTR__ATIME;
+        }
+    }
+}
+
+/// The recursive attribute `name` (without its `r`): (MOUNT_ATTR bit, set?).
 fn recursive_attr(name: &str) -> Option<(u64, bool)> {
-    Some(match name {
-        "ro" => (sys::MOUNT_ATTR_RDONLY, true),
-        "rw" => (sys::MOUNT_ATTR_RDONLY, false),
-        "nosuid" => (sys::MOUNT_ATTR_NOSUID, true),
-        "suid" => (sys::MOUNT_ATTR_NOSUID, false),
-        "nodev" => (sys::MOUNT_ATTR_NODEV, true),
-        "dev" => (sys::MOUNT_ATTR_NODEV, false),
-        "noexec" => (sys::MOUNT_ATTR_NOEXEC, true),
-        "exec" => (sys::MOUNT_ATTR_NOEXEC, false),
-        "nodiratime" => (sys::MOUNT_ATTR_NODIRATIME, true),
-        "diratime" => (sys::MOUNT_ATTR_NODIRATIME, false),
-        "nosymfollow" => (sys::MOUNT_ATTR_NOSYMFOLLOW, true),
-        "symfollow" => (sys::MOUNT_ATTR_NOSYMFOLLOW, false),
-        "noatime" => (sys::MOUNT_ATTR_NOATIME, true),
-        "strictatime" => (sys::MOUNT_ATTR_STRICTATIME, true),
-        "relatime" => (sys::MOUNT_ATTR_RELATIME, true),
-        // "ratime", "rnorelatime", "rnostrictatime": back to the default (relatime).
-        "atime" | "norelatime" | "nostrictatime" => (sys::MOUNT_ATTR_RELATIME, true),
-        _ => return None,
-    })
+    RECURSIVE
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map(|(_, attr, on)| (*attr, *on))
 }
 
 /// mount(2) flags to MOUNT_ATTR_* (set, clear) for mount_setattr on a bind mount.
@@ -271,5 +307,76 @@ mod tests {
             Some(libc::MS_SHARED | libc::MS_REC)
         );
         assert!(propagation_flag("bogus").is_err());
+    }
+
+    #[test]
+    fn the_known_options_are_the_documented_ones() {
+        let documented = [
+            "async",
+            "atime",
+            "bind",
+            "defaults",
+            "dev",
+            "diratime",
+            "dirsync",
+            "exec",
+            "idmap",
+            "iversion",
+            "lazytime",
+            "loud",
+            "mand",
+            "noatime",
+            "nodev",
+            "nodiratime",
+            "noexec",
+            "noiversion",
+            "nolazytime",
+            "nomand",
+            "norelatime",
+            "nostrictatime",
+            "nosuid",
+            "nosymfollow",
+            "private",
+            "ratime",
+            "rbind",
+            "rdev",
+            "rdiratime",
+            "relatime",
+            "rexec",
+            "ridmap",
+            "rnoatime",
+            "rnodev",
+            "rnodiratime",
+            "rnoexec",
+            "rnorelatime",
+            "rnostrictatime",
+            "rnosuid",
+            "rnosymfollow",
+            "ro",
+            "rprivate",
+            "rrelatime",
+            "rro",
+            "rrw",
+            "rshared",
+            "rslave",
+            "rstrictatime",
+            "rsuid",
+            "rsymfollow",
+            "runbindable",
+            "rw",
+            "shared",
+            "silent",
+            "slave",
+            "strictatime",
+            "suid",
+            "sync",
+            "tmpcopyup",
+            "unbindable",
+        ];
+        assert_eq!(known_options(), documented);
+        for o in known_options() {
+            let m = parse_options(std::slice::from_ref(&o)).expect("known");
+            assert!(m.data.is_empty(), "{o} is not filesystem data");
+        }
     }
 }

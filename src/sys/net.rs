@@ -46,31 +46,8 @@ pub(crate) fn if_index(name: &str) -> io::Result<u32> {
 /// One rtnetlink RTM_NEWLINK on the link `index` with the given attributes (type, payload),
 /// waiting for the kernel's acknowledgement.
 pub(crate) fn rtnl_setlink(index: u32, attrs: &[(u16, Vec<u8>)]) -> io::Result<()> {
-    const RTM_NEWLINK: u16 = 16;
-    const NLM_F_REQUEST: u16 = 1;
-    const NLM_F_ACK: u16 = 4;
     const NLMSG_ERROR: u16 = 2;
-    let mut msg: Vec<u8> = Vec::with_capacity(128);
-    msg.extend_from_slice(&0u32.to_ne_bytes()); // nlmsg_len, set below
-    msg.extend_from_slice(&RTM_NEWLINK.to_ne_bytes());
-    msg.extend_from_slice(&(NLM_F_REQUEST | NLM_F_ACK).to_ne_bytes());
-    msg.extend_from_slice(&1u32.to_ne_bytes()); // seq
-    msg.extend_from_slice(&0u32.to_ne_bytes()); // pid
-                                                // struct ifinfomsg
-    msg.extend_from_slice(&[libc::AF_UNSPEC as u8, 0]);
-    msg.extend_from_slice(&0u16.to_ne_bytes());
-    msg.extend_from_slice(&(index as i32).to_ne_bytes());
-    msg.extend_from_slice(&0u32.to_ne_bytes());
-    msg.extend_from_slice(&0u32.to_ne_bytes());
-    for (typ, payload) in attrs {
-        let len = 4 + payload.len();
-        msg.extend_from_slice(&(len as u16).to_ne_bytes());
-        msg.extend_from_slice(&typ.to_ne_bytes());
-        msg.extend_from_slice(payload);
-        msg.resize(msg.len() + (4 - len % 4) % 4, 0);
-    }
-    let total = msg.len() as u32;
-    msg[..4].copy_from_slice(&total.to_ne_bytes());
+    let msg = newlink_message(index, attrs);
     // SAFETY: socket(2) with constant arguments; the result is checked and owned at once.
     let fd = unsafe {
         libc::socket(
@@ -127,4 +104,33 @@ pub(crate) fn rtnl_setlink(index: u32, attrs: &[(u16, Vec<u8>)]) -> io::Result<(
         io::ErrorKind::InvalidData,
         "no netlink acknowledgement",
     ))
+}
+
+/// An RTM_NEWLINK request for interface `index` with `attrs` (type, payload), asking for an ack.
+fn newlink_message(index: u32, attrs: &[(u16, Vec<u8>)]) -> Vec<u8> {
+    const RTM_NEWLINK: u16 = 16;
+    const NLM_F_REQUEST: u16 = 1;
+    const NLM_F_ACK: u16 = 4;
+    let mut msg: Vec<u8> = Vec::with_capacity(128);
+    msg.extend_from_slice(&0u32.to_ne_bytes()); // nlmsg_len, set below
+    msg.extend_from_slice(&RTM_NEWLINK.to_ne_bytes());
+    msg.extend_from_slice(&(NLM_F_REQUEST | NLM_F_ACK).to_ne_bytes());
+    msg.extend_from_slice(&1u32.to_ne_bytes()); // seq
+    msg.extend_from_slice(&0u32.to_ne_bytes()); // pid
+                                                // struct ifinfomsg
+    msg.extend_from_slice(&[libc::AF_UNSPEC as u8, 0]);
+    msg.extend_from_slice(&0u16.to_ne_bytes());
+    msg.extend_from_slice(&(index as i32).to_ne_bytes());
+    msg.extend_from_slice(&0u32.to_ne_bytes());
+    msg.extend_from_slice(&0u32.to_ne_bytes());
+    for (typ, payload) in attrs {
+        let len = 4 + payload.len();
+        msg.extend_from_slice(&(len as u16).to_ne_bytes());
+        msg.extend_from_slice(&typ.to_ne_bytes());
+        msg.extend_from_slice(payload);
+        msg.resize(msg.len() + (4 - len % 4) % 4, 0);
+    }
+    let total = msg.len() as u32;
+    msg[..4].copy_from_slice(&total.to_ne_bytes());
+    msg
 }

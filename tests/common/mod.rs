@@ -374,20 +374,40 @@ pub fn v2_mount() -> PathBuf {
         .expect("these tests need a cgroup v2 hierarchy")
 }
 
+/// Says why the calling test is skipped (it returns right after), or fails it when the
+/// variable `require` (an ONGGI_REQUIRE_*) is 1: then what is missing must be there.
+pub fn skip(require: &str, why: &str) {
+    assert!(
+        std::env::var(require).as_deref() != Ok("1"),
+        "{require}=1 but {why}"
+    );
+    eprintln!("SKIPPED: {why}");
+}
+
 /// Whether the v2 root has `controller`; when not, skips (or fails under
 /// ONGGI_REQUIRE_CGROUP_V2=1).
 pub fn has_controller(controller: &str) -> bool {
     let list = std::fs::read_to_string(v2_mount().join("cgroup.controllers")).unwrap();
     let ok = list.split_whitespace().any(|c| c == controller);
     if !ok {
-        assert!(
-            std::env::var("ONGGI_REQUIRE_CGROUP_V2").as_deref() != Ok("1"),
-            "ONGGI_REQUIRE_CGROUP_V2=1 but the hierarchy at {} has no {controller} controller",
-            v2_mount().display()
+        let root = v2_mount();
+        let why = format!(
+            "the cgroup v2 hierarchy at {} has no {controller} controller",
+            root.display()
         );
-        eprintln!(
-            "SKIPPED: the cgroup v2 hierarchy at {} has no {controller} controller",
-            v2_mount().display()
+        skip("ONGGI_REQUIRE_CGROUP_V2", &why);
+    }
+    ok
+}
+
+/// Whether the kernel has 2 MiB huge pages (for hugetlb limits); when not, skips (or fails
+/// under ONGGI_REQUIRE_CGROUP_V2=1).
+pub fn has_hugepages() -> bool {
+    let ok = Path::new("/sys/kernel/mm/hugepages/hugepages-2048kB").exists();
+    if !ok {
+        skip(
+            "ONGGI_REQUIRE_CGROUP_V2",
+            "this kernel has no 2 MiB huge pages",
         );
     }
     ok
