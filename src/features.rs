@@ -12,7 +12,7 @@ pub(crate) fn features() -> serde_json::Value {
     serde_json::json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": spec::OCI_VERSION,
-        "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
+        "hooks": crate::hooks::Moment::ALL.map(crate::hooks::Moment::name),
         "mountOptions": crate::rootfs::known_options(),
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],

@@ -36,6 +36,16 @@ pub(crate) enum Moment {
 }
 
 impl Moment {
+    /// Every moment, in the order a container meets them.
+    pub(crate) const ALL: [Moment; 6] = [
+        Moment::Prestart,
+        Moment::CreateRuntime,
+        Moment::CreateContainer,
+        Moment::StartContainer,
+        Moment::Poststart,
+        Moment::Poststop,
+    ];
+
     /// The config field's name (also the trace step's).
     pub(crate) fn name(self) -> &'static str {
         match self {

@@ -3,8 +3,8 @@
 //! builds a [`ProcessPlan`] for the process it adds. The raw spec stays beside the parts only
 //! for what is handed on as JSON: state.json's config snapshot and the hooks' state.
 
-use anyhow::Result;
-use oci_spec::runtime::{Linux, LinuxNamespaceType, Process};
+use anyhow::{Context, Result};
+use oci_spec::runtime::{Linux, LinuxNamespaceType, Process, Spec};
 use std::collections::HashMap;
 
 use crate::capabilities::CapSets;
@@ -43,16 +43,7 @@ impl Plan {
 
     /// The parts of a checked bundle.
     pub(crate) fn of(bundle: Bundle) -> Result<Plan> {
-        let linux = bundle.spec.linux().as_ref();
-        let process = match bundle.spec.process() {
-            Some(p) => Some(ProcessPlan::new(p.clone(), linux)?),
-            None => None,
-        };
-        // The init is root of a user namespace: its own, or onggi's (rootless podman).
-        let userns = bundle.has_namespace(LinuxNamespaceType::User)
-            || crate::namespaces::in_user_namespace();
-        let mounts =
-            crate::rootfs::plan_mounts(bundle.spec.mounts().as_deref().unwrap_or(&[]), userns)?;
+        let (process, mounts) = parts(&bundle.spec)?;
         let annotations = bundle.spec.annotations().clone().unwrap_or_default();
         Ok(Plan {
             bundle,
@@ -83,6 +74,26 @@ impl Plan {
             .as_ref()
             .is_some_and(|p| p.process.terminal().unwrap_or(false))
     }
+}
+
+/// The process and the mounts of `spec`, parsed (linux.rootfsPropagation is checked with them).
+pub(crate) fn parts(spec: &Spec) -> Result<(Option<ProcessPlan>, Vec<MountPlan>)> {
+    let linux = spec.linux().as_ref();
+    let process = match spec.process() {
+        Some(p) => Some(ProcessPlan::new(p.clone(), linux)?),
+        None => None,
+    };
+    // The init is root of a user namespace: its own, or onggi's (rootless podman).
+    let userns = linux
+        .and_then(|l| l.namespaces().as_deref())
+        .is_some_and(|ns| ns.iter().any(|n| n.typ() == LinuxNamespaceType::User))
+        || crate::namespaces::in_user_namespace();
+    let mounts = crate::rootfs::plan_mounts(spec.mounts().as_deref().unwrap_or(&[]), userns)?;
+    if let Some(p) = linux.and_then(|l| l.rootfs_propagation().as_deref()) {
+        crate::rootfs::propagation_flag(p)
+            .with_context(|| format!("config.json: linux.rootfsPropagation {p:?}"))?;
+    }
+    Ok((process, mounts))
 }
 
 impl ProcessPlan {

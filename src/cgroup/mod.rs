@@ -307,6 +307,12 @@ fn other_writes(r: &LinuxResources, out: &mut Vec<Write>) -> Result<()> {
     Ok(())
 }
 
+/// A number read from a cgroup file (memory.current, pids.current …); None when it is missing
+/// or not a number.
+pub(crate) fn read_u64(p: &Path) -> Option<u64> {
+    std::fs::read_to_string(p).ok()?.trim().parse().ok()
+}
+
 /// A container's cgroup.
 pub(crate) struct Cgroup {
     /// The v2 mount point.

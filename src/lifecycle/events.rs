@@ -6,13 +6,10 @@ use serde_json::{json, Map, Value};
 use std::io::Write;
 use std::path::Path;
 
-use super::update::cgroup_of;
+use super::cgroup_of;
 use super::LifecycleError;
+use crate::cgroup;
 use crate::state::{Status, Store};
-
-pub(super) fn read_num(p: &Path) -> Option<u64> {
-    std::fs::read_to_string(p).ok()?.trim().parse().ok()
-}
 
 /// "key value" lines (cpu.stat, memory.stat, memory.events) as a map.
 fn read_flat(p: &Path) -> Map<String, Value> {
@@ -58,7 +55,7 @@ pub(crate) fn stats(cg: &Path) -> Value {
                 let events = read_flat(&cg.join(format!("hugetlb.{size}.events")));
                 hugetlb.insert(
                     size.to_string(),
-                    json!({"usage": read_num(&e.path()).unwrap_or(0), "max": 0, "failcnt": n(&events, "max")}),
+                    json!({"usage": cgroup::read_u64(&e.path()).unwrap_or(0), "max": 0, "failcnt": n(&events, "max")}),
                 );
             }
         }
@@ -91,14 +88,14 @@ pub(crate) fn stats(cg: &Path) -> Value {
                            "throttledTime": n(&cpu, "throttled_usec") * 1000}
         },
         "memory": {
-            "usage": {"usage": read_num(&cg.join("memory.current")).unwrap_or(0),
-                      "max": read_num(&cg.join("memory.peak")).unwrap_or(0),
+            "usage": {"usage": cgroup::read_u64(&cg.join("memory.current")).unwrap_or(0),
+                      "max": cgroup::read_u64(&cg.join("memory.peak")).unwrap_or(0),
                       "limit": num_or_max(&cg.join("memory.max")), "failcnt": n(&mem_events, "max")},
-            "swap": {"usage": read_num(&cg.join("memory.swap.current")).unwrap_or(0),
+            "swap": {"usage": cgroup::read_u64(&cg.join("memory.swap.current")).unwrap_or(0),
                      "limit": num_or_max(&cg.join("memory.swap.max"))},
             "raw": mem
         },
-        "pids": {"current": read_num(&cg.join("pids.current")).unwrap_or(0), "limit": num_or_max(&cg.join("pids.max"))},
+        "pids": {"current": cgroup::read_u64(&cg.join("pids.current")).unwrap_or(0), "limit": num_or_max(&cg.join("pids.max"))},
         "blkio": {"ioServiceBytesRecursive": io},
         "hugetlb": hugetlb
     })

@@ -76,6 +76,12 @@ impl Container {
     }
 }
 
+/// The container's cgroup and its status now (the lock is not kept): for update and events.
+pub(crate) fn cgroup_of(store: &Store, id: &str) -> Result<(PathBuf, Status)> {
+    let c = Container::open(store, id)?;
+    Ok((c.cgroup()?.to_path_buf(), c.status()))
+}
+
 /// Why a lifecycle verb refuses a container in its present status. Callers match on these
 /// (`kill --all` of a stopped container is a success, for one) instead of on error text.
 #[derive(Debug, Error)]

@@ -7,7 +7,6 @@ use serde_json::{json, Map, Value};
 use std::io::Read;
 use std::path::Path;
 
-use super::events::read_num;
 use crate::cgroup;
 use crate::state::{Status, Store};
 
@@ -125,15 +124,9 @@ pub(crate) fn requested(flags: &UpdateFlags) -> Result<LinuxResources> {
     serde_json::from_value(v).context("--resources: not valid LinuxResources")
 }
 
-/// The container's cgroup and its status now (the lock is not kept).
-pub(super) fn cgroup_of(store: &Store, id: &str) -> Result<(std::path::PathBuf, Status)> {
-    let c = super::Container::open(store, id)?;
-    Ok((c.cgroup()?.to_path_buf(), c.status()))
-}
-
 /// `update`: writes the new resources into the running container's cgroup.
 pub(crate) fn update(store: &Store, id: &str, flags: &UpdateFlags) -> Result<()> {
-    let (cg, status) = cgroup_of(store, id)?;
+    let (cg, status) = super::cgroup_of(store, id)?;
     if status == Status::Stopped {
         return Err(super::LifecycleError::NotRunning(id.into()).into());
     }
@@ -152,7 +145,7 @@ pub(crate) fn update(store: &Store, id: &str, flags: &UpdateFlags) -> Result<()>
     if let Some(m) = r.memory() {
         if m.check_before_update() == Some(true) {
             if let Some(limit) = m.limit().filter(|l| *l > 0) {
-                let cur: i64 = read_num(&cg.join("memory.current")).unwrap_or(0) as i64;
+                let cur: i64 = cgroup::read_u64(&cg.join("memory.current")).unwrap_or(0) as i64;
                 if cur > limit {
                     bail!("{id}: memory.limit {limit} is below the current usage {cur} (checkBeforeUpdate)");
                 }

@@ -8,7 +8,9 @@ use std::ffi::OsStr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::Path;
 
-use super::resolve::{cwd, ensure_in_root, fd_path, open_in_root, TargetKind, IN_ROOT};
+use super::resolve::{
+    create_file_at, cwd, ensure_in_root, fd_path, open_in_root, TargetKind, IN_ROOT,
+};
 use crate::sys;
 use crate::trace::Calls;
 
@@ -214,27 +216,6 @@ pub(super) fn create_device(
         )
     });
     Ok(())
-}
-
-/// Creates an empty regular file `name` in the resolved directory `dir`, never following a
-/// symlink there (`exclusive`: fail if anything exists already).
-pub(super) fn create_file_at(
-    dir: BorrowedFd<'_>,
-    name: &OsStr,
-    exclusive: bool,
-) -> nix::Result<()> {
-    use nix::fcntl::OFlag;
-    let mut flags = OFlag::O_CREAT | OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-    if exclusive {
-        flags |= OFlag::O_EXCL;
-    }
-    let fd = nix::fcntl::openat(
-        Some(dir.as_raw_fd()),
-        name,
-        flags,
-        nix::sys::stat::Mode::from_bits_truncate(0o644),
-    )?;
-    nix::unistd::close(fd)
 }
 
 /// Binds the host's device node `host` onto an empty file `name` in `dir` (user namespaces).

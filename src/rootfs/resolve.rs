@@ -6,7 +6,6 @@ use std::ffi::OsStr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
-use super::dev::create_file_at;
 use crate::sys;
 
 /// "/a/b/../c" style paths are refused by validation; this drops "/" and "." components.
@@ -125,4 +124,25 @@ pub(super) fn reopen_dir(fd: BorrowedFd<'_>) -> Result<OwnedFd> {
         0,
     )
     .context("cannot reopen a directory")
+}
+
+/// Creates an empty regular file `name` in the resolved directory `dir`, never following a
+/// symlink there (`exclusive`: fail if anything exists already).
+pub(super) fn create_file_at(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    exclusive: bool,
+) -> nix::Result<()> {
+    use nix::fcntl::OFlag;
+    let mut flags = OFlag::O_CREAT | OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    if exclusive {
+        flags |= OFlag::O_EXCL;
+    }
+    let fd = nix::fcntl::openat(
+        Some(dir.as_raw_fd()),
+        name,
+        flags,
+        nix::sys::stat::Mode::from_bits_truncate(0o644),
+    )?;
+    nix::unistd::close(fd)
 }
