@@ -121,3 +121,20 @@ fn unknown_device_access_letters_are_ignored() {
     });
     assert_eq!(o.output_of(&b), "ok\n");
 }
+
+#[test]
+fn a_read_only_dev_gets_its_nodes_and_submounts_first() {
+    // runc mounts a read-only /dev read-write and makes it read-only at the end; mounting it
+    // read-only at once made /dev/pts impossible (EROFS).
+    let o = Onggi::new();
+    let b = sh("touch /dev/x 2>/dev/null && echo dev-rw || echo dev-ro; \
+                test -c /dev/null && echo null-ok; grep -q ' /dev/pts ' /proc/mounts && echo pts-ok")
+    .with(|c| {
+        for m in c["mounts"].as_array_mut().unwrap() {
+            if m["destination"] == "/dev" {
+                m["options"].as_array_mut().unwrap().push(json!("ro"));
+            }
+        }
+    });
+    assert_eq!(o.output_of(&b), "dev-ro\nnull-ok\npts-ok\n");
+}

@@ -84,6 +84,7 @@ pub(crate) fn setup(
                 root = None;
             }
             Op::RootReadonly => root_readonly()?,
+            Op::DevReadonly => dev_readonly()?,
             Op::RootPropagation(p) => {
                 trace::step(name, |c| {
                     let flag = propagation_flag(p)?;
@@ -133,6 +134,23 @@ fn in_root(op: &Op<'_>, root: BorrowedFd<'_>, cx: &MountContext<'_>) -> Result<(
         Op::PivotRoot => trace::step(name, |c| pivot_root(root, c)),
         other => unreachable!("{other:?} is not an in-root operation"),
     }
+}
+
+/// A read-only /dev, made read-only now that its nodes and submounts exist.
+fn dev_readonly() -> Result<()> {
+    trace::step("dev_readonly", |c| {
+        let dev = sys::openat2(
+            cwd(),
+            Path::new("/dev"),
+            libc::O_PATH | libc::O_DIRECTORY,
+            0,
+            sys::RESOLVE_NO_SYMLINKS,
+        )?;
+        sys::mount_setattr(dev.as_fd(), false, sys::MOUNT_ATTR_RDONLY, 0, 0)?;
+        c.note(|| "mount_setattr(/dev, MOUNT_ATTR_RDONLY)".into());
+        Ok::<_, std::io::Error>(())
+    })
+    .context("cannot make /dev read-only")
 }
 
 /// root.readonly: the new / made read-only.

@@ -33,6 +33,8 @@ pub(crate) enum Op<'a> {
     PivotRoot,
     /// --no-pivot: the rootfs moved over / and chrooted into.
     MoveRoot,
+    /// A read-only /dev made read-only now, after its nodes and submounts (as runc does).
+    DevReadonly,
     /// root.readonly.
     RootReadonly,
     /// linux.rootfsPropagation applied to the new /.
@@ -53,6 +55,7 @@ impl Op<'_> {
             Op::CreateContainerHooks => "createContainer",
             Op::PivotRoot => "pivot_root",
             Op::MoveRoot => "chroot",
+            Op::DevReadonly => "dev_readonly",
             Op::RootReadonly => "root_readonly",
             Op::RootPropagation(_) => "root_propagation_final",
         }
@@ -72,6 +75,9 @@ pub(crate) struct MountOp<'a> {
 pub(crate) struct MountPlan {
     pub(crate) options: MountOptions,
     pub(crate) how: How,
+    /// Mounted read-write, made read-only at the end ([`Op::DevReadonly`]): a read-only /dev,
+    /// whose nodes, links and submounts (/dev/pts, /dev/shm …) are made after it.
+    pub(crate) readonly_at_end: bool,
 }
 
 /// How a mount is made.
@@ -115,9 +121,19 @@ fn fs_type(t: &str) -> &str {
 /// cgroup2 may need their fallbacks. An error names the entry and what is wrong with it.
 pub(crate) fn plan_mounts(mounts: &[Mount], userns: bool) -> Result<Vec<MountPlan>> {
     let one = |m: &Mount| -> Result<MountPlan> {
-        let options = parse_options(m.options().as_deref().unwrap_or(&[]))?;
+        let mut options = parse_options(m.options().as_deref().unwrap_or(&[]))?;
         let how = how(m, &options, userns)?;
-        Ok(MountPlan { options, how })
+        let readonly_at_end = how != How::Bind
+            && m.destination() == Path::new("/dev")
+            && options.flags & libc::MS_RDONLY != 0;
+        if readonly_at_end {
+            options.flags &= !libc::MS_RDONLY;
+        }
+        Ok(MountPlan {
+            options,
+            how,
+            readonly_at_end,
+        })
     };
     mounts
         .iter()
@@ -193,6 +209,9 @@ pub(crate) fn plan<'a>(spec: &'a Spec, mounts: &'a [MountPlan], no_pivot: bool) 
             Op::PivotRoot
         },
     ]);
+    if mounts.iter().any(|m| m.readonly_at_end) {
+        ops.push(Op::DevReadonly);
+    }
     if spec
         .root()
         .as_ref()
@@ -365,5 +384,34 @@ mod tests {
             assert!(e.starts_with("mounts[0] (/x): "), "{e}");
             assert!(e.contains(why), "{e}");
         }
+    }
+
+    #[test]
+    fn a_read_only_dev_is_made_read_only_after_its_submounts() {
+        let s = spec(serde_json::json!({"mounts": [
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["ro", "nosuid"]},
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts"}
+        ]}));
+        let m = mounts(&s, false).expect("mounts");
+        assert!(m[0].readonly_at_end);
+        assert_eq!(
+            m[0].options.flags,
+            libc::MS_NOSUID,
+            "mounted read-write first"
+        );
+        assert!(!m[1].readonly_at_end);
+        let steps = steps(&plan(&s, &m, false));
+        let at = |name| steps.iter().position(|s| *s == name).expect(name);
+        assert!(
+            at("mounts") < at("dev") && at("pivot_root") < at("dev_readonly"),
+            "{steps:?}"
+        );
+        let plain = spec(serde_json::json!({}));
+        let m = mounts(&plain, false).expect("mounts");
+        assert!(!steps_of(&plain, &m).contains(&"dev_readonly"));
+    }
+
+    fn steps_of(s: &Spec, m: &[MountPlan]) -> Vec<&'static str> {
+        plan(s, m, false).iter().map(Op::step).collect()
     }
 }
