@@ -1,6 +1,6 @@
 //! Test helper (not part of onggi): tries the syscalls a seccomp profile is about and prints
 //! `name=OK` or `name=<errno>` for each, so tests can check what a filter really does.
-//! Usage: probe mkdir unshare keyctl ptrace personality
+//! Usage: probe mkdir unshare keyctl ptrace personality nr1000
 
 fn main() {
     for name in std::env::args().skip(1) {
@@ -17,6 +17,8 @@ fn main() {
                 ) as i32,
                 "ptrace" => libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0) as i32,
                 "personality" => libc::personality(0xffff_ffff),
+                // A syscall number no kernel has yet: what a newer libc would try first.
+                "nr1000" => libc::syscall(1000) as i32,
                 other => {
                     println!("{other}=UNKNOWN");
                     continue;

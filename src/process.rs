@@ -29,13 +29,6 @@ pub(crate) struct Prepared {
     umask: u32,
 }
 
-impl Prepared {
-    /// Loads the seccomp filter now (the init: before Ready), dropping a capability held for it.
-    pub(crate) fn load_seccomp(&mut self, s: &Seccomp<'_>) -> Result<()> {
-        load_seccomp(s, self.final_caps.take().as_ref())
-    }
-}
-
 /// The process half of the setup for `p`. After it only the seccomp load and execve are left.
 /// `seccomp`: a filter will be loaded at execve (CAP_SYS_ADMIN is kept until then when the
 /// process would not have it and no_new_privs is not asked for). `procfs`: the host's /proc,
@@ -288,15 +281,17 @@ pub(crate) fn find_executable(name: &str, path: &str) -> Result<PathBuf> {
 
 /// The seccomp filter to load at execve, and for SCMP_ACT_NOTIFY where its fd goes.
 pub(crate) struct Seccomp<'a> {
-    pub(crate) filter: &'a crate::seccomp::Filter,
+    pub(crate) program: crate::seccomp::Program,
     pub(crate) listener: Option<&'a std::os::unix::net::UnixStream>,
     /// The process's pid as onggi sees it, and the container state JSON (for the listener).
     pub(crate) pid: i32,
     pub(crate) state: String,
 }
 
-/// Loads the filter (the init: before Ready; exec: just before execve) (with CAP_SYS_ADMIN, or no_new_privs when the
-/// process has never had it), send a notification fd to the listener, drop a held capability.
+/// Installs the filter, as the last step before execve (with CAP_SYS_ADMIN, or no_new_privs
+/// when the process has never had it), sends a notification fd to the listener, and drops a
+/// capability held for the load. Few system calls come after it: the profile need not allow
+/// what onggi itself does first (close_range, sigaction …).
 fn load_seccomp(s: &Seccomp<'_>, final_caps: Option<&CapSets>) -> Result<()> {
     trace::step("seccomp", |c| {
         if !sys::no_new_privs()
@@ -312,12 +307,12 @@ fn load_seccomp(s: &Seccomp<'_>, final_caps: Option<&CapSets>) -> Result<()> {
                 "no CAP_SYS_ADMIN to load a filter with: prctl(PR_SET_NO_NEW_PRIVS, 1)".into()
             });
         }
-        if let Some(fd) = s.filter.load(c)? {
+        if let Some(fd) = s.program.install(c)? {
             let sock = s
                 .listener
                 .ok_or_else(|| anyhow!("SCMP_ACT_NOTIFY without a listener socket"))?;
             let state = serde_json::from_str(&s.state).unwrap_or_default();
-            crate::seccomp::send_to_listener(sock, &fd, s.pid, s.filter.metadata(), state)?;
+            crate::seccomp::send_to_listener(sock, &fd, s.pid, s.program.metadata(), state)?;
             c.note(|| "sendmsg(listenerPath, SCM_RIGHTS seccomp fd)".into());
         }
         if let Some(sets) = final_caps {
@@ -338,7 +333,8 @@ pub(crate) fn exec(p: Prepared, preserve_fds: u32, seccomp: Option<Seccomp<'_>>)
         }
     }
     // Only stdio and the --preserve-fds survive execve (CVE-2024-21626).
-    if sys::cloexec_from(3 + preserve_fds).is_err() {
+    if let Err(e) = sys::cloexec_from(3 + preserve_fds) {
+        crate::logging::stderr_line(&format!("onggi: cannot close onggi's descriptors: {e}"));
         sys::exit_now(1);
     }
     // Rust's runtime ignores SIGPIPE, and an ignored signal stays ignored across execve:

@@ -1,24 +1,22 @@
-//! `linux.seccomp`: the syscall filter, compiled with libseccomp at create and loaded by the
-//! init before it reports Ready (by an exec'd process, as its last step before execve).
+//! `linux.seccomp`: the syscall filter, compiled with libseccomp at create, its BPF generated
+//! by the init before it reports Ready (by an exec'd process, before execve), and installed as
+//! the very last step before execve.
 //!
 //! ```text
-//!   create / exec, before the clone            init: end of setup, before Ready; exec: at execve
-//!   ─────────────────────────────────────      ────────────────────────────────────────
-//!   compile: default action, archs, flags,     capabilities already final, except that
-//!   one rule per syscall name (per argument    CAP_SYS_ADMIN is still held when the filter
-//!   index when several conditions test the     needs it (no no_new_privs asked for) —
-//!   same one); unknown names skipped           seccomp(SECCOMP_SET_MODE_FILTER), then drop
-//!   (debug note); unknown action/op/arch/flag  it (capset), then execve
-//!   is an error at create                      SCMP_ACT_NOTIFY: the listener fd is sent to
-//!                                              listenerPath with the container state
+//!   create / exec, before the clone       init, before Ready         right before execve
+//!   ─────────────────────────────────     ──────────────────         ───────────────────
+//!   compile: default action, archs,       program: libseccomp's      seccomp(SET_MODE_FILTER,
+//!   flags, one rule per syscall name      BPF behind the ENOSYS      flags [| NEW_LISTENER]);
+//!   (per argument index when several      stub (syscalls newer       NOTIFY: the fd to
+//!   conditions test the same one);        than the profile get       listenerPath; the held
+//!   unknown names skipped; unknown        ENOSYS)                    CAP_SYS_ADMIN dropped
+//!   action/op/arch/flag: an error
 //! ```
 //!
-//! Loading needs CAP_SYS_ADMIN (in the container's user namespace) or no_new_privs. runc loads
-//! before dropping capabilities when noNewPrivileges is false; onggi loads after the capability
-//! step and keeps CAP_SYS_ADMIN effective until just after the load. The init loads before
-//! Ready, not after `start`: generating the BPF takes milliseconds that must not delay the user
-//! process (a signal sent right after `start` would find no handler yet). Only a process that never had it (a non-root user with
-//! no capabilities configured) gets no_new_privs, and the trace says so.
+//! Loading needs CAP_SYS_ADMIN (in the container's user namespace) or no_new_privs: onggi keeps
+//! CAP_SYS_ADMIN effective until just after the load when the process would not have it. Only a
+//! process that never had it (a non-root user with no capabilities configured) gets
+//! no_new_privs, and the trace says so.
 
 use anyhow::{anyhow, bail, Context, Result};
 use libseccomp::{
@@ -106,6 +104,12 @@ pub(crate) struct Filter {
     default: String,
     notify: bool,
     listener_metadata: Option<String>,
+    /// The kernel's filter flags the profile asks for (SECCOMP_FILTER_FLAG_*).
+    flags: u32,
+    /// Syscalls of the native architecture numbered above this one are newer than the profile:
+    /// they get ENOSYS instead of the default action, so a libc falls back (runc does the same).
+    /// None when the default action lets them through anyway.
+    enosys_above: Option<u32>,
 }
 
 /// The compile step, at create (or exec) time: every error names what is wrong.
@@ -124,17 +128,27 @@ pub(crate) fn compile(s: &LinuxSeccomp) -> Result<Filter> {
         ctx.add_arch(arch)
             .with_context(|| format!("linux.seccomp.architectures: cannot add {name}"))?;
     }
+    let mut flags = 0;
     for f in s.flags().iter().flatten() {
         let name = spec_name(f);
-        let r = match name.as_str() {
-            "SECCOMP_FILTER_FLAG_LOG" => ctx.set_ctl_log(true),
-            "SECCOMP_FILTER_FLAG_SPEC_ALLOW" => ctx.set_ctl_ssb(true),
-            "SECCOMP_FILTER_FLAG_TSYNC" => ctx.set_ctl_tsync(true),
-            "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV" => ctx.set_ctl_waitkill(true),
+        let (r, bit) = match name.as_str() {
+            "SECCOMP_FILTER_FLAG_LOG" => (ctx.set_ctl_log(true), sys::SECCOMP_FILTER_FLAG_LOG),
+            "SECCOMP_FILTER_FLAG_SPEC_ALLOW" => {
+                (ctx.set_ctl_ssb(true), sys::SECCOMP_FILTER_FLAG_SPEC_ALLOW)
+            }
+            "SECCOMP_FILTER_FLAG_TSYNC" => {
+                (ctx.set_ctl_tsync(true), sys::SECCOMP_FILTER_FLAG_TSYNC)
+            }
+            "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV" => (
+                ctx.set_ctl_waitkill(true),
+                sys::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV,
+            ),
             _ => bail!("linux.seccomp.flags: unknown flag {name}"),
         };
         r.map_err(|e| anyhow!("linux.seccomp.flags: {name} is not supported here ({e})"))?;
+        flags |= bit;
     }
+    let newest = newest_syscall(s);
     let mut notify = false;
     let (mut rules, mut skipped) = (0, Vec::new());
     for (i, sc) in s.syscalls().iter().flatten().enumerate() {
@@ -168,6 +182,8 @@ pub(crate) fn compile(s: &LinuxSeccomp) -> Result<Filter> {
     if notify && s.listener_path().is_none() {
         bail!("linux.seccomp uses SCMP_ACT_NOTIFY but has no listenerPath");
     }
+    let lets_through = matches!(default, ScmpAction::Allow | ScmpAction::Log)
+        || default == ScmpAction::Errno(libc::ENOSYS);
     Ok(Filter {
         ctx,
         rules,
@@ -175,7 +191,20 @@ pub(crate) fn compile(s: &LinuxSeccomp) -> Result<Filter> {
         default: spec_name(&s.default_action()),
         notify,
         listener_metadata: s.listener_metadata().clone(),
+        flags,
+        enosys_above: newest.filter(|_| !lets_through),
     })
+}
+
+/// The highest native syscall number the profile names (whatever its action).
+fn newest_syscall(s: &LinuxSeccomp) -> Option<u32> {
+    s.syscalls()
+        .iter()
+        .flatten()
+        .flat_map(|sc| sc.names())
+        .filter_map(|n| ScmpSyscall::from_name(n).ok())
+        .filter_map(|nr| u32::try_from(i32::from(nr)).ok())
+        .max()
 }
 
 impl Filter {
@@ -183,32 +212,105 @@ impl Filter {
         self.notify
     }
 
-    /// Loads the filter into the calling process (see the module comment for when). Returns the
-    /// notification fd when the filter has SCMP_ACT_NOTIFY rules.
-    pub(crate) fn load(&self, c: &mut trace::Calls) -> Result<Option<OwnedFd>> {
-        self.ctx
-            .load()
-            .map_err(|e| anyhow!("cannot load the seccomp filter: {e}"))?;
-        c.note(|| {
-            let mut s = format!(
-                "seccomp(SECCOMP_SET_MODE_FILTER): {} rules, default {}",
-                self.rules, self.default
-            );
-            if !self.skipped.is_empty() {
-                s += &format!(
-                    "; skipped (unknown to this kernel/arch): {}",
-                    self.skipped.join(",")
-                );
-            }
-            s
-        });
-        if !self.notify {
-            return Ok(None);
+    /// The filter as the kernel will get it: libseccomp's BPF behind the ENOSYS stub, with the
+    /// profile's flags. Generating it takes milliseconds for a large profile, so the init does
+    /// it before it reports Ready; installing it is one system call, made right before execve.
+    pub(crate) fn program(&self) -> Result<Program> {
+        let mut insns = self.bpf()?;
+        let stub = self.enosys_above.zip(native_audit_arch());
+        if let Some((newest, arch)) = stub {
+            insns = with_enosys_stub(arch, newest, insns);
         }
-        let fd = sys::seccomp_notify_fd(&self.ctx)
-            .map_err(|e| anyhow!("seccomp: no notification fd: {e}"))?;
-        Ok(Some(fd))
+        let listener = if self.notify {
+            sys::SECCOMP_FILTER_FLAG_NEW_LISTENER
+        } else {
+            0
+        };
+        let mut note = format!(
+            "seccomp(SECCOMP_SET_MODE_FILTER): {} rules, default {}",
+            self.rules, self.default
+        );
+        if let Some((newest, _)) = stub {
+            note += &format!("; ENOSYS above syscall {newest}");
+        }
+        if !self.skipped.is_empty() {
+            note += &format!(
+                "; skipped (unknown to this kernel/arch): {}",
+                self.skipped.join(",")
+            );
+        }
+        Ok(Program {
+            insns,
+            flags: self.flags | listener,
+            note,
+            metadata: self.listener_metadata.clone(),
+        })
     }
+
+    /// The filter as libseccomp generates it: classic BPF instructions.
+    fn bpf(&self) -> Result<Vec<sys::SockFilter>> {
+        use std::io::{Read, Seek};
+        let fd = sys::memfd_sealable("onggi-seccomp").context("memfd_create")?;
+        self.ctx
+            .export_bpf(&fd)
+            .map_err(|e| anyhow!("seccomp: cannot generate the filter: {e}"))?;
+        let mut f = std::fs::File::from(fd);
+        let mut bytes = Vec::new();
+        f.rewind()
+            .and_then(|_| f.read_to_end(&mut bytes))
+            .context("seccomp: cannot read the generated filter")?;
+        Ok(bytes
+            .chunks_exact(8)
+            .map(|i| sys::SockFilter {
+                code: u16::from_ne_bytes([i[0], i[1]]),
+                jt: i[2],
+                jf: i[3],
+                k: u32::from_ne_bytes([i[4], i[5], i[6], i[7]]),
+            })
+            .collect())
+    }
+}
+
+/// The AUDIT_ARCH value of the architecture onggi runs on, when the ENOSYS stub knows it.
+fn native_audit_arch() -> Option<u32> {
+    match ScmpArch::native() {
+        ScmpArch::X8664 => Some(AUDIT_ARCH_X86_64),
+        ScmpArch::Aarch64 => Some(0xC000_00B7),
+        _ => None,
+    }
+}
+
+const AUDIT_ARCH_X86_64: u32 = 0xC000_003E;
+/// x32 syscalls are x86_64 numbers with this bit set: the stub leaves them to the filter.
+const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+
+/// `prog` behind a stub that answers ENOSYS for a syscall of `arch` numbered above `newest`:
+/// a syscall newer than the profile is unknown to it, and a libc then falls back to an older
+/// one instead of failing with the profile's default errno. The program's own jumps are
+/// relative, so it runs unchanged after the stub.
+fn with_enosys_stub(arch: u32, newest: u32, prog: Vec<sys::SockFilter>) -> Vec<sys::SockFilter> {
+    const LD_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
+    const JEQ: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+    const JSET: u16 = 0x45; // BPF_JMP | BPF_JSET | BPF_K
+    const JGT: u16 = 0x25; // BPF_JMP | BPF_JGT | BPF_K
+    const RET: u16 = 0x06; // BPF_RET | BPF_K
+    const RET_ERRNO: u32 = 0x0005_0000; // SECCOMP_RET_ERRNO
+    let i = |code, jt, jf, k| sys::SockFilter { code, jt, jf, k };
+    let x32 = if arch == AUDIT_ARCH_X86_64 {
+        X32_SYSCALL_BIT
+    } else {
+        0
+    };
+    let mut out = vec![
+        i(LD_ABS, 0, 0, 4),   // A = seccomp_data.arch
+        i(JEQ, 0, 4, arch),   // another arch: to the filter
+        i(LD_ABS, 0, 0, 0),   // A = seccomp_data.nr
+        i(JSET, 2, 0, x32),   // an x32 syscall: to the filter
+        i(JGT, 0, 1, newest), // newer than the profile: ENOSYS
+        i(RET, 0, 0, RET_ERRNO | libc::ENOSYS as u32),
+    ];
+    out.extend(prog);
+    out
 }
 
 /// For create and exec, before the clone: the compiled filter of `linux.seccomp` (if any) and
@@ -272,9 +374,27 @@ pub(crate) fn send_to_listener(
         .context("cannot send the seccomp fd to listenerPath")
 }
 
-impl Filter {
+/// A filter ready to install: see [`Filter::program`].
+pub(crate) struct Program {
+    insns: Vec<sys::SockFilter>,
+    flags: u32,
+    /// What the trace says of it.
+    note: String,
+    metadata: Option<String>,
+}
+
+impl Program {
+    /// Installs the filter in the calling process. Returns the notification fd when the filter
+    /// has SCMP_ACT_NOTIFY rules.
+    pub(crate) fn install(&self, c: &mut trace::Calls) -> Result<Option<OwnedFd>> {
+        let fd = sys::seccomp_set_filter(&self.insns, self.flags)
+            .map_err(|e| anyhow!("cannot load the seccomp filter: {e}"))?;
+        c.note(|| self.note.clone());
+        Ok(fd)
+    }
+
     pub(crate) fn metadata(&self) -> Option<&str> {
-        self.listener_metadata.as_deref()
+        self.metadata.as_deref()
     }
 }
 
@@ -385,5 +505,75 @@ mod tests {
         .err()
         .expect("notify needs a listener");
         assert!(e.to_string().contains("listenerPath"), "{e}");
+    }
+
+    /// Runs the few classic-BPF instructions the stub uses (and a final RET) on one syscall.
+    fn run(prog: &[sys::SockFilter], arch: u32, nr: u32) -> u32 {
+        let (mut pc, mut a) = (0usize, 0u32);
+        loop {
+            let i = prog[pc];
+            let jump = |taken: bool| pc + 1 + usize::from(if taken { i.jt } else { i.jf });
+            pc = match i.code {
+                0x20 => {
+                    a = if i.k == 4 { arch } else { nr };
+                    pc + 1
+                }
+                0x15 => jump(a == i.k),
+                0x45 => jump(a & i.k != 0),
+                0x25 => jump(a > i.k),
+                0x06 => return i.k,
+                other => panic!("opcode {other:#x}"),
+            };
+        }
+    }
+
+    #[test]
+    fn syscalls_newer_than_the_profile_get_enosys() {
+        const ALLOW: u32 = 0x7fff_0000;
+        let filter = vec![sys::SockFilter {
+            code: 0x06,
+            jt: 0,
+            jf: 0,
+            k: ALLOW,
+        }];
+        let p = with_enosys_stub(AUDIT_ARCH_X86_64, 453, filter);
+        let enosys = 0x0005_0000 | libc::ENOSYS as u32;
+        assert_eq!(run(&p, AUDIT_ARCH_X86_64, 1000), enosys);
+        assert_eq!(run(&p, AUDIT_ARCH_X86_64, 454), enosys);
+        assert_eq!(
+            run(&p, AUDIT_ARCH_X86_64, 453),
+            ALLOW,
+            "the newest the profile knows"
+        );
+        assert_eq!(run(&p, AUDIT_ARCH_X86_64, 0), ALLOW);
+        assert_eq!(
+            run(&p, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT | 1000),
+            ALLOW,
+            "x32"
+        );
+        assert_eq!(
+            run(&p, 0x4000_0003, 1000),
+            ALLOW,
+            "i386 is left to the filter"
+        );
+    }
+
+    #[test]
+    fn the_stub_is_only_for_a_default_that_refuses() {
+        let profile = |default: &str| -> LinuxSeccomp {
+            serde_json::from_value(serde_json::json!({
+                "defaultAction": default,
+                "syscalls": [{"names": ["read", "write", "getpid"], "action": "SCMP_ACT_ALLOW"}]
+            }))
+            .expect("valid profile")
+        };
+        let f = compile(&profile("SCMP_ACT_ERRNO")).expect("compiles");
+        let newest = ["read", "write", "getpid"]
+            .iter()
+            .map(|n| i32::from(ScmpSyscall::from_name(n).expect("known")) as u32)
+            .max();
+        assert_eq!(f.enosys_above, newest);
+        let f = compile(&profile("SCMP_ACT_LOG")).expect("compiles");
+        assert_eq!(f.enosys_above, None);
     }
 }

@@ -62,13 +62,14 @@ impl InitContext<'_> {
 
 /// The init's main: never returns.
 pub(crate) fn run(ctx: InitContext<'_>) -> ! {
-    let (prepared, pid) = match until_go(&ctx).and_then(|(go, fds)| after_go(&ctx, go, fds)) {
-        Ok(p) => p,
-        Err(e) => {
-            let _ = ctx.channel.send(&FromInit::error(&e));
-            sys::exit_now(1)
-        }
-    };
+    let (prepared, seccomp, pid) =
+        match until_go(&ctx).and_then(|(go, fds)| after_go(&ctx, go, fds)) {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = ctx.channel.send(&FromInit::error(&e));
+                sys::exit_now(1)
+            }
+        };
     let _ = sys::set_parent_death_signal(0);
     if ctx.channel.send(&FromInit::Ready).is_err() {
         sys::exit_now(1);
@@ -76,7 +77,7 @@ pub(crate) fn run(ctx: InitContext<'_>) -> ! {
     wait_at_gate(ctx.gate);
     start_container_hooks(&ctx, pid);
     match prepared {
-        Some(p) => crate::process::exec(p, ctx.preserve_fds, None),
+        Some(p) => crate::process::exec(p, ctx.preserve_fds, seccomp),
         // A container created without `process` cannot be started: `start` refuses.
         None => sys::exit_now(0),
     }
@@ -120,32 +121,32 @@ fn until_go(ctx: &InitContext<'_>) -> Result<(crate::msg::Go, Vec<OwnedFd>)> {
     Ok((go, fds))
 }
 
-/// The whole setup, then the seccomp filter. Returns what execve needs and our pid as the
-/// host sees it.
+/// The whole setup, then the seccomp program. Returns what execve needs, the filter to
+/// install right before it, and our pid as the host sees it.
 ///
-/// The filter is loaded before Ready, as runc does: loading a large profile (libseccomp
-/// generates the BPF then) takes milliseconds, which must not sit between `start` and the user
-/// process — a signal sent right after `start` would reach a PID 1 that has no handler yet. A
-/// NOTIFY listener therefore gets its fd during create.
-fn after_go(
-    ctx: &InitContext<'_>,
+/// The filter's BPF is generated here, before Ready: for a large profile libseccomp takes
+/// milliseconds, which must not sit between `start` and the user process (a signal sent right
+/// after `start` would reach a PID 1 that has no handler yet). Installing it is one system
+/// call, made last, so the profile need not allow what onggi does after the gate.
+fn after_go<'a>(
+    ctx: &InitContext<'a>,
     go: crate::msg::Go,
     fds: Vec<OwnedFd>,
-) -> Result<(Option<Prepared>, i32)> {
+) -> Result<(Option<Prepared>, Option<Seccomp<'a>>, i32)> {
     let sources = crate::sources::Received::new(&go.sources, fds);
     let state = hook_state(ctx, go.pid, Status::Creating).json();
-    let mut prepared = setup::setup(ctx, &state, &sources)?;
+    let prepared = setup::setup(ctx, &state, &sources)?;
     drop(sources);
-    if let (Some(p), Some(filter)) = (prepared.as_mut(), ctx.seccomp) {
-        let s = Seccomp {
-            filter,
+    let seccomp = match (&prepared, ctx.seccomp) {
+        (Some(_), Some(filter)) => Some(Seccomp {
+            program: trace::step("seccomp_bpf", |_| filter.program())?,
             listener: ctx.seccomp_listener,
             pid: go.pid,
-            state,
-        };
-        p.load_seccomp(&s)?;
-    }
-    Ok((prepared, go.pid))
+            state: hook_state(ctx, go.pid, Status::Created).json(),
+        }),
+        _ => None,
+    };
+    Ok((prepared, seccomp, go.pid))
 }
 
 fn hook_state<'a>(ctx: &'a InitContext<'_>, pid: i32, status: Status) -> HookState<'a> {

@@ -66,9 +66,9 @@ pub(crate) fn run(j: Joiner<'_>) -> i32 {
         _ => 0,
     };
     match prepared {
-        Ok(p) => {
-            let seccomp = j.seccomp.map(|filter| Seccomp {
-                filter,
+        Ok((p, program)) => {
+            let seccomp = program.map(|program| Seccomp {
+                program,
                 listener: j.listener,
                 pid: host_pid,
                 state: j.hook_state.clone(),
@@ -82,8 +82,8 @@ pub(crate) fn run(j: Joiner<'_>) -> i32 {
     }
 }
 
-/// Everything up to execve.
-fn join_and_prepare(j: &Joiner<'_>) -> Result<Prepared> {
+/// Everything up to execve, and the seccomp program to install right before it.
+fn join_and_prepare(j: &Joiner<'_>) -> Result<(Prepared, Option<crate::seccomp::Program>)> {
     trace::step("exec_hygiene", |c| {
         crate::process::close_inherited_except(&j.kept_fds(), j.preserve_fds)?;
         // Before it enters any namespace: no ptrace, no /proc/<pid>/{exe,fd,mem} for container root.
@@ -123,5 +123,6 @@ fn join_and_prepare(j: &Joiner<'_>) -> Result<Prepared> {
     };
     let mut prepared = crate::process::prepare(j.process, j.seccomp.is_some(), j.procfs)?;
     prepared.console = slave;
-    Ok(prepared)
+    let program = j.seccomp.map(|f| f.program()).transpose()?;
+    Ok((prepared, program))
 }

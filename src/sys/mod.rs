@@ -12,6 +12,7 @@ mod net;
 mod prctl;
 mod process;
 mod sched;
+mod seccomp;
 mod signal;
 mod socket;
 mod tty;
@@ -24,6 +25,7 @@ pub(crate) use net::*;
 pub(crate) use prctl::*;
 pub(crate) use process::*;
 pub(crate) use sched::*;
+pub(crate) use seccomp::*;
 pub(crate) use signal::*;
 pub(crate) use socket::*;
 pub(crate) use tty::*;
@@ -72,17 +74,6 @@ pub(crate) fn at_fdcwd() -> BorrowedFd<'static> {
 fn owned(fd: libc::c_long) -> OwnedFd {
     // SAFETY: `fd` was just returned by the kernel as a new descriptor that nothing else owns.
     unsafe { OwnedFd::from_raw_fd(fd as RawFd) }
-}
-
-/// The notification descriptor of a loaded seccomp filter. libseccomp hands it out as a bare
-/// number and leaves it to the caller, who owns it from here.
-pub(crate) fn seccomp_notify_fd(
-    ctx: &libseccomp::ScmpFilterContext,
-) -> Result<OwnedFd, libseccomp::error::SeccompError> {
-    let fd = ctx.get_notify_fd()?;
-    // SAFETY: the kernel made this descriptor for the filter just loaded; nothing else owns or
-    // closes it (libseccomp keeps no copy to close).
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Reads a NUL-free C string out of a fixed buffer (for utsname-like kernel answers).

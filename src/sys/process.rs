@@ -122,8 +122,8 @@ pub(crate) fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: libc::c_int) -> io::
 }
 
 /// Marks every descriptor from `first` up as close-on-exec (CLOSE_RANGE_CLOEXEC).
-/// When close_range is refused (a seccomp allow-list older than it: the init loads its filter
-/// before the gate), each open descriptor listed in /proc/self/fd gets FD_CLOEXEC instead.
+/// When close_range is refused (a host's seccomp filter older than it, or a kernel without it),
+/// each open descriptor listed in /proc/self/fd gets FD_CLOEXEC instead.
 pub(crate) fn cloexec_from(first: u32) -> io::Result<()> {
     // SAFETY: close_range only changes descriptor flags; no memory is involved.
     let ret = unsafe { libc::close_range(first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC as i32) };
