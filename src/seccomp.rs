@@ -128,26 +128,7 @@ pub(crate) fn compile(s: &LinuxSeccomp) -> Result<Filter> {
         ctx.add_arch(arch)
             .with_context(|| format!("linux.seccomp.architectures: cannot add {name}"))?;
     }
-    let mut flags = 0;
-    for f in s.flags().iter().flatten() {
-        let name = spec_name(f);
-        let (r, bit) = match name.as_str() {
-            "SECCOMP_FILTER_FLAG_LOG" => (ctx.set_ctl_log(true), sys::SECCOMP_FILTER_FLAG_LOG),
-            "SECCOMP_FILTER_FLAG_SPEC_ALLOW" => {
-                (ctx.set_ctl_ssb(true), sys::SECCOMP_FILTER_FLAG_SPEC_ALLOW)
-            }
-            "SECCOMP_FILTER_FLAG_TSYNC" => {
-                (ctx.set_ctl_tsync(true), sys::SECCOMP_FILTER_FLAG_TSYNC)
-            }
-            "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV" => (
-                ctx.set_ctl_waitkill(true),
-                sys::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV,
-            ),
-            _ => bail!("linux.seccomp.flags: unknown flag {name}"),
-        };
-        r.map_err(|e| anyhow!("linux.seccomp.flags: {name} is not supported here ({e})"))?;
-        flags |= bit;
-    }
+    let flags = filter_flags(&mut ctx, s)?;
     let newest = newest_syscall(s);
     let mut notify = false;
     let (mut rules, mut skipped) = (0, Vec::new());
@@ -194,6 +175,32 @@ pub(crate) fn compile(s: &LinuxSeccomp) -> Result<Filter> {
         flags,
         enosys_above: newest.filter(|_| !lets_through),
     })
+}
+
+/// linux.seccomp.flags: checked against libseccomp (which must support each) and returned as
+/// the kernel's SECCOMP_FILTER_FLAG_* bits, which onggi passes to seccomp(2) itself.
+fn filter_flags(ctx: &mut ScmpFilterContext, s: &LinuxSeccomp) -> Result<u32> {
+    let mut flags = 0;
+    for f in s.flags().iter().flatten() {
+        let name = spec_name(f);
+        let (r, bit) = match name.as_str() {
+            "SECCOMP_FILTER_FLAG_LOG" => (ctx.set_ctl_log(true), sys::SECCOMP_FILTER_FLAG_LOG),
+            "SECCOMP_FILTER_FLAG_SPEC_ALLOW" => {
+                (ctx.set_ctl_ssb(true), sys::SECCOMP_FILTER_FLAG_SPEC_ALLOW)
+            }
+            "SECCOMP_FILTER_FLAG_TSYNC" => {
+                (ctx.set_ctl_tsync(true), sys::SECCOMP_FILTER_FLAG_TSYNC)
+            }
+            "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV" => (
+                ctx.set_ctl_waitkill(true),
+                sys::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV,
+            ),
+            _ => bail!("linux.seccomp.flags: unknown flag {name}"),
+        };
+        r.map_err(|e| anyhow!("linux.seccomp.flags: {name} is not supported here ({e})"))?;
+        flags |= bit;
+    }
+    Ok(flags)
 }
 
 /// The highest native syscall number the profile names (whatever its action).

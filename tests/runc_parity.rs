@@ -138,3 +138,18 @@ fn a_read_only_dev_gets_its_nodes_and_submounts_first() {
     });
     assert_eq!(o.output_of(&b), "dev-ro\nnull-ok\npts-ok\n");
 }
+
+#[test]
+fn delete_right_after_kill_9_of_a_created_container_succeeds() {
+    // containerd's shim kills a never-started task with SIGKILL and deletes it at once; the
+    // dying init used to count as `created` for a moment, and the delete was refused.
+    let o = Onggi::new();
+    let b = sh("true");
+    for i in 0..20 {
+        let id = format!("k9-{i}");
+        o.ok(&["create", "--bundle", b.dir(), &id]);
+        o.ok(&["kill", &id, "9"]);
+        o.ok(&["delete", &id]);
+    }
+    assert!(o.leftovers().is_empty());
+}

@@ -32,6 +32,12 @@ pub(crate) fn kill(store: &Store, id: &str, sig: &str, all: bool) -> Result<()> 
         signal_all(s, sig)?;
     }
     match sys::pidfd_send_signal(pidfd.as_fd(), sig) {
+        // SIGKILL cannot be caught: `kill` returns once the init is gone (at most 1 s), so a
+        // `delete` right after it finds the container stopped, not still `created`.
+        Ok(()) if sig == libc::SIGKILL => {
+            let _ = super::wait_exit(pidfd.as_fd(), 1);
+            Ok(())
+        }
         Ok(()) => Ok(()),
         // Gone since we looked: after --all that is success, else it was not running.
         Err(e) if e.raw_os_error() == Some(libc::ESRCH) => not_running(),
