@@ -52,16 +52,21 @@ fn trace_prints_each_step_in_order_with_its_kernel_calls() {
         "pivot_root",
         "hostname",
         "capabilities",
-        "seccomp",
+        "seccomp_bpf",
         "gate",
         "start_gate",
     ];
     let at: Vec<usize> = order.iter().map(|s| position(&lines, s)).collect();
-    // start_gate (onggi) and the init's execve race; everything the init does before its gate
-    // comes in this order.
+    // start_gate (onggi) and the init's last steps race; everything the init does before its
+    // gate comes in this order, and the filter is installed after the gate.
     assert!(
         at.windows(2).all(|w| w[0] < w[1]),
         "steps out of order:\n{}",
+        lines.join("\n")
+    );
+    assert!(
+        position(&lines, "gate") < position(&lines, "seccomp"),
+        "the filter is installed after the gate:\n{}",
         lines.join("\n")
     );
     let line = |s: &str| lines[position(&lines, s)].clone();
