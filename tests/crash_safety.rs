@@ -255,7 +255,9 @@ fn an_unreadable_state_file_is_cleaned_up_from_the_saved_config() {
     {
         let o = Onggi::new();
         let id = format!("u{n}");
-        o.ok(&["run", "-d", "--bundle", sh("sleep 600").dir(), &id]);
+        // The bundle must outlive the container: dropping it deletes the rootfs.
+        let b = sh("sleep 600");
+        o.ok(&["run", "-d", "--bundle", b.dir(), &id]);
         let pid = read_pid(&o, &id).expect("pid");
         std::fs::write(o.root.path().join(&id).join("state.json"), junk).expect("corrupt");
         let d = o.run(&["delete", "--force", &id]);
@@ -395,7 +397,10 @@ fn small_edges_get_clear_answers() {
     o.ok(&["run", "--bundle", sh("true").dir(), &long]);
     let err = o.fails(&["state", &"i".repeat(256)]);
     assert!(err.contains("1-255 characters"), "{err}");
-    o.ok(&["run", "-d", "--bundle", sh("sleep 600").dir(), "alive"]);
+    // Kept while the container runs: a bundle dropped at the end of the statement deleted the
+    // rootfs under a container still on its way to execve (about 1 run in 6, under load).
+    let alive = sh("sleep 600");
+    o.ok(&["run", "-d", "--bundle", alive.dir(), "alive"]);
     o.ok(&["kill", "alive", "0"]);
     o.ok(&["kill", "alive", "KILL"]);
     wait_for(|| o.status("alive") == "stopped");
