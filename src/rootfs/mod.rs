@@ -83,8 +83,8 @@ pub(crate) fn setup(
                 trace::step(name, |c| move_root(rootfs, c))?;
                 root = None;
             }
-            Op::RootReadonly => root_readonly()?,
-            Op::DevReadonly => dev_readonly()?,
+            Op::RootReadonly => make_readonly("root_readonly", "/")?,
+            Op::DevReadonly => make_readonly("dev_readonly", "/dev")?,
             Op::RootPropagation(p) => {
                 trace::step(name, |c| {
                     let flag = propagation_flag(p)?;
@@ -136,36 +136,20 @@ fn in_root(op: &Op<'_>, root: BorrowedFd<'_>, cx: &MountContext<'_>) -> Result<(
     }
 }
 
-/// A read-only /dev, made read-only now that its nodes and submounts exist.
-fn dev_readonly() -> Result<()> {
-    trace::step("dev_readonly", |c| {
-        let dev = sys::openat2(
+/// The mount at `path` (of the new root) made read-only, as trace step `step`: a read-only
+/// /dev once its nodes and submounts exist (`dev_readonly`), root.readonly (`root_readonly`).
+fn make_readonly(step: &'static str, path: &str) -> Result<()> {
+    trace::step(step, |c| {
+        let fd = sys::openat2(
             cwd(),
-            Path::new("/dev"),
+            Path::new(path),
             libc::O_PATH | libc::O_DIRECTORY,
             0,
             sys::RESOLVE_NO_SYMLINKS,
         )?;
-        sys::mount_setattr(dev.as_fd(), false, sys::MOUNT_ATTR_RDONLY, 0, 0)?;
-        c.note(|| "mount_setattr(/dev, MOUNT_ATTR_RDONLY)".into());
+        sys::mount_setattr(fd.as_fd(), false, sys::MOUNT_ATTR_RDONLY, 0, 0)?;
+        c.note(|| format!("mount_setattr({path}, MOUNT_ATTR_RDONLY)"));
         Ok::<_, std::io::Error>(())
     })
-    .context("cannot make /dev read-only")
-}
-
-/// root.readonly: the new / made read-only.
-fn root_readonly() -> Result<()> {
-    trace::step("root_readonly", |c| {
-        let slash = sys::openat2(
-            cwd(),
-            Path::new("/"),
-            libc::O_PATH | libc::O_DIRECTORY,
-            0,
-            0,
-        )?;
-        sys::mount_setattr(slash.as_fd(), false, sys::MOUNT_ATTR_RDONLY, 0, 0)?;
-        c.note(|| "mount_setattr(/, MOUNT_ATTR_RDONLY)".into());
-        Ok::<_, std::io::Error>(())
-    })
-    .context("cannot make the root filesystem read-only")
+    .with_context(|| format!("cannot make {path} read-only"))
 }
