@@ -7,7 +7,7 @@ ROOTFS := bundles/rootfs
 # mounts on the host or change the propagation of /.
 PRIVATE := unshare -m --propagation private
 
-.PHONY: all build deps bundles demo test test-cgroup-v2 conformance bench lint clean e2e e2e-podman e2e-podman-rootless e2e-containerd e2e-docker e2e-docker-v2 labs
+.PHONY: all build deps bundles demo test test-cgroup-v2 test-systemd conformance bench lint clean e2e e2e-podman e2e-podman-rootless e2e-containerd e2e-docker e2e-docker-v2 e2e-systemd labs
 
 all: build
 
@@ -51,6 +51,15 @@ test-cgroup-v2: build bundles
 	ONGGI_REQUIRE_CGROUP_V2=1 CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="$(VMRUN)" \
 	  $(CARGO) test --release --test labs cgroup_lab
 
+## test-systemd: the systemd cgroup driver's tests in the QEMU guest with systemd 252 as PID 1
+## (../shared/vm/vmrun.sh --systemd): scopes, limits in both views, update, OOM, crash safety
+VMRUN_SYSTEMD := $(CURDIR)/../shared/vm/vmrun.sh --systemd --timeout 900 -- unshare -m --propagation private
+test-systemd: build bundles
+	ONGGI_REQUIRE_SYSTEMD=1 CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="$(VMRUN_SYSTEMD)" \
+	  $(CARGO) test --release --test systemd
+	ONGGI_REQUIRE_SYSTEMD=1 CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="$(VMRUN_SYSTEMD)" \
+	  $(CARGO) test --release --test crash_safety systemd
+
 ## lab-NAME: run one teaching lab (bundles/labs/NAME/lab.sh, see docs/labs.md); labs: all of
 ## them in order. A cgroup lab whose controller this host lacks runs in the pure cgroup v2 guest.
 LABS := lifecycle entrypoint-cmd env pid-namespace uts-ipc network-none-host volumes layers \
@@ -91,6 +100,12 @@ e2e-docker-v2: build bundles
 	$(CURDIR)/../shared/vm/vmrun.sh --systemd --timeout 1500 -- sh -c 'modprobe -a nf_tables nft_chain_nat nft_compat xt_addrtype xt_conntrack xt_MASQUERADE br_netfilter bridge veth overlay 2>/dev/null; \
 	  unshare -m -n --propagation private env RUNTIMES="onggi runc" DOCKER_V2_CHECKS=1 TMPBASE=/var/tmp CGROUP_PARENT=/onggi-e2e-docker \
 	  bash tests/e2e/docker.sh $(ONGGI) $(CURDIR)/bundles/rootfs'
+
+## e2e-systemd: podman, containerd and Docker in their systemd cgroup configurations drive
+## onggi --systemd-cgroup in the systemd guest (tests/e2e/systemd.sh)
+e2e-systemd: build bundles
+	$(CURDIR)/../shared/vm/vmrun.sh --systemd --timeout 900 -- sh -c 'modprobe -a nf_tables nft_chain_nat nft_compat xt_addrtype xt_conntrack xt_MASQUERADE br_netfilter bridge veth overlay 2>/dev/null; \
+	  unshare -m -n --propagation private bash tests/e2e/systemd.sh $(ONGGI) $(CURDIR)/bundles/rootfs'
 
 ## conformance: the OCI runtime-tools programs the foundation must pass (see README)
 CONFORMANCE := create state start kill kill_no_effect killsig delete delete_only_create_resources \

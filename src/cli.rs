@@ -39,7 +39,8 @@ pub(crate) struct Cli {
     /// Format of --trace lines
     #[arg(long, value_enum, default_value = "text", value_name = "FORMAT")]
     pub(crate) trace_format: TraceFormat,
-    /// Use systemd to manage cgroups (not supported yet)
+    /// Use systemd to manage cgroups: the container's cgroup is a transient scope, and
+    /// linux.cgroupsPath is "slice:prefix:name"
     #[arg(long)]
     pub(crate) systemd_cgroup: bool,
     /// Accepted for runc compatibility (auto|true|false); onggi decides from its euid
@@ -87,7 +88,7 @@ pub(crate) struct CreateArgs {
 }
 
 impl CreateArgs {
-    fn options(&self) -> CreateOptions<'_> {
+    fn options(&self, systemd_cgroup: bool) -> CreateOptions<'_> {
         CreateOptions {
             id: &self.id,
             bundle: &self.bundle,
@@ -97,6 +98,7 @@ impl CreateArgs {
             no_pivot: self.no_pivot,
             no_new_keyring: self.no_new_keyring,
             preserve_fds: self.preserve_fds,
+            systemd_cgroup,
         }
     }
 }
@@ -306,9 +308,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         logging::print(&format!("spec: {}", spec::OCI_VERSION));
         return Ok(0);
     }
-    if cli.systemd_cgroup {
-        anyhow::bail!("--systemd-cgroup is not supported: onggi has no systemd cgroup driver yet (use the default cgroupfs driver)");
-    }
+    let systemd = cli.systemd_cgroup;
     let Some(command) = cli.command else {
         anyhow::bail!("no command given: try `onggi --help`");
     };
@@ -318,14 +318,14 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             spec::write_spec(&bundle, rootless)?;
         }
         Command::Create(a) => {
-            lifecycle::create::create(&store()?, &a.options())?;
+            lifecycle::create::create(&store()?, &a.options(systemd))?;
         }
         Command::Run {
             create,
             detach,
             keep,
         } => {
-            return lifecycle::run(&store()?, &create.options(), detach, keep);
+            return lifecycle::run(&store()?, &create.options(systemd), detach, keep);
         }
         Command::Start { id } => lifecycle::start(&store()?, &id)?,
         Command::Exec(a) => return exec::exec(&store()?, &a),

@@ -148,6 +148,10 @@ pub(crate) struct State {
     /// Whether onggi created that cgroup (then `delete` removes it). Recorded before the mkdir.
     #[serde(default)]
     pub(crate) cgroup_created: bool,
+    /// `--systemd-cgroup`: the container's transient scope (`delete` stops it). Recorded before
+    /// the scope is started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) systemd_unit: Option<String>,
     /// The onggi that is creating the container: `creating` lasts only while it lives.
     #[serde(default)]
     pub(crate) creator: Option<ProcessId>,

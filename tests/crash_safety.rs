@@ -182,6 +182,29 @@ fn a_create_killed_after_any_step_leaves_nothing_delete_force_cannot_remove() {
     }
 }
 
+/// The same with `--systemd-cgroup` (in the `vmrun.sh --systemd` guest): the scope and its
+/// placeholder go too, and systemd is left with no unit.
+#[test]
+fn a_systemd_create_killed_after_any_step_leaves_no_unit() {
+    if !has_systemd() {
+        return;
+    }
+    let o = Onggi::systemd();
+    let b = sh("exit 0");
+    let steps = traced_steps(&o, &b);
+    assert!(
+        steps.iter().any(|(_, s)| s == "systemd_scope"),
+        "the scope is a step: {steps:?}"
+    );
+    for (i, (_, step)) in steps.iter().enumerate() {
+        let id = format!("s{i}");
+        let unit = format!("onggi-{id}.scope");
+        let cg = v2_mount().join("system.slice").join(&unit);
+        kill_after(&o, &b, &id, step, &cg, false);
+        assert!(!unit_exists(&unit), "killed after {step}: unit {unit} left");
+    }
+}
+
 #[test]
 fn a_create_into_an_existing_cgroup_killed_after_any_step_leaves_the_cgroup_clean() {
     let o = Onggi::new();

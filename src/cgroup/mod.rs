@@ -11,8 +11,10 @@
 //! * pause/resume write `cgroup.freeze` and wait for `frozen` in `cgroup.events`; `kill --all`
 //!   and `delete --force` use `cgroup.kill`.
 
+pub(crate) mod bus;
 pub(crate) mod device_filter;
 pub(crate) mod setup;
+pub(crate) mod systemd;
 
 use anyhow::{bail, Context, Result};
 use oci_spec::runtime::LinuxResources;
@@ -78,7 +80,7 @@ pub(crate) fn container_path(cgroups_path: Option<&Path>, own: &Path, id: &str) 
 }
 
 /// One file write the resources turn into.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Write {
     pub(crate) controller: &'static str,
     pub(crate) file: String,
@@ -363,6 +365,23 @@ impl Cgroup {
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create the cgroup {}", dir.display()))?;
         c.note(|| format!("mkdir {}", dir.display()));
+        if let Err(e) = self.enable(controllers, c) {
+            // Leave nothing: the leaf onggi just made goes again.
+            if created {
+                let _ = std::fs::remove_dir(&dir);
+            }
+            return Err(e);
+        }
+        self.enable_all_available(c);
+        Ok(created)
+    }
+
+    /// Enables `controllers` in each ancestor's `cgroup.subtree_control` down to the cgroup.
+    pub(crate) fn enable(
+        &self,
+        controllers: &BTreeSet<&'static str>,
+        c: &mut trace::Calls,
+    ) -> Result<()> {
         for cur in self.ancestors().iter().filter(|_| !controllers.is_empty()) {
             let file = cur.join("cgroup.subtree_control");
             // Only what is not enabled yet: a delegated user may not write an ancestor's file
@@ -372,10 +391,6 @@ impl Cgroup {
                 continue;
             }
             if let Err(e) = std::fs::write(&file, &line) {
-                // Leave nothing: the leaf onggi just made goes again.
-                if created {
-                    let _ = std::fs::remove_dir(&dir);
-                }
                 let hint = if e.raw_os_error() == Some(libc::EBUSY) {
                     " (that cgroup has processes of its own: the no-internal-processes rule)"
                 } else {
@@ -386,8 +401,7 @@ impl Cgroup {
             }
             c.note(|| format!("write {} = {line:?}", file.display()));
         }
-        self.enable_all_available(c);
-        Ok(created)
+        Ok(())
     }
 
     /// Enables, best effort, every controller each ancestor has, as runc does on the way down:

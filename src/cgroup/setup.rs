@@ -10,14 +10,22 @@
 //! kernel every later `clone3(CLONE_INTO_CGROUP)` into such a cgroup is SIGKILLed at once: the
 //! init is then cloned in onggi's cgroup and moved into the container's (`cgroup.procs`) before
 //! it is told to go on, as runc does it.
+//!
+//! With `--systemd-cgroup` the cgroup is a transient scope systemd makes (src/cgroup/systemd.rs):
+//! systemd needs a process to start a scope with, so a placeholder (a paused copy of onggi)
+//! holds it until the init is cloned straight into the scope's cgroup, then goes (step
+//! `systemd_scope`). The files are written as for the cgroupfs driver, and the device filter is
+//! onggi's own, as with the cgroupfs driver.
 
 use anyhow::{Context, Result};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 
+use crate::cgroup::bus::Bus;
+use crate::cgroup::systemd::{self, Properties, Unit};
 use crate::cgroup::{Cgroup, Write};
 use crate::spec::Bundle;
-use crate::{namespaces, trace};
+use crate::{namespaces, sys, trace};
 
 /// Where the container's cgroup goes and what is written there.
 pub(crate) struct Plan {
@@ -26,6 +34,8 @@ pub(crate) struct Plan {
     controllers: std::collections::BTreeSet<&'static str>,
     /// The directory does not exist yet: onggi will make it (and `delete` remove it).
     pub(crate) create: bool,
+    /// `--systemd-cgroup`: the scope and its properties (without the first pid).
+    pub(crate) scope: Option<(Unit, Properties)>,
 }
 
 impl Plan {
@@ -40,6 +50,63 @@ pub(crate) struct Placed {
     pub(crate) created: bool,
     /// The directory, O_RDONLY (for CLONE_INTO_CGROUP and the device filter).
     pub(crate) fd: OwnedFd,
+    /// `--systemd-cgroup`: the scope, held by its placeholder until the init is in.
+    pub(crate) scope: Option<Scope>,
+}
+
+/// A transient scope being made for the container.
+pub(crate) struct Scope {
+    pub(crate) unit: String,
+    holder: Placeholder,
+    bus: Bus,
+    /// A pids.max of 1 is set once the placeholder has left (it would refuse the init).
+    deferred: Option<Write>,
+}
+
+impl Placed {
+    /// The init is in the cgroup: the placeholder goes (and a deferred pids.max of 1 lands).
+    pub(crate) fn entered(&self) -> Result<()> {
+        let Some(s) = &self.scope else { return Ok(()) };
+        s.holder.end();
+        if let Some(wr) = &s.deferred {
+            let props = systemd::resource_properties(std::slice::from_ref(wr))?;
+            s.bus.set_properties(&s.unit, &props)?;
+            std::fs::write(self.dir.join(&wr.file), &wr.value)
+                .with_context(|| format!("cannot write {:?} to {}", wr.value, wr.file))?;
+        }
+        Ok(())
+    }
+}
+
+/// A paused child of onggi that keeps a new scope from being empty (systemd stops an empty
+/// scope at once) until the init is cloned into it. It dies with onggi (PDEATHSIG).
+struct Placeholder(sys::Child, std::cell::Cell<bool>);
+
+impl Placeholder {
+    fn spawn() -> Result<Placeholder> {
+        let child = sys::spawn(0, None, || {
+            let _ = sys::set_parent_death_signal(libc::SIGKILL);
+            let _ = sys::close_range(3, u32::MAX);
+            loop {
+                nix::unistd::pause();
+            }
+        })
+        .context("clone3 (the scope's placeholder)")?;
+        Ok(Placeholder(child, std::cell::Cell::new(false)))
+    }
+
+    fn end(&self) {
+        if !self.1.replace(true) {
+            let _ = sys::pidfd_send_signal(self.0.pidfd.as_fd(), libc::SIGKILL);
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(self.0.pid), None);
+        }
+    }
+}
+
+impl Drop for Placeholder {
+    fn drop(&mut self) {
+        self.end();
+    }
 }
 
 impl Placed {
@@ -52,7 +119,7 @@ impl Placed {
 
 /// Where the container's cgroup goes. None when the host has no cgroup v2 hierarchy (or none
 /// is delegated to a rootless caller) and the config asks for no resources.
-pub(crate) fn plan(bundle: &Bundle, id: &str) -> Result<Option<Plan>> {
+pub(crate) fn plan(bundle: &Bundle, id: &str, systemd: bool) -> Result<Option<Plan>> {
     let linux = bundle.spec.linux().as_ref();
     let writes = match linux.and_then(|l| l.resources().as_ref()) {
         Some(r) => crate::cgroup::resource_writes(r)?,
@@ -66,9 +133,12 @@ pub(crate) fn plan(bundle: &Bundle, id: &str) -> Result<Option<Plan>> {
         }
         Err(e) => return Err(e.context("linux.resources needs a cgroup v2 hierarchy")),
     };
+    let cgroups_path = linux.and_then(|l| l.cgroups_path().as_deref());
+    if systemd {
+        return systemd_plan(bundle, id, cgroups_path, mount, writes).map(Some);
+    }
     let own = crate::cgroup::own_cgroup()?;
-    let rel =
-        crate::cgroup::container_path(linux.and_then(|l| l.cgroups_path().as_deref()), &own, id)?;
+    let rel = crate::cgroup::container_path(cgroups_path, &own, id)?;
     let cg = Cgroup { mount, rel };
     if namespaces::rootless() && !delegated(&cg, &writes)? {
         return Ok(None);
@@ -94,7 +164,42 @@ pub(crate) fn plan(bundle: &Bundle, id: &str) -> Result<Option<Plan>> {
         writes,
         controllers,
         create,
+        scope: None,
     }))
+}
+
+/// `--systemd-cgroup`: the scope from `slice:prefix:name`, and its properties.
+fn systemd_plan(
+    bundle: &Bundle,
+    id: &str,
+    cgroups_path: Option<&std::path::Path>,
+    mount: PathBuf,
+    writes: Vec<Write>,
+) -> Result<Plan> {
+    let text = cgroups_path.map(|p| p.to_string_lossy().into_owned());
+    let unit = Unit::parse(text.as_deref(), id, namespaces::rootless())?;
+    let mut props = systemd::scope_properties(&unit, id, &writes, 0)?;
+    props.remove("PIDs");
+    if writes
+        .iter()
+        .any(|w| w.file == "pids.max" && w.value == "1")
+    {
+        props.remove("TasksMax");
+    }
+    let annotations = bundle.spec.annotations().clone().unwrap_or_default();
+    props.extend(systemd::annotation_properties(&annotations)?);
+    let cg = Cgroup {
+        mount,
+        rel: unit.cgroup(),
+    };
+    let controllers = cg.check_controllers(&writes)?;
+    Ok(Plan {
+        cg,
+        writes,
+        controllers,
+        create: true,
+        scope: Some((unit, props)),
+    })
 }
 
 /// Rootless: a cgroup only where the user was delegated one (the nearest existing ancestor is
@@ -129,6 +234,9 @@ fn delegated(cg: &Cgroup, writes: &[Write]) -> Result<bool> {
 /// Creates the cgroup with its resources and device filter, before the clone. On failure,
 /// a cgroup it made is removed and a filter it attached to an existing one detached.
 pub(crate) fn make(plan: &Plan, bundle: &Bundle) -> Result<Placed> {
+    if let Some((unit, props)) = &plan.scope {
+        return make_scope(plan, unit, props, bundle);
+    }
     let cg = &plan.cg;
     let created = trace::step("cgroup", |c| cg.create(&plan.controllers, c))?;
     let undo = |e: anyhow::Error| {
@@ -156,6 +264,70 @@ pub(crate) fn make(plan: &Plan, bundle: &Bundle) -> Result<Placed> {
         dir: cg.dir(),
         created,
         fd,
+        scope: None,
+    })
+}
+
+/// `--systemd-cgroup`: the transient scope, held by a placeholder, with the resources and the
+/// device filter. On failure the unit is stopped (which removes its cgroup).
+fn make_scope(plan: &Plan, unit: &Unit, props: &Properties, bundle: &Bundle) -> Result<Placed> {
+    let bus = Bus::connect(namespaces::rootless())?;
+    let holder = trace::step("systemd_scope", |c| {
+        let holder = Placeholder::spawn()?;
+        let mut props = props.clone();
+        props.insert(
+            "PIDs".into(),
+            systemd::Value::Pids(vec![holder.0.pid as u32]),
+        );
+        bus.start_scope(&unit.name, &props)?;
+        c.note(|| {
+            format!(
+                "D-Bus StartTransientUnit({}, Slice={}, Delegate=yes, {} properties, PIDs=[placeholder {}]) + JobRemoved",
+                unit.name,
+                unit.slice,
+                props.len(),
+                holder.0.pid
+            )
+        });
+        anyhow::Ok(holder)
+    })?;
+    let cg = &plan.cg;
+    let (deferred, now): (Vec<&Write>, Vec<&Write>) = plan
+        .writes
+        .iter()
+        .partition(|w| w.file == "pids.max" && w.value == "1");
+    let fill = |c: &mut trace::Calls| -> Result<OwnedFd> {
+        // What systemd does not manage (hugetlb, rdma, misc) is enabled by onggi.
+        cg.enable(&plan.controllers, c)?;
+        let now: Vec<Write> = now.iter().map(|w| (*w).clone()).collect();
+        cg.apply(&now, c)?;
+        cg.open()
+    };
+    let fd = match trace::step("cgroup_resources", fill) {
+        Ok(fd) => fd,
+        Err(e) => {
+            drop(holder);
+            let _ = bus.stop(&unit.name);
+            return Err(e);
+        }
+    };
+    if !namespaces::rootless() {
+        if let Err(e) = trace::step("cgroup_devices", |c| attach_devices(bundle, fd.as_fd(), c)) {
+            drop(holder);
+            let _ = bus.stop(&unit.name);
+            return Err(e);
+        }
+    }
+    Ok(Placed {
+        dir: cg.dir(),
+        created: true,
+        fd,
+        scope: Some(Scope {
+            unit: unit.name.clone(),
+            holder,
+            bus,
+            deferred: deferred.first().map(|w| (*w).clone()),
+        }),
     })
 }
 

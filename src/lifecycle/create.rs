@@ -53,6 +53,8 @@ pub(crate) struct CreateOptions<'a> {
     pub(crate) no_pivot: bool,
     pub(crate) no_new_keyring: bool,
     pub(crate) preserve_fds: u32,
+    /// `--systemd-cgroup`: the cgroup is a transient systemd scope.
+    pub(crate) systemd_cgroup: bool,
 }
 
 /// A created container: the init's pid and a pidfd for it (used by `run` to wait).
@@ -97,6 +99,9 @@ pub(crate) fn create(store: &Store, o: &CreateOptions<'_>) -> Result<Created> {
     let child = clone_init(&plan, &host, cgroup, init)?;
     let pid = child.pid;
     undo.child(&child)?;
+    if let Some(c) = cgroup {
+        c.entered()?;
+    }
     drop((init_end, gate));
     record_pid(&undo, &mut state, pid)?;
     parent_side(&plan, &host, cgroup, o.id, pid)?;
@@ -157,7 +162,7 @@ fn prepare(plan: &Plan, o: &CreateOptions<'_>) -> Result<Host> {
     // Compiled before anything exists, so a bad profile leaves nothing behind.
     let (seccomp, listener) =
         crate::seccomp::prepare(plan.linux().and_then(|l| l.seccomp().as_ref()))?;
-    let cgroup = crate::cgroup::setup::plan(&plan.bundle, o.id)?;
+    let cgroup = crate::cgroup::setup::plan(&plan.bundle, o.id, o.systemd_cgroup)?;
     let procfs = crate::procfs::open_host()?;
     let mounts = plan.bundle.spec.mounts().as_deref().unwrap_or(&[]);
     let idmaps = crate::rootfs::IdmapUserns::for_mounts(mounts, procfs.as_fd())?;
@@ -218,6 +223,11 @@ fn first_record(id: &str, plan: &Plan, host: &Host) -> State {
         own_pid_namespace: plan.new_namespace(LinuxNamespaceType::Pid),
         cgroup: host.cgroup.as_ref().map(|p| p.dir()),
         cgroup_created: host.cgroup.as_ref().is_some_and(|p| p.create),
+        systemd_unit: host
+            .cgroup
+            .as_ref()
+            .and_then(|p| p.scope.as_ref())
+            .map(|(u, _)| u.name.clone()),
         creator: crate::state::ProcessId::me(),
     }
 }
@@ -380,6 +390,8 @@ struct Undo {
     child: Option<(i32, OwnedFd)>,
     /// The container's cgroup and whether onggi made it.
     cgroup: Option<(PathBuf, bool)>,
+    /// `--systemd-cgroup`: the scope to stop.
+    unit: Option<String>,
 }
 
 impl Undo {
@@ -395,6 +407,7 @@ impl Undo {
 
     fn cgroup(&mut self, placed: Placed) -> Placed {
         self.cgroup = Some((placed.dir.clone(), placed.created));
+        self.unit = placed.scope.as_ref().map(|s| s.unit.clone());
         placed
     }
 
@@ -408,6 +421,7 @@ impl Undo {
         self.dir = None;
         self.child = None;
         self.cgroup = None;
+        self.unit = None;
     }
 }
 
@@ -416,6 +430,11 @@ impl Drop for Undo {
         if let Some((pid, pidfd)) = self.child.take() {
             let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
             let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+        }
+        if let Some(unit) = self.unit.take() {
+            if let Ok(bus) = crate::cgroup::bus::Bus::connect(namespaces::rootless()) {
+                let _ = bus.stop(&unit);
+            }
         }
         match self.cgroup.take() {
             Some((dir, true)) => {

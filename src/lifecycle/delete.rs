@@ -88,6 +88,9 @@ fn release_cgroup(s: &State) -> Result<()> {
     let Some(cg) = s.cgroup.as_deref() else {
         return Ok(());
     };
+    if let Some(unit) = &s.systemd_unit {
+        return remove_scope(cg, unit);
+    }
     if s.cgroup_created {
         return remove_cgroup(cg);
     }
@@ -126,6 +129,21 @@ fn remove_cgroup(cg: &std::path::Path) -> Result<()> {
     })
 }
 
+/// `--systemd-cgroup`: what is left in the scope is killed, then systemd stops the unit (which
+/// removes its cgroup) and forgets it if it failed (an OOM kill fails a scope).
+fn remove_scope(cg: &std::path::Path, unit: &str) -> Result<()> {
+    if !crate::cgroup::procs(cg).is_empty() {
+        crate::cgroup::kill_all(cg, libc::SIGKILL)?;
+    }
+    trace::step("systemd_stop", |c| {
+        let bus = crate::cgroup::bus::Bus::connect(crate::namespaces::rootless())?;
+        bus.stop(unit)?;
+        c.note(|| format!("D-Bus StopUnit({unit}) + JobRemoved, ResetFailedUnit({unit})"));
+        anyhow::Ok(())
+    })?;
+    remove_cgroup(cg)
+}
+
 /// `delete --force` of a container whose state.json onggi cannot read (truncated, empty, or
 /// written by an incompatible onggi): it is cleaned up from what is still known — the init if
 /// the file still names a process with that pid and start time, every process of the cgroup
@@ -149,6 +167,12 @@ fn delete_unreadable(dir: crate::state::ContainerDir, err: anyhow::Error) -> Res
             "killed its init (pid {})",
             init.map_or(0, |i| i.pid)
         ));
+    }
+    if let Some(unit) = v["systemd_unit"].as_str() {
+        if let Some(cg) = v["cgroup"].as_str() {
+            remove_scope(std::path::Path::new(cg), unit)?;
+            done.push(format!("stopped its systemd unit {unit}"));
+        }
     }
     let cg = v["cgroup"]
         .as_str()

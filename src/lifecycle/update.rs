@@ -152,8 +152,26 @@ pub(crate) fn update(store: &Store, id: &str, flags: &UpdateFlags) -> Result<()>
             }
         }
     }
+    let unit = super::Container::open(store, id)?.state.systemd_unit;
+    if let Some(unit) = &unit {
+        // systemd's view first (it writes the same files), then the files themselves.
+        crate::trace::step("systemd_update", |c| {
+            let props = cgroup::systemd::resource_properties(&writes)?;
+            crate::cgroup::bus::Bus::connect(crate::namespaces::rootless())?
+                .set_properties(unit, &props)?;
+            c.note(|| {
+                format!(
+                    "D-Bus SetUnitProperties({unit}, runtime, {} properties)",
+                    props.len()
+                )
+            });
+            anyhow::Ok(())
+        })?;
+    }
     crate::trace::step("update", |c| {
-        group.create(&controllers, c)?;
+        if unit.is_none() {
+            group.create(&controllers, c)?;
+        }
         group.apply_all_or_nothing(&writes, c)
     })?;
     if let Some(devs) = r.devices() {

@@ -89,6 +89,8 @@ impl Drop for Scratch {
 /// An onggi with its own state root.
 pub struct Onggi {
     pub root: Scratch,
+    /// Global flags given to every command (`--systemd-cgroup`).
+    pub global: Vec<&'static str>,
 }
 
 impl Onggi {
@@ -96,12 +98,22 @@ impl Onggi {
         preconditions();
         Onggi {
             root: Scratch::new("root"),
+            global: Vec::new(),
         }
+    }
+
+    /// An onggi whose every command has `--systemd-cgroup`, as podman and containerd call it
+    /// with their systemd cgroup manager.
+    pub fn systemd() -> Onggi {
+        let mut o = Onggi::new();
+        o.global = vec!["--systemd-cgroup"];
+        o
     }
 
     pub fn command(&self) -> Command {
         let mut c = Command::new(onggi_bin());
         c.arg("--root").arg(self.root.path());
+        c.args(&self.global);
         c.stdin(Stdio::null());
         c
     }
@@ -429,4 +441,33 @@ pub fn attached_device_programs(dir: &Path) -> usize {
     onggi::bpf_attached_device_programs(std::os::fd::AsFd::as_fd(&d))
         .expect("BPF_PROG_QUERY")
         .len()
+}
+
+/// Whether systemd is PID 1 with its D-Bus API (the `vmrun.sh --systemd` guest); when not,
+/// skips (or fails under ONGGI_REQUIRE_SYSTEMD=1).
+pub fn has_systemd() -> bool {
+    let ok = Path::new("/run/systemd/system").is_dir()
+        && Path::new("/run/dbus/system_bus_socket").exists();
+    if !ok {
+        skip(
+            "ONGGI_REQUIRE_SYSTEMD",
+            "systemd is not PID 1 here (no /run/systemd/system or system bus): run `make test-systemd`",
+        );
+    }
+    ok
+}
+
+/// `systemctl ARGS`: (exit code, stdout).
+pub fn systemctl(args: &[&str]) -> (i32, String) {
+    let o = Command::new("systemctl")
+        .args(args)
+        .output()
+        .expect("systemctl");
+    (o.status.code().unwrap_or(-1), text(&o.stdout))
+}
+
+/// Whether systemd knows `unit` at all (loaded, active, or failed and not yet reset).
+pub fn unit_exists(unit: &str) -> bool {
+    let (_, out) = systemctl(&["show", "-p", "LoadState", "--value", unit]);
+    out.trim() == "loaded"
 }
