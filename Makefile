@@ -7,7 +7,7 @@ ROOTFS := bundles/rootfs
 # mounts on the host or change the propagation of /.
 PRIVATE := unshare -m --propagation private
 
-.PHONY: all build deps bundles demo test test-cgroup-v2 test-systemd conformance bench lint clean e2e e2e-podman e2e-podman-rootless e2e-containerd e2e-docker e2e-docker-v2 e2e-systemd labs
+.PHONY: all build deps bundles demo test test-cgroup-v2 test-systemd conformance bench lint clean e2e e2e-podman e2e-podman-rootless e2e-containerd e2e-docker e2e-docker-v2 e2e-systemd labs docs install install-files
 
 all: build
 
@@ -24,6 +24,23 @@ deps:
 build: deps
 	$(CARGO) build --release
 
+## docs: man pages (onggi.8, onggi-COMMAND.8) and bash/zsh/fish completions in target/docs,
+## generated from the clap definitions (examples/gen-docs.rs)
+DOCS := $(CURDIR)/target/docs
+docs:
+	$(CARGO) run --release -q --example gen-docs -- $(DOCS) >/dev/null
+
+## install: the binary, its man pages and completions under $(DESTDIR)$(PREFIX)
+PREFIX ?= /usr/local
+install: build docs install-files
+install-files:
+	install -D -m 755 $(ONGGI) $(DESTDIR)$(PREFIX)/bin/onggi
+	install -d $(DESTDIR)$(PREFIX)/share/man/man8
+	install -m 644 $(DOCS)/man8/*.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	install -D -m 644 $(DOCS)/completions/onggi.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/onggi
+	install -D -m 644 $(DOCS)/completions/_onggi $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_onggi
+	install -D -m 644 $(DOCS)/completions/onggi.fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/onggi.fish
+
 $(ROOTFS)/bin/busybox:
 	@command -v busybox >/dev/null && ! ldd "$$(command -v busybox)" >/dev/null 2>&1 || \
 	  { echo "installing busybox-static"; $(call APT_INSTALL,busybox-static); }
@@ -38,7 +55,7 @@ demo: build bundles
 ## test: unit tests, then the integration tests (real containers, as root), then conformance
 test: build bundles lint
 	$(CARGO) test --release --lib
-	$(CARGO) build --release --example probe
+	$(CARGO) build --release --examples
 	$(PRIVATE) $(CARGO) test --release --test '*'
 	$(MAKE) conformance
 

@@ -223,6 +223,12 @@ fn scan_log_flags(args: &[OsString]) -> (Option<PathBuf>, LogFormat) {
 }
 
 /// Parses the command line and runs it; returns the process exit code.
+/// The clap definition of the whole command line, for the generated man pages and shell
+/// completions (`make man completions`, examples/gen-docs.rs).
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}
+
 pub fn main(args: Vec<OsString>) -> i32 {
     let cli = match Cli::try_parse_from(&args) {
         Ok(c) => c,

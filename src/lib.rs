@@ -1,23 +1,20 @@
 //! onggi: a low-level OCI container runtime.
 //!
-//! The modules, in the order a container meets them:
-//! * [`cli`]: the runc-compatible command line;
-//! * [`spec`]: config.json loading and validation, and the default config;
-//! * [`state`]: the container state store (state.json, locks, live status);
-//! * [`process`]: the create flow in onggi (clone3, the init channel, cleanup);
-//! * [`init`]: the container init's setup steps, up to execve;
-//! * [`namespaces`], [`rootfs`], [`capabilities`]: what the init sets up;
-//! * [`scheduling`]: scheduler, I/O priority, CPU affinity, memory policy, personality;
-//! * [`lsm`]: AppArmor profiles and SELinux labels (refused on hosts without them);
-//! * [`netdev`]: linux.netDevices moved into the container and back;
-//! * [`cgroups`]: the cgroup v2 driver (resources, freeze, kill); [`cgroup_commands`]: update, events;
-//! * [`devices`]: the eBPF device filter of the container's cgroup;
-//! * [`container`]: start, state, kill, delete, list, run, features; [`exec`]: exec and ps;
-//! * [`procfs`]: every /proc write, through a verified handle;
-//! * [`console`]: ptys and --console-socket; [`hooks`]: OCI hooks at the spec's moments;
-//! * [`signal`], [`logging`], [`trace`]: signal names, the --log contract, step events;
-//! * [`self_exe`]: create/run/exec run from a read-only mount of onggi's binary (CVE-2019-5736);
-//! * [`sys`]: the only `unsafe` code, small system-call wrappers.
+//! The modules, in the order a container meets them (docs/architecture.md draws them):
+//! * `cli`: the runc-compatible command line; `lifecycle`: one file per verb (create, start,
+//!   kill, delete, exec, update, events …) over a container handle;
+//! * `plan`: the typed plan of a container, parsed once from config.json (`spec`);
+//! * `state`: the container state store (state.json, locks, live status);
+//! * `init`: the container init's setup steps, up to execve; `process`: the process half the
+//!   init and exec share; `msg`: the typed messages between onggi and its children;
+//! * `namespaces`, `rootfs`, `capabilities`, `scheduling`, `lsm`, `netdev`, `seccomp`: what
+//!   the init sets up;
+//! * `cgroup`: the v2 files, the cgroupfs and systemd drivers, the eBPF device filter;
+//! * `procfs`: every /proc write, through a verified handle; `console`: ptys and
+//!   --console-socket; `hooks`: OCI hooks at the spec's moments;
+//! * `signal`, `logging`, `trace`: signal names, the --log contract, step events;
+//! * `self_exe`: create/run/exec run from a read-only mount of onggi's binary (CVE-2019-5736);
+//! * `sys`: the only `unsafe` code, small system-call wrappers.
 
 #![deny(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
