@@ -105,7 +105,8 @@ impl CreateArgs {
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum Command {
-    /// Write a default config.json
+    /// Write a config.json: runc's default, changed by docker run's flags
+    /// (`onggi spec --memory 64m -v /src:/dst:ro -- sh -c 'echo hi'`)
     Spec {
         /// Directory to write config.json into
         #[arg(short = 'b', long, value_name = "DIR", default_value = ".")]
@@ -113,6 +114,9 @@ pub(crate) enum Command {
         /// A config for an unprivileged user (a user namespace mapping your uid and gid to root)
         #[arg(long)]
         rootless: bool,
+        /// docker run's flags, as the config fields they mean
+        #[command(flatten)]
+        flags: crate::spec_flags::SpecFlags,
     },
     /// Create a container: its init waits before the user process until `start`
     Create(CreateArgs),
@@ -320,8 +324,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     };
     let store = || -> anyhow::Result<Store> { Store::open(&state_root(cli.root.clone())?) };
     match command {
-        Command::Spec { bundle, rootless } => {
-            spec::write_spec(&bundle, rootless)?;
+        Command::Spec {
+            bundle,
+            rootless,
+            flags,
+        } => {
+            spec::write_spec(&bundle, rootless, &flags)?;
         }
         Command::Create(a) => {
             lifecycle::create::create(&store()?, &a.options(systemd))?;

@@ -38,10 +38,12 @@ mod procfs;
 mod rootfs;
 mod scheduling;
 mod seccomp;
+mod seccomp_profile;
 mod self_exe;
 mod signal;
 mod sources;
 mod spec;
+mod spec_flags;
 mod state;
 // The only module allowed `unsafe`: each block says why it is sound (`// SAFETY:`).
 #[allow(unsafe_code)]

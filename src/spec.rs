@@ -460,9 +460,13 @@ pub(crate) fn rootless_config(uid: u32, gid: u32) -> serde_json::Value {
 }
 
 /// `spec`: writes the default config.json into `dir`; refuses to overwrite one.
-pub(crate) fn write_spec(dir: &Path, rootless: bool) -> Result<()> {
+pub(crate) fn write_spec(
+    dir: &Path,
+    rootless: bool,
+    flags: &crate::spec_flags::SpecFlags,
+) -> Result<()> {
     let path = dir.join("config.json");
-    let config = if rootless {
+    let mut config = if rootless {
         rootless_config(
             nix::unistd::geteuid().as_raw(),
             nix::unistd::getegid().as_raw(),
@@ -470,6 +474,10 @@ pub(crate) fn write_spec(dir: &Path, rootless: bool) -> Result<()> {
     } else {
         default_config()
     };
+    flags.apply(&mut config)?;
+    // What the flags made is checked as create checks it: no file for a config create refuses.
+    let spec: Spec = serde_json::from_value(config.clone()).context("the flags made a config")?;
+    validate(&spec)?;
     let text = serde_json::to_string_pretty(&config)? + "\n";
     let mut f = std::fs::OpenOptions::new()
         .write(true)

@@ -257,13 +257,6 @@ fn terminal_without_console_socket() {
 }
 
 #[test]
-fn systemd_cgroup_is_refused_clearly() {
-    let o = Onggi::new();
-    let e = o.fails(&["--systemd-cgroup", "list"]);
-    assert!(e.contains("--systemd-cgroup"), "{e}");
-}
-
-#[test]
 fn json_log_gets_exactly_one_error_line_on_a_failed_create() {
     let o = Onggi::new();
     let logs = Scratch::new("log");
