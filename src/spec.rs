@@ -475,10 +475,11 @@ pub(crate) fn write_spec(
         default_config()
     };
     flags.apply(&mut config)?;
-    // What the flags made is checked as create checks it: no file for a config create refuses.
-    let spec: Spec = serde_json::from_value(config.clone()).context("the flags made a config")?;
-    validate(&spec)?;
     let text = serde_json::to_string_pretty(&config)? + "\n";
+    // What the flags made is checked as create checks it (from the text, as create reads it:
+    // one deserializer for the config in the binary), so no file is written for a config
+    // create would refuse.
+    validate(&parse(text.as_bytes()).context("the flags made a config")?)?;
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)

@@ -355,8 +355,10 @@ fn seccomp(c: &mut Value, how: &str) -> Result<()> {
                 std::fs::read_to_string(file).with_context(|| format!("--seccomp {file}"))?;
             let v: Value = serde_json::from_str(&text)
                 .with_context(|| format!("--seccomp {file}: not JSON"))?;
-            serde_json::from_value::<oci_spec::runtime::LinuxSeccomp>(v.clone())
-                .with_context(|| format!("--seccomp {file}: not a linux.seccomp object"))?;
+            // From bytes, as create reads config.json: one deserializer in the binary.
+            serde_json::from_slice::<oci_spec::runtime::LinuxSeccomp>(text.as_bytes()).map_err(
+                |e| anyhow::anyhow!("--seccomp {file}: not a linux.seccomp object: {e}"),
+            )?;
             linux["seccomp"] = v;
         }
     }
