@@ -17,7 +17,7 @@ pub(crate) fn features() -> serde_json::Value {
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": caps,
-            "cgroup": { "v1": false, "v2": true, "systemd": true, "systemdUser": true, "rdma": true },
+            "cgroup": { "v1": false, "v2": true, "systemd": true, "systemdUser": false, "rdma": true },
             "seccomp": crate::seccomp::features(),
             "apparmor": { "enabled": crate::lsm::apparmor_enabled() },
             "selinux": { "enabled": crate::lsm::selinux_enabled() },
