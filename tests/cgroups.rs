@@ -116,15 +116,18 @@ fn kill_all_reaches_every_process_without_a_pid_namespace() {
         c["linux"]["namespaces"] = json!([{"type": "mount"}, {"type": "uts"}, {"type": "ipc"}]);
     });
     o.ok(&["run", "-d", "--bundle", b.dir(), "ka"]);
-    wait_for(|| b.rootfs().join("ready").exists() && b.rootfs().join("grandchild").exists());
-    let read = |f: &str| {
+    // `echo $! > f` creates f before it writes the pid: wait until both files hold one.
+    let read = |f: &str| -> Option<i32> {
         std::fs::read_to_string(b.rootfs().join(f))
-            .unwrap()
+            .ok()?
             .trim()
-            .parse::<i32>()
-            .unwrap()
+            .parse()
+            .ok()
     };
-    let (child, grandchild) = (read("child"), read("grandchild"));
+    wait_for(|| {
+        b.rootfs().join("ready").exists() && read("child").is_some() && read("grandchild").is_some()
+    });
+    let (child, grandchild) = (read("child").unwrap(), read("grandchild").unwrap());
     let init = pid_of(&o, "ka") as i32;
     o.ok(&["kill", "--all", "ka", "KILL"]);
     wait_for(|| exited(init.into()) && exited(child.into()) && exited(grandchild.into()));
