@@ -93,17 +93,17 @@ mod tests {
                 {"names": ["s390_pci_mmio_read"], "action": "SCMP_ACT_ALLOW", "includes": {"arches": ["s390x"]}}
             ]
         });
-        let o = to_oci(&p, &["CAP_KILL".into()]).unwrap();
+        let o = to_oci(&p, &["CAP_KILL".into()]).expect("the test input is valid");
         let names: Vec<&str> = o["syscalls"]
             .as_array()
-            .unwrap()
+            .expect("the test input is valid")
             .iter()
-            .map(|r| r["names"][0].as_str().unwrap())
+            .map(|r| r["names"][0].as_str().expect("the test input is valid"))
             .collect();
         assert_eq!(names, ["read", "unshare", "arch_prctl"]);
         assert_eq!(o["defaultErrnoRet"], 38);
         assert_eq!(o["syscalls"][1]["errnoRet"], 1);
-        let admin = to_oci(&p, &["CAP_SYS_ADMIN".into()]).unwrap();
+        let admin = to_oci(&p, &["CAP_SYS_ADMIN".into()]).expect("the test input is valid");
         assert!(
             admin["syscalls"].to_string().contains("mount")
                 && !admin["syscalls"].to_string().contains("unshare")

@@ -392,7 +392,7 @@ mod tests {
             read_only: Some(false),
             ..Default::default()
         })
-        .unwrap();
+        .expect("the test input is valid");
         assert_eq!(c["process"]["args"], json!(["sh", "-c", "echo hi"]));
         let env = c["process"]["env"].to_string();
         assert!(
@@ -468,10 +468,10 @@ mod tests {
             ),
         ];
         for (f, flag) in cases {
-            let e = format!("{:#}", applied(f).unwrap_err());
+            let e = format!("{:#}", applied(f).expect_err("the test input is invalid"));
             assert!(e.starts_with(flag), "{flag}: {e}");
         }
-        assert_eq!(size("1g").unwrap(), 1 << 30);
-        assert_eq!(size("512K").unwrap(), 512 << 10);
+        assert_eq!(size("1g").expect("the test input is valid"), 1 << 30);
+        assert_eq!(size("512K").expect("the test input is valid"), 512 << 10);
     }
 }

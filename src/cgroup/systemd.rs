@@ -312,25 +312,43 @@ mod tests {
 
     #[test]
     fn cgroups_path_forms() {
-        let u = unit("system.slice:docker:abc").unwrap();
+        let u = unit("system.slice:docker:abc").expect("the test input is valid");
         assert_eq!(u.name, "docker-abc.scope");
         assert_eq!(u.cgroup(), PathBuf::from("/system.slice/docker-abc.scope"));
-        let u = unit("kubepods-besteffort-pod1.slice:cri-containerd:x").unwrap();
+        let u = unit("kubepods-besteffort-pod1.slice:cri-containerd:x")
+            .expect("the test input is valid");
         assert_eq!(
             u.cgroup(),
             PathBuf::from("/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1.slice/cri-containerd-x.scope")
         );
         assert_eq!(
-            unit("-.slice:p:n").unwrap().cgroup(),
+            unit("-.slice:p:n")
+                .expect("the test input is valid")
+                .cgroup(),
             PathBuf::from("/p-n.scope")
         );
-        assert_eq!(unit(":onggi:c1").unwrap().slice, "system.slice");
-        assert_eq!(Unit::parse(None, "c1", true).unwrap().slice, "user.slice");
         assert_eq!(
-            Unit::parse(Some(""), "c1", false).unwrap().name,
+            unit(":onggi:c1").expect("the test input is valid").slice,
+            "system.slice"
+        );
+        assert_eq!(
+            Unit::parse(None, "c1", true)
+                .expect("the test input is valid")
+                .slice,
+            "user.slice"
+        );
+        assert_eq!(
+            Unit::parse(Some(""), "c1", false)
+                .expect("the test input is valid")
+                .name,
             "onggi-c1.scope"
         );
-        assert_eq!(unit("machine.slice::n").unwrap().name, "n.scope");
+        assert_eq!(
+            unit("machine.slice::n")
+                .expect("the test input is valid")
+                .name,
+            "n.scope"
+        );
         for bad in [
             "/a/b",
             "a:b",
@@ -341,7 +359,7 @@ mod tests {
             "a.slice:p:",
             "a.slice:p:n.slice",
         ] {
-            let e = unit(bad).unwrap_err();
+            let e = unit(bad).expect_err("the test input is invalid");
             assert!(
                 format!("{e:#}").contains("linux.cgroupsPath"),
                 "{bad}: {e:#}"
@@ -370,7 +388,7 @@ mod tests {
             wr("io.weight", "8:0 100"),
             wr("hugetlb.2MB.max", "0"),
         ])
-        .unwrap();
+        .expect("the test input is valid");
         assert_eq!(p["MemoryMax"], Value::U64(67108864));
         assert_eq!(p["MemorySwapMax"], Value::U64(u64::MAX));
         assert_eq!(p["TasksMax"], Value::U64(20));
@@ -395,7 +413,7 @@ mod tests {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-        let p = annotation_properties(&a).unwrap();
+        let p = annotation_properties(&a).expect("the test input is valid");
         assert_eq!(p["CollectMode"], Value::Str("inactive-or-failed".into()));
         assert_eq!(p["IgnoreOnIsolate"], Value::Bool(true));
         assert_eq!(
@@ -407,10 +425,16 @@ mod tests {
             p["TimeoutStopUSec"],
             Value::U64(2_000_000 | 123_456_789)
         ));
-        assert_eq!(parse_gvariant("42").unwrap(), Value::I32(42));
+        assert_eq!(
+            parse_gvariant("42").expect("the test input is valid"),
+            Value::I32(42)
+        );
         let bad: std::collections::HashMap<String, String> =
             [("org.systemd.property.X".to_string(), "{oops".to_string())].into();
-        assert!(format!("{:#}", annotation_properties(&bad).unwrap_err())
-            .contains("org.systemd.property.X"));
+        assert!(format!(
+            "{:#}",
+            annotation_properties(&bad).expect_err("the test input is invalid")
+        )
+        .contains("org.systemd.property.X"));
     }
 }
