@@ -340,6 +340,19 @@ fn readonly_root_and_a_writable_tmpfs() {
     assert!(!b.rootfs().join("x").exists());
 }
 
+/// A Kubernetes pod with readOnlyRootFilesystem and a workingDir the image lacks: the directory
+/// is made before the root turns read-only, as runc makes it.
+#[test]
+fn a_missing_cwd_under_a_readonly_root() {
+    let o = Onggi::new();
+    let b = sh("pwd; touch /x 2>/dev/null && echo root-writable || echo root-ro").with(|c| {
+        c["root"]["readonly"] = json!(true);
+        c["process"]["cwd"] = json!("/work/app");
+    });
+    assert_eq!(o.output_of(&b), "/work/app\nroot-ro\n");
+    assert!(b.rootfs().join("work/app").is_dir());
+}
+
 #[test]
 fn bind_mounts_rw_and_ro_like_docker_volumes() {
     let o = Onggi::new();

@@ -5,13 +5,12 @@
 
 use anyhow::{Context, Result};
 use oci_spec::runtime::LinuxNamespaceType;
-use std::os::fd::AsFd;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::InitContext;
 use crate::hooks::{self, Moment};
 use crate::process::Prepared;
-use crate::rootfs::{self, TargetKind};
+use crate::rootfs;
 use crate::{namespaces, sys, trace};
 
 /// Everything between Go and Ready. `state`: the hook state JSON; `sources`: what onggi opened
@@ -40,19 +39,10 @@ pub(super) fn setup(
             Ok::<_, anyhow::Error>(())
         })?;
     }
-    // The working directory is created (as runc does) while we are still root in the rootfs.
-    let cwd = p.process.cwd();
-    trace::step("cwd_create", |_| {
-        let root = sys::openat2(
-            sys::at_fdcwd(),
-            Path::new("/"),
-            libc::O_PATH | libc::O_DIRECTORY,
-            0,
-            0,
-        )?;
-        rootfs::ensure_in_root(root.as_fd(), cwd, TargetKind::Dir).map(|_| ())
-    })
-    .with_context(|| format!("process.cwd {}", cwd.display()))?;
+    if !ctx.plan.has_namespace(LinuxNamespaceType::Mount) {
+        // With a mount namespace, the rootfs plan made it (before a read-only root).
+        rootfs::create_cwd(p.process.cwd())?;
+    }
     if let Some(sock) = ctx.console {
         let size = p
             .process

@@ -83,6 +83,7 @@ pub(crate) fn setup(
                 trace::step(name, |c| move_root(rootfs, c))?;
                 root = None;
             }
+            Op::CwdCreate(dir) => create_cwd(dir)?,
             Op::RootReadonly => make_readonly("root_readonly", "/")?,
             Op::DevReadonly => make_readonly("dev_readonly", "/dev")?,
             Op::RootPropagation(p) => {
@@ -134,6 +135,22 @@ fn in_root(op: &Op<'_>, root: BorrowedFd<'_>, cx: &MountContext<'_>) -> Result<(
         Op::PivotRoot => trace::step(name, |c| pivot_root(root, c)),
         other => unreachable!("{other:?} is not an in-root operation"),
     }
+}
+
+/// process.cwd made in the new root if it is missing (trace step `cwd_create`), resolved in
+/// the root: a symlink cannot lead it out.
+pub(crate) fn create_cwd(dir: &Path) -> Result<()> {
+    trace::step("cwd_create", |_| {
+        let root = sys::openat2(
+            cwd(),
+            Path::new("/"),
+            libc::O_PATH | libc::O_DIRECTORY,
+            0,
+            0,
+        )?;
+        ensure_in_root(root.as_fd(), dir, TargetKind::Dir).map(|_| ())
+    })
+    .with_context(|| format!("process.cwd {}", dir.display()))
 }
 
 /// The mount at `path` (of the new root) made read-only, as trace step `step`: a read-only

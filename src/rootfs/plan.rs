@@ -33,6 +33,8 @@ pub(crate) enum Op<'a> {
     PivotRoot,
     /// --no-pivot: the rootfs moved over / and chrooted into.
     MoveRoot,
+    /// process.cwd created if missing (as runc does), before the root may turn read-only.
+    CwdCreate(&'a Path),
     /// A read-only /dev made read-only now, after its nodes and submounts (as runc does).
     DevReadonly,
     /// root.readonly.
@@ -55,6 +57,7 @@ impl Op<'_> {
             Op::CreateContainerHooks => "createContainer",
             Op::PivotRoot => "pivot_root",
             Op::MoveRoot => "chroot",
+            Op::CwdCreate(_) => "cwd_create",
             Op::DevReadonly => "dev_readonly",
             Op::RootReadonly => "root_readonly",
             Op::RootPropagation(_) => "root_propagation_final",
@@ -209,6 +212,7 @@ pub(crate) fn plan<'a>(spec: &'a Spec, mounts: &'a [MountPlan], no_pivot: bool) 
             Op::PivotRoot
         },
     ]);
+    ops.extend(spec.process().as_ref().map(|p| Op::CwdCreate(p.cwd())));
     if mounts.iter().any(|m| m.readonly_at_end) {
         ops.push(Op::DevReadonly);
     }
@@ -357,6 +361,21 @@ mod tests {
             ["chroot", "root_readonly", "root_propagation_final"]
         );
         assert_eq!(ops.last(), Some(&Op::RootPropagation("rslave")));
+    }
+
+    #[test]
+    fn the_cwd_is_made_before_the_root_turns_read_only() {
+        let s = spec(serde_json::json!({
+            "root": {"path": "rootfs", "readonly": true},
+            "process": {"cwd": "/work", "args": ["sh"], "user": {"uid": 0, "gid": 0}}
+        }));
+        let m = mounts(&s, false).expect("mounts");
+        let ops = plan(&s, &m, false);
+        assert_eq!(
+            steps(&ops)[ops.len() - 3..],
+            ["pivot_root", "cwd_create", "root_readonly"]
+        );
+        assert_eq!(ops[ops.len() - 2], Op::CwdCreate(Path::new("/work")));
     }
 
     #[test]
