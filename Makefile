@@ -7,7 +7,7 @@ ROOTFS := bundles/rootfs
 # mounts on the host or change the propagation of /.
 PRIVATE := unshare -m --propagation private
 
-.PHONY: all build deps bundles demo test test-cgroup-v2 test-systemd conformance bench lint clean e2e e2e-podman e2e-podman-rootless e2e-containerd e2e-docker e2e-docker-v2 e2e-systemd labs docs install install-files
+.PHONY: all build deps bundles demo test test-cgroup-v2 test-systemd conformance bench lint clean e2e e2e-podman e2e-podman-rootless e2e-containerd e2e-docker e2e-docker-v2 e2e-systemd e2e-cri labs docs install install-files
 
 all: build
 
@@ -123,6 +123,16 @@ e2e-docker-v2: build bundles
 e2e-systemd: build bundles
 	$(CURDIR)/../shared/vm/vmrun.sh --systemd --timeout 900 -- sh -c 'modprobe -a nf_tables nft_chain_nat nft_compat xt_addrtype xt_conntrack xt_MASQUERADE br_netfilter bridge veth overlay 2>/dev/null; \
 	  unshare -m -n --propagation private bash tests/e2e/systemd.sh $(ONGGI) $(CURDIR)/bundles/rootfs'
+
+## e2e-cri: a Kubernetes node: containerd's CRI plugin with the runtime handler onggi, driven
+## by a kubelet-like CRI client (tests/e2e/cri/kubelet.py), with the cgroupfs and then the
+## systemd cgroup driver, in the systemd guest (its job is not chrooted, which exec needs).
+## containerd 1.6 caches CNI results in /var/lib/cni: the guest binds a private dir over it.
+e2e-cri: build bundles
+	mkdir -p /var/lib/cni
+	$(CURDIR)/../shared/vm/vmrun.sh --systemd --timeout 1200 -- sh -c 'modprobe -a bridge veth overlay 2>/dev/null; rc=0; \
+	  for d in cgroupfs systemd; do echo "# the $$d cgroup driver"; \
+	    CRI_DRIVER=$$d unshare -m -n --propagation private bash tests/e2e/cri.sh $(ONGGI) $(CURDIR)/bundles/rootfs || rc=1; done; exit $$rc'
 
 ## conformance: the OCI runtime-tools programs the foundation must pass (see README)
 CONFORMANCE := create state start kill kill_no_effect killsig delete delete_only_create_resources \
