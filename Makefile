@@ -7,7 +7,7 @@ ROOTFS := bundles/rootfs
 # mounts on the host or change the propagation of /.
 PRIVATE := unshare -m --propagation private
 
-.PHONY: all build deps bundles demo test test-cgroup-v2 test-systemd conformance bench lint clean e2e e2e-podman e2e-podman-rootless e2e-containerd e2e-docker e2e-docker-v2 e2e-systemd e2e-cri labs docs install install-files
+.PHONY: all build deps bundles demo test test-cgroup-v2 test-systemd conformance bench lint clean e2e e2e-podman e2e-podman-rootless e2e-containerd e2e-docker e2e-docker-v2 e2e-systemd e2e-cri labs labs-pictures docs install install-files
 
 all: build
 
@@ -92,6 +92,16 @@ lab-%: build bundles
 	else \
 	  $(PRIVATE) env ONGGI=$(ONGGI) bash bundles/labs/$*/lab.sh; \
 	fi
+
+## labs-pictures: each lab's trace as an SVG timeline (bundles/labs/NAME/trace.svg, shown by
+## its README), drawn by examples/trace-svg.rs from the Chrome trace of the lab's traced command
+labs-pictures: build bundles
+	$(CARGO) build --release --examples
+	@for l in $(LABS); do f=$(CURDIR)/bundles/labs/$$l/trace.json; rm -f $$f; \
+	  by=show; grep -q 'show_trace\|LAB_PICTURE' bundles/labs/$$l/lab.sh && by=show_trace; \
+	  LAB_PICTURE=$$f LAB_PICTURE_BY=$$by $(MAKE) --no-print-directory lab-$$l >/dev/null || exit 1; \
+	  target/release/examples/trace-svg $$f > bundles/labs/$$l/trace.svg && rm -f $$f || exit 1; \
+	  echo "bundles/labs/$$l/trace.svg"; done
 
 lint:
 	@for c in rustfmt clippy; do command -v rustup >/dev/null && ! rustup component list --installed 2>/dev/null | grep -q "^$$c" && rustup component add $$c; done; true

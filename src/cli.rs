@@ -61,6 +61,8 @@ pub(crate) struct Cli {
 pub(crate) enum TraceFormat {
     Text,
     Json,
+    /// Chrome trace-event JSON (Perfetto, chrome://tracing)
+    Chrome,
 }
 
 #[derive(Args, Debug)]
@@ -280,6 +282,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
     let mode = match (cli.trace, cli.trace_format, cli.debug) {
         (true, TraceFormat::Text, _) => Some(trace::Mode::Text),
         (true, TraceFormat::Json, _) => Some(trace::Mode::Json),
+        (true, TraceFormat::Chrome, _) => Some(trace::Mode::Chrome),
         (false, _, true) => Some(trace::Mode::Debug),
         (false, _, false) => None,
     };

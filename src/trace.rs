@@ -11,6 +11,11 @@
 //!   `+   1.204ms onggi  clone3               clone3(CLONE_NEWNS|CLONE_NEWPID) = pid 4242  (1035us)`
 //! * `--trace --trace-format json`: one JSON object per line on stderr
 //!   (`{"t_us":…,"who":"init","pid":…,"step":"mounts","calls":[…],"took_us":…}`).
+//! * `--trace --trace-format chrome`: Chrome's trace-event JSON on stderr, which Perfetto and
+//!   chrome://tracing open: `[` once, then one event per line, each ending with a comma (the
+//!   format lets the closing `]` be left out, so a trace cut short still loads). Each step is a
+//!   complete event (`"ph":"X"`) on its process's track, its calls as arguments; the times are
+//!   CLOCK_MONOTONIC, so the tracks of onggi, the init and exec line up.
 //! * `--debug`: the same events as `level=debug` lines of the log (`--log`, else stderr), in the
 //!   log's format, as `step=NAME | call | call | took=Nus`.
 //!
@@ -20,7 +25,7 @@
 
 use std::fmt::Write as _;
 use std::os::fd::{AsFd, BorrowedFd};
-use std::sync::atomic::{AtomicI32, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -33,6 +38,8 @@ pub(crate) enum Mode {
     Text,
     /// `--trace --trace-format json`: one JSON object per line on stderr.
     Json,
+    /// `--trace --trace-format chrome`: Chrome trace events on stderr.
+    Chrome,
 }
 
 /// Who emits an event: onggi itself, the container init it forked, or a process joining the
@@ -52,6 +59,8 @@ static SINK: OnceLock<std::os::fd::OwnedFd> = OnceLock::new();
 static START: OnceLock<Instant> = OnceLock::new();
 /// This process's pid as the host sees it (the init is pid 1 in its own namespace).
 static PID: AtomicI32 = AtomicI32::new(0);
+/// Chrome format: this process's track has been named (a metadata event before its first).
+static NAMED: AtomicBool = AtomicBool::new(false);
 
 /// Turns tracing on (once, at startup). For `Text`/`Json` the events go to a close-on-exec
 /// duplicate of stderr; for `Debug` to the log's debug descriptor.
@@ -61,8 +70,11 @@ pub(crate) fn enable(mode: Mode) -> std::io::Result<()> {
             Some(fd) => fd.try_clone_to_owned()?,
             None => return Ok(()),
         },
-        Mode::Text | Mode::Json => crate::sys::stderr().try_clone_to_owned()?,
+        Mode::Text | Mode::Json | Mode::Chrome => crate::sys::stderr().try_clone_to_owned()?,
     };
+    if mode == Mode::Chrome {
+        nix::unistd::write(fd.as_fd(), b"[\n")?;
+    }
     let _ = START.set(Instant::now());
     let _ = SINK.set(fd);
     MODE.store(mode as u8 + 1, Ordering::Relaxed);
@@ -74,7 +86,8 @@ fn mode() -> Option<Mode> {
         OFF => None,
         1 => Some(Mode::Debug),
         2 => Some(Mode::Text),
-        _ => Some(Mode::Json),
+        3 => Some(Mode::Json),
+        _ => Some(Mode::Chrome),
     }
 }
 
@@ -86,6 +99,7 @@ pub(crate) fn enabled() -> bool {
 /// while /proc is still the host's: its `self` link names the pid the host sees).
 pub(crate) fn set_who(who: Who) {
     WHO.store(who as u8, Ordering::Relaxed);
+    NAMED.store(false, Ordering::Relaxed);
     if enabled() {
         let pid = std::fs::read_link("/proc/self")
             .ok()
@@ -198,7 +212,60 @@ fn emit(ev: &Event<'_>) {
         Mode::Json => {
             let _ = nix::unistd::write(fd, json_line(ev, since, who()).as_bytes());
         }
+        Mode::Chrome => {
+            let first = !NAMED.swap(true, Ordering::Relaxed);
+            let line = chrome_line(ev, monotonic_us(), pid(), who(), first);
+            let _ = nix::unistd::write(fd, line.as_bytes());
+        }
     }
+}
+
+/// This process's pid as the host sees it.
+fn pid() -> i32 {
+    match PID.load(Ordering::Relaxed) {
+        0 => std::process::id() as i32,
+        p => p,
+    }
+}
+
+/// CLOCK_MONOTONIC in microseconds: one clock for every process of a trace.
+fn monotonic_us() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map(|t| t.tv_sec() as u64 * 1_000_000 + t.tv_nsec() as u64 / 1000)
+        .unwrap_or(0)
+}
+
+/// One Chrome trace event (and, before a process's first, the metadata naming its track), each
+/// a line ending with a comma. A step is a complete event that began `took` before `now_us`; a
+/// moment is an instant event.
+fn chrome_line(ev: &Event<'_>, now_us: u64, pid: i32, who: &str, first: bool) -> String {
+    let mut out = String::new();
+    if first {
+        let meta = serde_json::json!({"name": "process_name", "ph": "M", "pid": pid, "tid": pid,
+            "args": {"name": format!("{who} (pid {pid})")}});
+        let _ = writeln!(out, "{meta},");
+    }
+    let mut args = serde_json::json!({"calls": split(ev.calls).collect::<Vec<_>>()});
+    if let Some(e) = ev.error {
+        args["error"] = serde_json::json!(e);
+    }
+    let mut v =
+        serde_json::json!({"name": ev.step, "cat": who, "pid": pid, "tid": pid, "args": args});
+    match ev.took {
+        Some(t) => {
+            let dur = t.as_micros() as u64;
+            v["ph"] = "X".into();
+            v["ts"] = now_us.saturating_sub(dur).into();
+            v["dur"] = dur.into();
+        }
+        None => {
+            v["ph"] = "i".into();
+            v["s"] = "p".into();
+            v["ts"] = now_us.into();
+        }
+    }
+    let _ = writeln!(out, "{v},");
+    out
 }
 
 /// Each recorded note, split into its individual calls.
@@ -299,6 +366,41 @@ mod tests {
         assert_eq!(v["took_us"], 124);
         assert_eq!(v["calls"], serde_json::json!(["a(1)", "b(2)", "c(3)"]));
         assert!(v.get("error").is_none());
+    }
+
+    #[test]
+    fn chrome_line_is_a_complete_event_after_its_track_name() {
+        let calls = vec!["a(1) | b(2)".to_string()];
+        let out = chrome_line(&ev(&calls, None), 10_000, 42, "init", true);
+        let lines: Vec<serde_json::Value> = out
+            .lines()
+            .map(|l| serde_json::from_str(l.strip_suffix(',').expect("ends with a comma")))
+            .collect::<Result<_, _>>()
+            .expect("each line is one JSON event");
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0]["ph"], "M");
+        assert_eq!(lines[0]["args"]["name"], "init (pid 42)");
+        let e = &lines[1];
+        assert_eq!(
+            (&e["name"], &e["ph"], &e["pid"]),
+            (&"mounts".into(), &"X".into(), &42.into())
+        );
+        assert_eq!(
+            (e["ts"].as_u64(), e["dur"].as_u64()),
+            (Some(10_000 - 124), Some(124))
+        );
+        assert_eq!(e["args"]["calls"], serde_json::json!(["a(1)", "b(2)"]));
+        let moment = Event {
+            step: "gate",
+            calls: &[],
+            error: None,
+            took: None,
+        };
+        let out = chrome_line(&moment, 5, 42, "init", false);
+        assert!(
+            out.starts_with('{') && out.ends_with("},\n") && out.contains("\"ph\":\"i\""),
+            "{out}"
+        );
     }
 
     #[test]

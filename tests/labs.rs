@@ -149,6 +149,48 @@ fn both_guides_list_the_same_labs_as_bundles_labs() {
     assert_eq!(listed("docs/labs.ko.md"), names, "docs/labs.ko.md");
 }
 
+/// Each lab's README shows its trace as a picture (`make labs-pictures`): the SVG is there,
+/// well-formed, and names every step the README's trace excerpt shows, and the final execve.
+#[test]
+fn every_lab_shows_its_trace_as_a_well_formed_picture() {
+    for name in lab_names() {
+        let dir = labs_dir().join(&name);
+        let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
+        assert!(
+            readme.contains("](trace.svg)"),
+            "{name}/README.md does not show trace.svg"
+        );
+        let svg = std::fs::read_to_string(dir.join("trace.svg"))
+            .unwrap_or_else(|e| panic!("{name}/trace.svg: {e} (make labs-pictures)"));
+        let parsed = Command::new("python3")
+            .args([
+                "-c",
+                "import sys, xml.etree.ElementTree as E; E.parse(sys.argv[1])",
+            ])
+            .arg(dir.join("trace.svg"))
+            .output()
+            .expect("python3");
+        assert!(
+            parsed.status.success(),
+            "{name}/trace.svg: {}",
+            text(&parsed.stderr)
+        );
+        let shown = readme
+            .lines()
+            .filter_map(|l| {
+                l.split_once("# trace lines of: ")
+                    .map(|(_, s)| s.to_string())
+            })
+            .flat_map(|s| s.split_whitespace().map(String::from).collect::<Vec<_>>());
+        for step in shown.chain(["execve".to_string()]) {
+            assert!(
+                svg.contains(&format!(" {step} ")),
+                "{name}/trace.svg does not name {step}"
+            );
+        }
+    }
+}
+
 macro_rules! labs {
     ($($test:ident => $name:literal),* $(,)?) => {
         $(

@@ -177,3 +177,120 @@ fn exec_is_traced_as_the_joining_process() {
         .any(|l| l.contains(" exec ") && l.contains("execve(")));
     o.ok(&["delete", "--force", "ex"]);
 }
+
+/// The events of a Chrome trace as onggi writes it: `[`, then one event per line, each with a
+/// trailing comma (the closing bracket may be left out, as the format allows).
+fn chrome_events(trace: &str) -> Vec<Value> {
+    let body = trace.trim_start();
+    let body = body
+        .strip_prefix('[')
+        .expect("a Chrome trace starts with [");
+    let body = body.trim_end().trim_end_matches(',');
+    serde_json::from_str(&format!("[{body}]")).unwrap_or_else(|e| panic!("{e}: {trace}"))
+}
+
+#[test]
+fn trace_format_chrome_is_a_trace_event_array_with_a_track_per_process() {
+    let o = Onggi::new();
+    let b = traced_bundle();
+    let out = o.run(&[
+        "--trace",
+        "--trace-format",
+        "chrome",
+        "run",
+        "--bundle",
+        b.dir(),
+        "chr",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "out-of-the-container\n");
+    let events = chrome_events(&text(&out.stderr));
+    let tracks: Vec<&str> = events
+        .iter()
+        .filter(|e| e["ph"] == "M")
+        .filter_map(|e| e["args"]["name"].as_str())
+        .collect();
+    assert_eq!(tracks.len(), 2, "{tracks:?}");
+    assert!(tracks[0].starts_with("onggi (pid ") && tracks[1].starts_with("init (pid "));
+    let step = |s: &str| {
+        events
+            .iter()
+            .find(|e| e["name"] == s)
+            .unwrap_or_else(|| panic!("no {s} in {events:?}"))
+    };
+    let (clone3, mounts) = (step("clone3"), step("mounts"));
+    assert_eq!(
+        (&clone3["ph"], &clone3["cat"]),
+        (&json!("X"), &json!("onggi"))
+    );
+    assert_eq!(
+        mounts["pid"].as_i64(),
+        Some(o_pid(&json!({"calls": clone3["args"]["calls"]})))
+    );
+    assert!(mounts["args"]["calls"]
+        .as_array()
+        .is_some_and(|c| c.len() >= 3));
+    // One clock for both processes: the init's mounts come after the clone3 that made it.
+    let end = |e: &Value| e["ts"].as_u64().unwrap() + e["dur"].as_u64().unwrap_or(0);
+    assert!(mounts["ts"].as_u64().unwrap() >= end(clone3) - clone3["dur"].as_u64().unwrap());
+    assert!(end(mounts) <= end(step("cgroup_remove")));
+    assert_eq!(step("gate")["ph"], "i", "a moment is an instant event");
+}
+
+#[test]
+fn the_svg_timeline_of_a_trace_is_well_formed_and_names_every_step() {
+    let o = Onggi::new();
+    let b = traced_bundle();
+    let out = o.run(&[
+        "--trace",
+        "--trace-format",
+        "chrome",
+        "run",
+        "--bundle",
+        b.dir(),
+        "svg",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let trace = b.scratch.path().join("trace.json");
+    std::fs::write(&trace, &out.stderr).expect("write the trace");
+    let render = std::process::Command::new(format!(
+        "{}/target/release/examples/trace-svg",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .arg(&trace)
+    .output()
+    .expect("trace-svg (make test builds the examples)");
+    assert!(render.status.success(), "{}", text(&render.stderr));
+    let svg = text(&render.stdout);
+    let svg_file = b.scratch.path().join("trace.svg");
+    std::fs::write(&svg_file, &svg).expect("write the svg");
+    well_formed_xml(&svg_file);
+    for e in chrome_events(&text(&out.stderr))
+        .iter()
+        .filter(|e| e["ph"] != "M")
+    {
+        let name = e["name"].as_str().unwrap();
+        assert!(
+            svg.contains(&format!(" {name} ")),
+            "the SVG does not name {name}"
+        );
+    }
+}
+
+/// Parses the file with Python's XML parser (every machine that runs the tests has python3).
+fn well_formed_xml(path: &std::path::Path) {
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sys, xml.etree.ElementTree as E; E.parse(sys.argv[1])",
+        ])
+        .arg(path)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{} is not well-formed XML: {}",
+        path.display(),
+        text(&out.stderr)
+    );
+}

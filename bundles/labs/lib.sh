@@ -29,7 +29,19 @@ quoted() {
 }
 
 # show ARGS: prints "$ onggi ARGS", then runs it.
-show() { echo "\$ onggi $(quoted "$@")"; onggi "$@"; }
+show() {
+  echo "\$ onggi $(quoted "$@")"
+  if picture_by show "$1"; then onggi --trace --trace-format chrome "$@" 2>>"$LAB_PICTURE"; else onggi "$@"; fi
+}
+
+# Picture mode (`make labs-pictures` sets LAB_PICTURE=FILE and LAB_PICTURE_BY): the lab's
+# show_trace command (LAB_PICTURE_BY=show_trace), or in a lab without one its first `run`,
+# `create` or `exec` (LAB_PICTURE_BY=show), writes its Chrome trace to FILE instead of its
+# usual trace; examples/trace-svg.rs draws FILE as the lab's trace.svg.
+picture_by() { # picture_by CALLER VERB
+  [ -n "${LAB_PICTURE:-}" ] && [ ! -s "$LAB_PICTURE" ] && [ "${LAB_PICTURE_BY:-}" = "$1" ] &&
+    case $2 in run | create | exec) true ;; *) false ;; esac
+}
 
 # on_host CMD: prints "$ CMD" (a host command), then runs it.
 on_host() { echo "\$ $(quoted "$@")"; "$@"; }
@@ -90,6 +102,11 @@ show_trace() {
   # pipe reader would wait for it.
   local log rc=0
   log=$(mktemp)
+  if picture_by show_trace "$1"; then
+    onggi --trace --trace-format chrome "$@" 2>"$LAB_PICTURE" || rc=$?
+    rm -f "$log"
+    return $rc
+  fi
   onggi --trace "$@" 2>"$log" || rc=$?
   # shellcheck disable=SC2086
   trace_of $steps < "$log"

@@ -9,7 +9,9 @@ id=lab-exec
 cleanup $id
 show run -d --bundle . $id
 echo "\$ onggi --trace exec -t $id sh -c 'tty; echo pid \$\$; hostname'   # trace lines of: setns"
-log=$(mktemp)
-script -qec "$ONGGI --root $LAB_ROOT --trace exec -t $id sh -c 'tty; echo pid \$\$; hostname' 2>$log </dev/null" /dev/null | tr -d '\r'
-trace_of setns < "$log"; rm -f "$log"
+log=$(mktemp) format=text
+# Picture mode (make labs-pictures): this exec is the lab's picture.
+[ -n "${LAB_PICTURE:-}" ] && log=$LAB_PICTURE format=chrome
+script -qec "$ONGGI --root $LAB_ROOT --trace --trace-format $format exec -t $id sh -c 'tty; echo pid \$\$; hostname' 2>$log </dev/null" /dev/null | tr -d '\r'
+[ -n "${LAB_PICTURE:-}" ] || { trace_of setns < "$log"; rm -f "$log"; }
 show delete --force $id
