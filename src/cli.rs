@@ -189,8 +189,27 @@ pub(crate) enum Command {
         format: String,
         id: String,
     },
+    /// Explain what the kernel sees of a live container: namespaces, cgroup, capabilities,
+    /// seccomp, id maps, mounts, processes
+    Explain {
+        #[arg(short = 'f', long, value_parser = ["text", "json"], default_value = "text")]
+        format: String,
+        /// Labels in this language (default: Korean when LANG or LC_ALL is ko_*)
+        #[arg(long, value_parser = ["en", "ko"])]
+        lang: Option<String>,
+        id: String,
+    },
     /// Print the features this runtime supports (runtime-spec features.md)
     Features,
+}
+
+/// Whether the locale asks for Korean (LC_ALL, then LC_MESSAGES, then LANG, as gettext reads
+/// them).
+fn korean_locale() -> bool {
+    ["LC_ALL", "LC_MESSAGES", "LANG"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        .is_some_and(|v| v.starts_with("ko"))
 }
 
 /// Finds `--log`/`--log-format` in raw arguments: used when clap itself rejects the command
@@ -347,6 +366,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Start { id } => lifecycle::start(&store()?, &id)?,
         Command::Exec(a) => return exec::exec(&store()?, &a),
         Command::Ps { format, id } => lifecycle::ps(&store()?, &id, format == "json")?,
+        Command::Explain { format, lang, id } => {
+            let korean = lang.map_or_else(korean_locale, |l| l == "ko");
+            lifecycle::explain(&store()?, &id, format == "json", korean)?
+        }
         Command::State { id } => lifecycle::state(&store()?, &id)?,
         Command::Pause { id } => lifecycle::pause(&store()?, &id, true)?,
         Command::Resume { id } => lifecycle::pause(&store()?, &id, false)?,

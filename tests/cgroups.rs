@@ -310,6 +310,43 @@ fn events_stats_is_runc_shaped_json() {
     assert!(e.contains("does not exist"), "{e}");
 }
 
+/// `explain` shows the limits and the usage of the container's cgroup as its files hold them.
+#[test]
+fn explain_shows_the_cgroup_limits_and_usage() {
+    if !has_controller("memory") || !has_controller("pids") {
+        return;
+    }
+    let o = Onggi::new();
+    let path = unique("explain");
+    let b = sh("while :; do sleep 0.05; done").with(|c| {
+        c["linux"]["cgroupsPath"] = json!(path);
+        c["linux"]["resources"] = json!({"memory": {"limit": 33554432}, "pids": {"limit": 20}});
+    });
+    o.ok(&["run", "-d", "--bundle", b.dir(), "ex"]);
+    let out = o.ok(&["explain", "ex"]);
+    let dir = v2_mount().join(path.trim_start_matches('/'));
+    assert!(
+        out.contains(&format!(
+            "cgroup (limits and what is used now) {}",
+            dir.display()
+        )),
+        "{out}"
+    );
+    for (file, want) in [("memory.max", "33554432"), ("pids.max", "20")] {
+        assert!(
+            out.lines().any(|l| l.split_whitespace().eq([file, want])),
+            "{file} {want}:\n{out}"
+        );
+    }
+    let current = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("memory.current"))
+        .expect("memory.current");
+    let bytes: u64 = current.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(bytes > 0 && bytes <= 33554432, "{current}");
+    o.ok(&["delete", "--force", "ex"]);
+}
+
 #[test]
 fn update_changes_limits_live() {
     if !has_controller("memory") || !has_controller("pids") {

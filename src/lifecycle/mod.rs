@@ -6,6 +6,8 @@ pub(crate) mod create;
 mod delete;
 mod events;
 pub(crate) mod exec;
+mod explain;
+mod explain_text;
 mod join;
 mod kill;
 mod list;
@@ -19,6 +21,7 @@ pub(crate) mod update;
 
 pub(crate) use delete::delete;
 pub(crate) use events::events;
+pub(crate) use explain::explain;
 pub(crate) use kill::kill;
 pub(crate) use list::{list, state};
 pub(crate) use pause::pause;
