@@ -80,7 +80,8 @@ test-systemd: build bundles
 ## lab-NAME: run one teaching lab (bundles/labs/NAME/lab.sh, see docs/labs.md); labs: all of
 ## them in order. A cgroup lab whose controller this host lacks runs in the pure cgroup v2 guest.
 LABS := lifecycle entrypoint-cmd env pid-namespace uts-ipc network-none-host volumes layers \
-  cgroup-memory cgroup-pids capabilities seccomp user-namespace exec stop
+  cgroup-memory cgroup-pids capabilities seccomp user-namespace exec stop \
+  bridge-network port-publish logs commit
 labs: build bundles
 	@for l in $(LABS); do echo "=== lab $$l"; $(MAKE) --no-print-directory lab-$$l || exit 1; echo; done
 lab-%: build bundles

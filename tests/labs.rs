@@ -224,4 +224,8 @@ labs! {
     lab_stop => "stop",
     cgroup_lab_memory => "cgroup-memory",
     cgroup_lab_pids => "cgroup-pids",
+    lab_bridge_network => "bridge-network",
+    lab_port_publish => "port-publish",
+    lab_logs => "logs",
+    lab_commit => "commit",
 }
