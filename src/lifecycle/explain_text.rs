@@ -63,7 +63,7 @@ const KO: Words = Words {
     with: "다음 컨테이너와 공유:",
     cgroup: "씨그룹 (제한과 현재 사용량)",
     no_cgroup: "씨그룹 없음",
-    capabilities: "init의 케이퍼빌리티",
+    capabilities: "init의 캐퍼빌리티",
     none: "(없음)",
     security: "보안",
     seccomp_modes: ["꺼짐", "strict", "필터"],
