@@ -331,7 +331,11 @@ fn lock_file(path: &Path) -> Result<File> {
     Ok(f)
 }
 
-/// Writes `data` to `path` atomically: a temporary file in the same directory, fsync, rename.
+/// Writes `data` to `path` atomically: a temporary file in the same directory, then rename.
+/// No fsync: the rename is atomic for every process whatever onggi's fate (a killed onggi leaves
+/// the old file or the new one, never half of one), and the state describes processes that a
+/// power loss ends too. runc does not sync its state either; where /run is on a disk (this
+/// kind of VM) each fsync cost 0.3 to 110 ms, four times per `run`.
 pub(crate) fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
@@ -347,7 +351,6 @@ pub(crate) fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
             .custom_flags(libc::O_CLOEXEC)
             .open(&tmp)?;
         f.write_all(data)?;
-        f.sync_all()?;
         std::fs::rename(&tmp, path)?;
         Ok(())
     })();
