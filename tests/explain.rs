@@ -5,17 +5,20 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 
-/// A pod-like pair: `a` runs two processes; `b` joins a's network namespace by path and has a
-/// seccomp filter and a small capability set.
-fn pair(o: &Onggi) -> (Bundle, Bundle, i64) {
+/// A pod-like pair, `{tag}a` and `{tag}b` (ids unique across the tests of this file, which run
+/// in parallel: the default cgroup is /ID): a runs two processes; b joins a's network namespace
+/// by path and has a seccomp filter and a small capability set.
+fn pair(o: &Onggi, tag: &str) -> (Bundle, Bundle, i64) {
+    let (ida, idb) = (format!("{tag}a"), format!("{tag}b"));
     let a = sh("sleep 300 & exec sleep 301");
-    o.ok(&["create", "--bundle", a.dir(), "exa"]);
-    o.ok(&["start", "exa"]);
-    let pid = o.state("exa")["pid"].as_i64().unwrap();
+    o.ok(&["create", "--bundle", a.dir(), &ida]);
+    o.ok(&["start", &ida]);
+    let pid = o.state(&ida)["pid"].as_i64().unwrap();
+    // The shell has forked `sleep 300` and become `sleep 301`.
     wait_for(|| {
-        !std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+        std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
             .unwrap_or_default()
-            .starts_with("sh")
+            .starts_with("sleep")
     });
     let b = sh("exec sleep 302").with(|c| {
         c["process"]["capabilities"] = json!({
@@ -27,23 +30,23 @@ fn pair(o: &Onggi) -> (Bundle, Bundle, i64) {
         c["linux"]["namespaces"] = json!([{"type": "pid"}, {"type": "mount"}, {"type": "ipc"},
             {"type": "uts"}, {"type": "network", "path": format!("/proc/{pid}/ns/net")}]);
     });
-    o.ok(&["create", "--bundle", b.dir(), "exb"]);
-    o.ok(&["start", "exb"]);
+    o.ok(&["create", "--bundle", b.dir(), &idb]);
+    o.ok(&["start", &idb]);
     (a, b, pid)
 }
 
 #[test]
 fn explain_shows_namespaces_capabilities_seccomp_and_processes() {
     let o = Onggi::new();
-    let (_a, _b, a_pid) = pair(&o);
-    let out = o.ok(&["explain", "exb"]);
+    let (_a, _b, a_pid) = pair(&o, "sh");
+    let out = o.ok(&["explain", "shb"]);
     let line = |prefix: &str| {
         out.lines()
             .find(|l| l.trim_start().starts_with(prefix))
             .unwrap_or_else(|| panic!("no {prefix:?} line in:\n{out}"))
             .to_string()
     };
-    assert!(line("net ").ends_with("shared with container exa"), "{out}");
+    assert!(line("net ").ends_with("shared with container sha"), "{out}");
     assert!(line("pid ").ends_with(" own"), "{out}");
     // Root's execve makes the effective set the permitted one (the kernel's rule for uid 0).
     assert!(
@@ -55,22 +58,22 @@ fn explain_shows_namespaces_capabilities_seccomp_and_processes() {
     assert!(line("seccomp").contains("filter (1 filters)"), "{out}");
     assert!(line("no_new_privs").ends_with("yes"), "{out}");
     assert!(line("uid").contains("the host's ids"), "{out}");
-    let b_pid = o.state("exb")["pid"].as_i64().unwrap();
+    let b_pid = o.state("shb")["pid"].as_i64().unwrap();
     assert!(
         line(&b_pid.to_string())
             .split_whitespace()
             .eq([&b_pid.to_string(), "1", "sleep", "302"]),
         "{out}"
     );
-    // The other side: exa's two processes, the child indented below the init.
-    let a_out = o.ok(&["explain", "exa"]);
-    assert!(a_out.contains("shared with container exb"), "{a_out}");
+    // The other side: sha's two processes, the child indented below the init.
+    let a_out = o.ok(&["explain", "sha"]);
+    assert!(a_out.contains("shared with container shb"), "{a_out}");
     assert!(
         a_out.contains(&format!("  {a_pid:<9} 1              sleep 301")),
         "{a_out}"
     );
     assert!(a_out.contains("                sleep 300"), "{a_out}");
-    for id in ["exb", "exa"] {
+    for id in ["shb", "sha"] {
         o.ok(&["delete", "--force", id]);
     }
 }
@@ -78,10 +81,10 @@ fn explain_shows_namespaces_capabilities_seccomp_and_processes() {
 #[test]
 fn explain_json_matches_what_the_host_reads() {
     let o = Onggi::new();
-    let (_a, _b, _) = pair(&o);
+    let (_a, _b, _) = pair(&o, "js");
     let v: Value =
-        serde_json::from_str(&o.ok(&["explain", "--format", "json", "exb"])).expect("json");
-    let pid = o.state("exb")["pid"].as_i64().unwrap();
+        serde_json::from_str(&o.ok(&["explain", "--format", "json", "jsb"])).expect("json");
+    let pid = o.state("jsb")["pid"].as_i64().unwrap();
     assert_eq!(v["pid"], pid);
     let ns = |kind: &str| {
         v["namespaces"]
@@ -98,13 +101,13 @@ fn explain_json_matches_what_the_host_reads() {
         host_mnt.to_str().unwrap()
     );
     assert_eq!(ns("net")["shared"], "container");
-    assert_eq!(ns("net")["with"], json!(["exa"]));
+    assert_eq!(ns("net")["with"], json!(["jsa"]));
     assert_eq!(v["seccomp"]["mode"], 2);
     assert_eq!(v["no_new_privs"], true);
     assert_eq!(v["mounts"][0]["target"], "/");
     assert!(v["mounts_total"].as_u64().unwrap() >= 5);
     assert_eq!(v["processes"][0]["container_pid"], 1);
-    for id in ["exb", "exa"] {
+    for id in ["jsb", "jsa"] {
         o.ok(&["delete", "--force", id]);
     }
 }
