@@ -32,6 +32,13 @@ fn pair(o: &Onggi, tag: &str) -> (Bundle, Bundle, i64) {
     });
     o.ok(&["create", "--bundle", b.dir(), &idb]);
     o.ok(&["start", &idb]);
+    // `start` returns when the gate opens, maybe before the init's execve.
+    let b_pid = o.state(&idb)["pid"].as_i64().unwrap();
+    wait_for(|| {
+        std::fs::read_to_string(format!("/proc/{b_pid}/cmdline"))
+            .unwrap_or_default()
+            .starts_with("sleep")
+    });
     (a, b, pid)
 }
 
@@ -117,6 +124,13 @@ fn explain_speaks_korean_when_asked_or_when_the_locale_is_korean() {
     let o = Onggi::new();
     let b = sh("exec sleep 303");
     o.ok(&["run", "-d", "--bundle", b.dir(), "exk"]);
+    // `run -d` may return before the init's execve: wait until it is `sleep 303`.
+    let pid = o.state("exk")["pid"].as_i64().unwrap();
+    wait_for(|| {
+        std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+            .unwrap_or_default()
+            .starts_with("sleep")
+    });
     let ko = o.ok(&["explain", "--lang", "ko", "exk"]);
     assert!(
         ko.contains("네임스페이스") && ko.contains("자체") && ko.contains("프로세스"),
@@ -128,7 +142,16 @@ fn explain_speaks_korean_when_asked_or_when_the_locale_is_korean() {
         .args(["explain", "exk"])
         .output()
         .unwrap();
-    assert_eq!(text(&by_locale.stdout), ko);
+    // The same report, but for the usage, which moves between two reads.
+    let steady = |t: &str| -> Vec<String> {
+        t.lines()
+            .filter(|l| {
+                !l.contains("usage_usec") && !l.contains(".current") && !l.contains(".peak")
+            })
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(steady(&text(&by_locale.stdout)), steady(&ko));
     let en = o
         .command()
         .env("LANG", "ko_KR.UTF-8")
