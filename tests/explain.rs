@@ -15,11 +15,7 @@ fn pair(o: &Onggi, tag: &str) -> (Bundle, Bundle, i64) {
     o.ok(&["start", &ida]);
     let pid = o.state(&ida)["pid"].as_i64().unwrap();
     // The shell has forked `sleep 300` and become `sleep 301`.
-    wait_for(|| {
-        std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
-            .unwrap_or_default()
-            .starts_with("sleep")
-    });
+    wait_for_execve(pid);
     let b = sh("exec sleep 302").with(|c| {
         c["process"]["capabilities"] = json!({
             "bounding": ["CAP_KILL", "CAP_CHOWN"], "effective": ["CAP_KILL"],
@@ -34,12 +30,18 @@ fn pair(o: &Onggi, tag: &str) -> (Bundle, Bundle, i64) {
     o.ok(&["start", &idb]);
     // `start` returns when the gate opens, maybe before the init's execve.
     let b_pid = o.state(&idb)["pid"].as_i64().unwrap();
+    wait_for_execve(b_pid);
+    (a, b, pid)
+}
+
+/// Waits until the process `pid` runs `sleep` (the container's process has replaced onggi's init
+/// and any shell): `start` and `run -d` return before that execve.
+fn wait_for_execve(pid: i64) {
     wait_for(|| {
-        std::fs::read_to_string(format!("/proc/{b_pid}/cmdline"))
+        std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
             .unwrap_or_default()
             .starts_with("sleep")
     });
-    (a, b, pid)
 }
 
 #[test]
@@ -126,11 +128,7 @@ fn explain_speaks_korean_when_asked_or_when_the_locale_is_korean() {
     o.ok(&["run", "-d", "--bundle", b.dir(), "exk"]);
     // `run -d` may return before the init's execve: wait until it is `sleep 303`.
     let pid = o.state("exk")["pid"].as_i64().unwrap();
-    wait_for(|| {
-        std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
-            .unwrap_or_default()
-            .starts_with("sleep")
-    });
+    wait_for_execve(pid);
     let ko = o.ok(&["explain", "--lang", "ko", "exk"]);
     assert!(
         ko.contains("네임스페이스") && ko.contains("자체") && ko.contains("프로세스"),

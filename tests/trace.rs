@@ -189,10 +189,8 @@ fn chrome_events(trace: &str) -> Vec<Value> {
     serde_json::from_str(&format!("[{body}]")).unwrap_or_else(|e| panic!("{e}: {trace}"))
 }
 
-#[test]
-fn trace_format_chrome_is_a_trace_event_array_with_a_track_per_process() {
-    let o = Onggi::new();
-    let b = traced_bundle();
+/// `onggi --trace --trace-format chrome run` of bundle `b` as container `id`.
+fn chrome_run(o: &Onggi, b: &Bundle, id: &str) -> std::process::Output {
     let out = o.run(&[
         "--trace",
         "--trace-format",
@@ -200,9 +198,17 @@ fn trace_format_chrome_is_a_trace_event_array_with_a_track_per_process() {
         "run",
         "--bundle",
         b.dir(),
-        "chr",
+        id,
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
+    out
+}
+
+#[test]
+fn trace_format_chrome_is_a_trace_event_array_with_a_track_per_process() {
+    let o = Onggi::new();
+    let b = traced_bundle();
+    let out = chrome_run(&o, &b, "chr");
     assert_eq!(text(&out.stdout), "out-of-the-container\n");
     let events = chrome_events(&text(&out.stderr));
     let tracks: Vec<&str> = events
@@ -241,16 +247,7 @@ fn trace_format_chrome_is_a_trace_event_array_with_a_track_per_process() {
 fn the_svg_timeline_of_a_trace_is_well_formed_and_names_every_step() {
     let o = Onggi::new();
     let b = traced_bundle();
-    let out = o.run(&[
-        "--trace",
-        "--trace-format",
-        "chrome",
-        "run",
-        "--bundle",
-        b.dir(),
-        "svg",
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = chrome_run(&o, &b, "svg");
     let trace = b.scratch.path().join("trace.json");
     std::fs::write(&trace, &out.stderr).expect("write the trace");
     let render = std::process::Command::new(format!(
