@@ -273,21 +273,3 @@ fn the_svg_timeline_of_a_trace_is_well_formed_and_names_every_step() {
         );
     }
 }
-
-/// Parses the file with Python's XML parser (every machine that runs the tests has python3).
-fn well_formed_xml(path: &std::path::Path) {
-    let out = std::process::Command::new("python3")
-        .args([
-            "-c",
-            "import sys, xml.etree.ElementTree as E; E.parse(sys.argv[1])",
-        ])
-        .arg(path)
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "{} is not well-formed XML: {}",
-        path.display(),
-        text(&out.stderr)
-    );
-}

@@ -471,3 +471,21 @@ pub fn unit_exists(unit: &str) -> bool {
     let (_, out) = systemctl(&["show", "-p", "LoadState", "--value", unit]);
     out.trim() == "loaded"
 }
+
+/// Parses the file with Python's XML parser (every machine that runs the tests has python3).
+pub fn well_formed_xml(path: &std::path::Path) {
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sys, xml.etree.ElementTree as E; E.parse(sys.argv[1])",
+        ])
+        .arg(path)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{} is not well-formed XML: {}",
+        path.display(),
+        text(&out.stderr)
+    );
+}
