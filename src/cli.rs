@@ -46,9 +46,9 @@ pub(crate) struct Cli {
     /// Accepted for runc compatibility (auto|true|false); onggi decides from its euid
     #[arg(long, value_name = "VALUE", hide = true)]
     pub(crate) rootless: Option<String>,
-    /// Accepted for runc compatibility; checkpointing is not supported
-    #[arg(long, value_name = "PATH", hide = true)]
-    pub(crate) criu: Option<String>,
+    /// The CRIU binary checkpoint and restore run
+    #[arg(long, value_name = "PATH", default_value = "criu")]
+    pub(crate) criu: PathBuf,
     /// Print version information
     #[arg(short = 'v', long)]
     pub(crate) version: bool,
@@ -199,6 +199,10 @@ pub(crate) enum Command {
         lang: Option<String>,
         id: String,
     },
+    /// Save a running container to image files with CRIU (it stops, unless --leave-running)
+    Checkpoint(crate::lifecycle::checkpoint::CheckpointArgs),
+    /// Bring a container back from checkpoint's image files
+    Restore(crate::lifecycle::restore::RestoreArgs),
     /// Print the features this runtime supports (runtime-spec features.md)
     Features,
 }
@@ -382,6 +386,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Kill { all, id, signal } => lifecycle::kill(&store()?, &id, &signal, all)?,
         Command::Delete { force, id } => lifecycle::delete(&store()?, &id, force)?,
         Command::List { quiet, format } => lifecycle::list(&store()?, quiet, format == "json")?,
+        Command::Checkpoint(a) => lifecycle::checkpoint::checkpoint(&store()?, &a, &cli.criu)?,
+        Command::Restore(a) => {
+            return lifecycle::restore::restore(&store()?, &a, &cli.criu, systemd);
+        }
         Command::Features => {
             logging::print(&serde_json::to_string_pretty(&crate::features::features())?)
         }

@@ -23,6 +23,7 @@ mod capabilities;
 mod cgroup;
 pub mod cli;
 mod console;
+mod criu;
 mod features;
 mod hooks;
 mod init;

@@ -57,6 +57,10 @@ pub(super) fn setup(
             c.note(|| "setsid(); ioctl(TIOCSCTTY); dup2(pty slave, 0/1/2)".into());
             Ok::<_, anyhow::Error>(())
         })?;
+    } else {
+        // Its own session, as runc's init: the caller's session (and its terminal) stays
+        // outside, and CRIU can checkpoint a tree whose session leader is inside.
+        nix::unistd::setsid().context("setsid")?;
     }
     crate::process::prepare(p, ctx.seccomp.is_some(), ctx.procfs).map(Some)
 }

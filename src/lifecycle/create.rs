@@ -28,8 +28,9 @@ use anyhow::{anyhow, bail, Context, Result};
 use std::os::fd::{AsFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use super::undo::Undo;
 use crate::cgroup::setup::Placed;
 use crate::hooks::{self, HookState, Moment};
 use crate::init::InitContext;
@@ -37,7 +38,7 @@ use crate::lifecycle::spawn::{self, Spawned};
 use crate::msg::{self, FromInit, Go, ToInit};
 use crate::plan::Plan;
 use crate::seccomp::Filter;
-use crate::state::{proc_stat, ContainerDir, State, Status, Store};
+use crate::state::{proc_stat, State, Status, Store};
 use crate::{namespaces, sys, trace};
 use oci_spec::runtime::LinuxNamespaceType;
 
@@ -73,7 +74,7 @@ pub(crate) fn create(store: &Store, o: &CreateOptions<'_>) -> Result<Created> {
     let plan = trace::step("load_config", |c| load_config(o.bundle, c))?;
     let host = prepare(&plan, o)?;
     let mut undo = Undo::default();
-    let mut state = first_record(o.id, &plan, &host);
+    let mut state = first_record(o.id, &plan, host.cgroup.as_ref());
     let gate = trace::step("state_dir", |c| stage(store, &mut undo, &plan, &state, c))?;
     let cgroup = match &host.cgroup {
         Some(p) => Some(undo.cgroup(crate::cgroup::setup::make(p, &plan.bundle)?)),
@@ -207,7 +208,11 @@ fn stage(
     Ok(gate.into())
 }
 
-fn first_record(id: &str, plan: &Plan, host: &Host) -> State {
+pub(super) fn first_record(
+    id: &str,
+    plan: &Plan,
+    cgroup: Option<&crate::cgroup::setup::Plan>,
+) -> State {
     let b = &plan.bundle;
     State {
         id: id.to_string(),
@@ -221,11 +226,9 @@ fn first_record(id: &str, plan: &Plan, host: &Host) -> State {
         recorded: Status::Creating,
         has_process: plan.process.is_some(),
         own_pid_namespace: plan.new_namespace(LinuxNamespaceType::Pid),
-        cgroup: host.cgroup.as_ref().map(|p| p.dir()),
-        cgroup_created: host.cgroup.as_ref().is_some_and(|p| p.create),
-        systemd_unit: host
-            .cgroup
-            .as_ref()
+        cgroup: cgroup.map(|p| p.dir()),
+        cgroup_created: cgroup.is_some_and(|p| p.create),
+        systemd_unit: cgroup
             .and_then(|p| p.scope.as_ref())
             .map(|(u, _)| u.name.clone()),
         creator: crate::state::ProcessId::me(),
@@ -291,7 +294,7 @@ fn clone_call(flags: u64, into_cgroup: bool, join_user: Option<&Path>, pid: i32)
 }
 
 /// The init's pid and start time in state.json, the moment it exists.
-fn record_pid(undo: &Undo, state: &mut State, pid: i32) -> Result<()> {
+pub(super) fn record_pid(undo: &Undo, state: &mut State, pid: i32) -> Result<()> {
     state.pid_start_time = proc_stat(pid)
         .map(|p| p.start_time)
         .ok_or_else(|| anyhow!("the init (pid {pid}) vanished"))?;
@@ -379,74 +382,4 @@ pub(crate) fn check_preserved_fds(n: u32) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Undoes a create that failed half-way: kills the init, removes the cgroup onggi made (or
-/// detaches onggi's device filter from one it did not), removes the state directory. Each
-/// object is handed over the moment it exists; `disarm` keeps them all.
-#[derive(Default)]
-struct Undo {
-    dir: Option<ContainerDir>,
-    child: Option<(i32, OwnedFd)>,
-    /// The container's cgroup and whether onggi made it.
-    cgroup: Option<(PathBuf, bool)>,
-    /// `--systemd-cgroup`: the scope to stop.
-    unit: Option<String>,
-}
-
-impl Undo {
-    fn dir(&mut self, dir: ContainerDir) -> &ContainerDir {
-        self.dir.insert(dir)
-    }
-
-    fn state_dir(&self) -> Result<&ContainerDir> {
-        self.dir
-            .as_ref()
-            .ok_or_else(|| anyhow!("state directory vanished"))
-    }
-
-    fn cgroup(&mut self, placed: Placed) -> Placed {
-        self.cgroup = Some((placed.dir.clone(), placed.created));
-        self.unit = placed.scope.as_ref().map(|s| s.unit.clone());
-        placed
-    }
-
-    fn child(&mut self, child: &Spawned) -> Result<()> {
-        let pidfd = child.pidfd.try_clone().context("dup pidfd")?;
-        self.child = Some((child.pid, pidfd));
-        Ok(())
-    }
-
-    fn disarm(mut self) {
-        self.dir = None;
-        self.child = None;
-        self.cgroup = None;
-        self.unit = None;
-    }
-}
-
-impl Drop for Undo {
-    fn drop(&mut self) {
-        if let Some((pid, pidfd)) = self.child.take() {
-            let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
-            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
-        }
-        if let Some(unit) = self.unit.take() {
-            if let Ok(bus) = crate::cgroup::bus::Bus::connect(namespaces::rootless()) {
-                let _ = bus.stop(&unit);
-            }
-        }
-        match self.cgroup.take() {
-            Some((dir, true)) => {
-                let _ = crate::cgroup::remove(&dir);
-            }
-            Some((dir, false)) => {
-                let _ = crate::cgroup::device_filter::detach_ours(&dir);
-            }
-            None => {}
-        }
-        if let Some(dir) = self.dir.take() {
-            let _ = dir.remove();
-        }
-    }
 }

@@ -2,6 +2,7 @@
 //! the clone it makes), start, state and list, kill, pause and resume, exec and ps, update and
 //! events, delete, and run (create + start + wait), as runc's CLI has them.
 
+pub(crate) mod checkpoint;
 pub(crate) mod create;
 mod delete;
 mod events;
@@ -14,9 +15,11 @@ mod list;
 mod parent_side;
 mod pause;
 mod ps;
+pub(crate) mod restore;
 mod run;
 mod spawn;
 mod start;
+mod undo;
 pub(crate) mod update;
 
 pub(crate) use delete::delete;

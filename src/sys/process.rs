@@ -25,6 +25,35 @@ pub(crate) fn die_with_parent(cmd: &mut std::process::Command) {
     }
 }
 
+/// Makes `cmd`'s process find `fds` at 3, 4, … (without close-on-exec there, and only there):
+/// the way onggi hands CRIU its socket and the descriptors it inherits. Every other descriptor
+/// of onggi stays close-on-exec. Also dies with its parent, as [`die_with_parent`]. The caller
+/// keeps `fds` open until the command is spawned; at most 16.
+pub(crate) fn pass_fds(cmd: &mut std::process::Command, fds: &[BorrowedFd<'_>]) {
+    use std::os::unix::process::CommandExt;
+    let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
+    // SAFETY: the closure runs in the child between fork and exec and calls only prctl, fcntl
+    // and dup2 (async-signal-safe) on integers; `raw` was allocated before the fork and is
+    // only read. The sources are first copied above every target (F_DUPFD), so no dup2 onto
+    // 3 + i closes a source still to be moved; the copies are close-on-exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let above = 3 + raw.len() as libc::c_int;
+            let mut copies = [0 as libc::c_int; 16];
+            for (i, &fd) in raw.iter().enumerate().take(16) {
+                copies[i] = check_int(libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, above))?;
+            }
+            for (i, &copy) in copies.iter().enumerate().take(raw.len().min(16)) {
+                check_int(libc::dup2(copy, 3 + i as libc::c_int))?;
+            }
+            Ok(())
+        });
+    }
+}
+
 /// What `clone3` returned in the calling process.
 enum Forked {
     /// We are the new child.
