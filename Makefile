@@ -7,7 +7,7 @@ ROOTFS := bundles/rootfs
 # mounts on the host or change the propagation of /.
 PRIVATE := unshare -m --propagation private
 
-.PHONY: all build deps bundles demo test test-cgroup-v2 test-systemd conformance bench lint clean e2e e2e-podman e2e-podman-rootless e2e-containerd e2e-docker e2e-docker-v2 e2e-systemd e2e-cri labs labs-pictures docs install install-files
+.PHONY: all build deps bundles demo test test-cgroup-v2 test-systemd conformance bench lint clean e2e e2e-podman e2e-podman-rootless e2e-containerd e2e-docker e2e-docker-v2 e2e-systemd e2e-cri e2e-checkpoint labs labs-pictures docs install install-files
 
 all: build
 
@@ -144,6 +144,12 @@ e2e-cri: build bundles
 	$(CURDIR)/../shared/vm/vmrun.sh --systemd --timeout 1200 -- sh -c 'modprobe -a bridge veth overlay 2>/dev/null; rc=0; \
 	  for d in cgroupfs systemd; do echo "# the $$d cgroup driver"; \
 	    CRI_DRIVER=$$d unshare -m -n --propagation private bash tests/e2e/cri.sh $(ONGGI) $(CURDIR)/bundles/rootfs || rc=1; done; exit $$rc'
+
+## e2e-checkpoint: checkpoint and restore with CRIU in the systemd guest (this host's kernel
+## cannot run CRIU 3.17; the guest's job is not chrooted, as CRIU needs): tests/e2e/checkpoint.sh
+e2e-checkpoint: build bundles
+	$(CURDIR)/../shared/vm/vmrun.sh --systemd --timeout 900 -- \
+	  unshare -m --propagation private bash tests/e2e/checkpoint.sh $(ONGGI) $(CURDIR)/bundles/rootfs
 
 ## conformance: the OCI runtime-tools programs the foundation must pass (see README)
 CONFORMANCE := create state start kill kill_no_effect killsig delete delete_only_create_resources \

@@ -32,6 +32,7 @@ pub(crate) fn features() -> serde_json::Value {
         },
         "annotations": {
             "io.github.onggi.version": env!("CARGO_PKG_VERSION"),
+            "org.opencontainers.runc.checkpoint.enabled": "true",
             "io.github.onggi.process-model": "clone3, no re-exec",
             "io.github.onggi.supported-fields": "process.scheduler, process.ioPriority, process.execCPUAffinity, linux.personality, linux.memoryPolicy, linux.domainname, linux.timeOffsets, linux.netDevices"
         }

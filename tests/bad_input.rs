@@ -339,3 +339,67 @@ fn a_reader_that_went_away_is_not_a_panic() {
         assert_eq!(status.code(), Some(141), "{args:?}: {text}");
     }
 }
+
+/// checkpoint and restore refuse bad input before CRIU is ever run (this host's kernel cannot
+/// run CRIU: `make e2e-checkpoint` proves the rest in the guest), in one line, leaving nothing.
+#[test]
+fn checkpoint_and_restore_refuse_bad_input_in_one_line() {
+    let o = Onggi::new();
+    let b = sh("sleep 30");
+    let one_line = |args: &[&str], needle: &str| {
+        let out = o.run(args);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains(needle), "expected {needle:?} in: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    };
+    let img = b.scratch.path().join("img");
+    let img = img.to_str().unwrap();
+    one_line(
+        &["checkpoint", "--image-path", img, "nosuch"],
+        "nosuch: container does not exist",
+    );
+    let restore = |id: &'static str| -> Vec<String> {
+        [
+            "restore",
+            "-d",
+            "--image-path",
+            img,
+            "--bundle",
+            b.dir(),
+            id,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let args = restore("r1");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    one_line(&args, "img: No such file or directory");
+    assert!(o.leftovers().is_empty(), "state left: {:?}", o.leftovers());
+    std::fs::create_dir(b.scratch.path().join("img")).unwrap();
+    one_line(&args, "no checkpoint there (no inventory.img)");
+    assert!(o.leftovers().is_empty(), "state left: {:?}", o.leftovers());
+    one_line(
+        &["checkpoint", "--empty-ns", "pid", "r1"],
+        "--empty-ns pid: only \"network\" can be left empty",
+    );
+    o.ok(&["create", "--bundle", b.dir(), "r2"]);
+    one_line(
+        &["checkpoint", "--image-path", img, "r2"],
+        "r2: container not running (created)",
+    );
+    // Restoring over an existing id: refused before CRIU runs, the container untouched.
+    std::fs::write(b.scratch.path().join("img/inventory.img"), b"").unwrap();
+    let over = restore("r2");
+    let over: Vec<&str> = over.iter().map(String::as_str).collect();
+    one_line(&over, "r2: container with that id exists already");
+    assert!(o.ok(&["state", "r2"]).contains("\"created\""));
+    o.ok(&["delete", "--force", "r2"]);
+    let help = o.run(&["checkpoint", "--help"]);
+    assert_eq!(
+        help.status.code(),
+        Some(0),
+        "podman probes `checkpoint --help`"
+    );
+}

@@ -36,7 +36,9 @@ pub(crate) struct Session {
 
 impl Session {
     /// Starts CRIU, which finds `inherit` at descriptors 4, 5, … (for its inherit_fd).
-    pub(crate) fn start(criu: &Path, inherit: &[BorrowedFd<'_>]) -> Result<Session> {
+    /// `quiet`: CRIU's stderr goes to /dev/null (after a pre-dump it waits for another request
+    /// and complains on stderr when onggi closes the socket instead; its log has the rest).
+    pub(crate) fn start(criu: &Path, inherit: &[BorrowedFd<'_>], quiet: bool) -> Result<Session> {
         use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
         let (ours, theirs) = socketpair(
             AddressFamily::Unix,
@@ -47,6 +49,9 @@ impl Session {
         .context("socketpair")?;
         let mut cmd = std::process::Command::new(criu);
         cmd.args(["swrk", "3"]);
+        if quiet {
+            cmd.stderr(std::process::Stdio::null());
+        }
         let mut fds = vec![theirs.as_fd()];
         fds.extend_from_slice(inherit);
         sys::pass_fds(&mut cmd, &fds);

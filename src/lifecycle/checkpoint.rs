@@ -316,7 +316,7 @@ pub(crate) fn checkpoint(store: &Store, a: &CheckpointArgs, criu: &Path) -> Resu
                 dirs.images_path.display()
             )
         });
-        let session = crate::criu::Session::start(criu, &[])?;
+        let session = crate::criu::Session::start(criu, &[], a.pre_dump)?;
         session.run(&Request::new(kind, opts), &log, &mut |_, _, _| Ok(()))
     })?;
     drop(init);

@@ -70,6 +70,10 @@ pub(crate) struct RestoreArgs {
 /// `restore`: returns the exit code to exit with (0 with --detach).
 pub(crate) fn restore(store: &Store, a: &RestoreArgs, criu: &Path, systemd: bool) -> Result<i32> {
     crate::state::validate_id(&a.id)?;
+    // Before the cgroup is planned: an existing container's cgroup is not a restore's concern.
+    if store.ids()?.contains(&a.id) {
+        return Err(crate::state::StoreError::Exists(a.id.clone()).into());
+    }
     check_empty_ns(&a.criu.empty_ns)?;
     let relay = if a.detach {
         None
@@ -105,7 +109,7 @@ pub(crate) fn restore(store: &Store, a: &RestoreArgs, criu: &Path, systemd: bool
     };
     let inherit: Vec<BorrowedFd<'_>> = netns.iter().map(|f| f.as_fd()).collect();
     let session = trace::step("criu_start", |_| {
-        crate::criu::Session::start(criu, &inherit)
+        crate::criu::Session::start(criu, &inherit, false)
     })?;
     if let Some(p) = &placed {
         crate::cgroup::setup::join(p, session.pid())?;
