@@ -153,3 +153,12 @@ fn delete_right_after_kill_9_of_a_created_container_succeeds() {
     }
     assert!(o.leftovers().is_empty());
 }
+
+#[test]
+fn the_init_leads_its_own_session_and_process_group() {
+    // As runc's init (setsid): the caller's session and terminal stay outside, and CRIU can
+    // checkpoint the container (it refuses a tree whose session leader is outside it).
+    let o = Onggi::new();
+    let b = sh("set -- $(cut -d' ' -f5,6 /proc/self/stat); echo pgrp=$1 sid=$2");
+    assert_eq!(o.output_of(&b), "pgrp=1 sid=1\n");
+}
