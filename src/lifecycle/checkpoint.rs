@@ -141,8 +141,8 @@ fn open_dir(path: &Path, make: bool, flag: &str) -> Result<OwnedFd> {
     Ok(dir.into())
 }
 
-/// `--empty-ns network` as CLONE_NEWNET (the only one runc accepts); others are refused by
-/// clap's caller below.
+/// `--empty-ns network` as CLONE_NEWNET (the only one runc accepts; [`check_empty_ns`]
+/// refuses the others first).
 fn empty_ns(names: &[String]) -> u32 {
     names
         .iter()
@@ -320,14 +320,10 @@ pub(crate) fn checkpoint(store: &Store, a: &CheckpointArgs, criu: &Path) -> Resu
         session.run(&Request::new(kind, opts), &log, &mut |_, _, _| Ok(()))
     })?;
     drop(init);
-    if !opts_left_running(a) {
+    if !(a.leave_running || a.pre_dump) {
         // CRIU killed the processes; the container goes as runc's does.
         drop(c);
         super::delete(store, &a.id, true)?;
     }
     Ok(())
-}
-
-fn opts_left_running(a: &CheckpointArgs) -> bool {
-    a.leave_running || a.pre_dump
 }
