@@ -253,26 +253,7 @@ pub(crate) fn checkpoint(store: &Store, a: &CheckpointArgs, criu: &Path) -> Resu
     let spec = c.dir.load_config()?;
     let dirs = Dirs::open(&a.criu, true)?;
     let pid = c.state.pid;
-    trace::step("criu_descriptors", |t| {
-        let fds: Vec<String> = (0..3)
-            .map(|n| {
-                std::fs::read_link(format!("/proc/{pid}/fd/{n}"))
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_else(|_| "/dev/null".into())
-            })
-            .collect();
-        t.note(|| {
-            format!(
-                "write {}/{DESCRIPTORS} = {fds:?}",
-                dirs.images_path.display()
-            )
-        });
-        crate::state::write_atomic(
-            &dirs.images_path.join(DESCRIPTORS),
-            serde_json::to_string(&fds)?.as_bytes(),
-            0o600,
-        )
-    })?;
+    trace::step("criu_descriptors", |t| save_descriptors(&dirs, pid, t))?;
     let mut opts = dirs.opts(
         &a.criu,
         if a.pre_dump {
@@ -326,4 +307,26 @@ pub(crate) fn checkpoint(store: &Store, a: &CheckpointArgs, criu: &Path) -> Resu
         super::delete(store, &a.id, true)?;
     }
     Ok(())
+}
+
+/// runc's descriptors.json: what the init's stdin, stdout and stderr are now.
+fn save_descriptors(dirs: &Dirs, pid: i32, t: &mut trace::Calls) -> Result<()> {
+    let fds: Vec<String> = (0..3)
+        .map(|n| {
+            std::fs::read_link(format!("/proc/{pid}/fd/{n}"))
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| "/dev/null".into())
+        })
+        .collect();
+    t.note(|| {
+        format!(
+            "write {}/{DESCRIPTORS} = {fds:?}",
+            dirs.images_path.display()
+        )
+    });
+    crate::state::write_atomic(
+        &dirs.images_path.join(DESCRIPTORS),
+        serde_json::to_string(&fds)?.as_bytes(),
+        0o600,
+    )
 }
