@@ -162,3 +162,21 @@ fn the_init_leads_its_own_session_and_process_group() {
     let b = sh("set -- $(cut -d' ' -f5,6 /proc/self/stat); echo pgrp=$1 sid=$2");
     assert_eq!(o.output_of(&b), "pgrp=1 sid=1\n");
 }
+
+/// A manager that gives the container no stdin hands it the host's /dev/null (conmon, the
+/// containerd shim; here the test's own `Stdio::null()`). As runc, the init replaces it with
+/// the container's /dev/null: its mount is one the container sees (CRIU can dump it), and
+/// stdio that is not /dev/null (stdout, a file here) is left alone.
+#[test]
+fn stdio_that_is_the_hosts_dev_null_becomes_the_containers() {
+    let o = Onggi::new();
+    let b = sh("for fd in 0 1; do \
+                  m=$(awk '$1 == \"mnt_id:\" {print $2}' /proc/self/fdinfo/$fd); \
+                  echo \"$fd $(awk -v m=$m '$1 == m {print $5}' /proc/self/mountinfo)\"; \
+                done; readlink /proc/self/fd/0");
+    let out = o.output_of(&b);
+    assert_eq!(
+        out, "0 /dev\n1 \n/dev/null\n",
+        "fd 0 on the container's /dev"
+    );
+}

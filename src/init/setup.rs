@@ -23,6 +23,7 @@ pub(super) fn setup(
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
     enter_namespaces(ctx)?;
     filesystem(ctx, state, sources)?;
+    trace::step("stdio_dev_null", rootfs::reopen_dev_null_stdio)?;
     system(ctx)?;
     let Some(p) = &ctx.plan.process else {
         return Ok(None);

@@ -251,11 +251,46 @@ fn bind_host_device(dir: BorrowedFd<'_>, name: &str, host: &Path, c: &mut Calls)
 /// /dev/null must really be the null device (char 1:3) before it is bound over anything.
 pub(crate) fn check_dev_null(fd: BorrowedFd<'_>) -> Result<()> {
     let st = nix::sys::stat::fstat(fd.as_raw_fd()).context("cannot stat /dev/null")?;
-    let ok = st.st_mode & libc::S_IFMT == libc::S_IFCHR
-        && libc::major(st.st_rdev) == 1
-        && libc::minor(st.st_rdev) == 3;
-    if !ok {
+    if !is_null_device(&st) {
         bail!("/dev/null is not the null device (char 1:3): refusing to use it");
     }
+    Ok(())
+}
+
+fn is_null_device(st: &libc::stat) -> bool {
+    st.st_mode & libc::S_IFMT == libc::S_IFCHR
+        && libc::major(st.st_rdev) == 1
+        && libc::minor(st.st_rdev) == 3
+}
+
+/// Stdio that is the caller's /dev/null (conmon and containerd's shim give a container without
+/// stdin the host's) is replaced by the container's own /dev/null, once the new root is in
+/// place, as runc does: the host's mount stays outside, and CRIU can dump the container (a file
+/// on a mount that the container cannot see has no path to restore). Nothing to do, or no
+/// /dev/null in the container: the fds are left as they are.
+pub(crate) fn reopen_dev_null_stdio(c: &mut Calls) -> Result<()> {
+    let hosts: Vec<i32> = (0..3)
+        .filter(|&fd| nix::sys::stat::fstat(fd).is_ok_and(|st| is_null_device(&st)))
+        .collect();
+    if hosts.is_empty() {
+        return Ok(());
+    }
+    let root = sys::openat2(
+        cwd(),
+        Path::new("/"),
+        libc::O_PATH | libc::O_DIRECTORY,
+        0,
+        0,
+    )?;
+    let flags = libc::O_RDWR | libc::O_NOCTTY;
+    let Ok(null) = sys::openat2(root.as_fd(), Path::new("dev/null"), flags, 0, IN_ROOT) else {
+        c.note(|| "no /dev/null in the container: stdio left as given".into());
+        return Ok(());
+    };
+    check_dev_null(null.as_fd())?;
+    for &fd in &hosts {
+        nix::unistd::dup2(null.as_raw_fd(), fd).context("dup2 /dev/null onto stdio")?;
+    }
+    c.note(|| format!("open(/dev/null) in the new root; dup2 onto fds {hosts:?}"));
     Ok(())
 }

@@ -27,6 +27,7 @@ use std::path::Path;
 
 use crate::sys;
 use crate::trace;
+pub(crate) use dev::reopen_dev_null_stdio;
 pub(crate) use idmap::IdmapUserns;
 pub(crate) use options::{known_options, propagation_flag};
 pub(crate) use pivot::chroot_only;
