@@ -258,7 +258,24 @@ pub fn command() -> clap::Command {
     <Cli as clap::CommandFactory>::command()
 }
 
+/// The single-dash long flags that managers send, as runc's CLI library accepts them, spelled
+/// with two dashes for clap: go-runc (containerd's shim) restores with `-no-subreaper`. Only
+/// these, and only among the flags of their command: a container's own arguments are not
+/// touched.
+fn runc_single_dash(mut args: Vec<OsString>) -> Vec<OsString> {
+    let restore = args.iter().position(|a| a == "restore");
+    if let Some(i) = restore {
+        for a in args.iter_mut().skip(i + 1) {
+            if a == "-no-subreaper" {
+                *a = "--no-subreaper".into();
+            }
+        }
+    }
+    args
+}
+
 pub fn main(args: Vec<OsString>) -> i32 {
+    let args = runc_single_dash(args);
     let cli = match Cli::try_parse_from(&args) {
         Ok(c) => c,
         Err(e) => {
@@ -426,6 +443,20 @@ mod tests {
 
     fn parse(v: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_from(v.iter().map(OsString::from))
+    }
+
+    #[test]
+    fn go_runcs_single_dash_no_subreaper_is_the_restore_flag() {
+        let v = ["onggi", "restore", "-no-subreaper", "--bundle", "b", "c1"];
+        let args = runc_single_dash(v.iter().map(OsString::from).collect());
+        match Cli::try_parse_from(args).expect("parses").command {
+            Some(Command::Restore(a)) => assert!(a.no_subreaper && a.id == "c1"),
+            _ => panic!("not restore"),
+        }
+        let run = ["onggi", "run", "-b", "b", "c1"]
+            .map(OsString::from)
+            .to_vec();
+        assert_eq!(runc_single_dash(run.clone()), run);
     }
 
     #[test]

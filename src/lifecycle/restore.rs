@@ -6,7 +6,7 @@
 //! ```text
 //!   onggi restore                              criu swrk (onggi's child)
 //!   ─────────────                              ─────────────────────────
-//!   load_config: the Plan; state_dir (creating)
+//!   load_config: the Plan; mountpoints (made in the rootfs where missing); state_dir (creating)
 //!   cgroup: mkdir, limits, device filter
 //!   criu_start; criu joins the cgroup
 //!   request RESTORE ─────────────────────────▶ namespaces, mounts (root = rootfs, bind
@@ -92,6 +92,7 @@ pub(crate) fn restore(store: &Store, a: &RestoreArgs, criu: &Path, systemd: bool
         bail!("process.terminal is true: restore needs --console-socket for the pty master");
     }
     let console = crate::console::target(plan.terminal(), a.console_socket.as_deref(), None)?;
+    trace::step("mountpoints", |_| mountpoints(&plan))?;
     let cgroup_plan = crate::cgroup::setup::plan(&plan.bundle, &a.id, systemd)?;
     let mut undo = Undo::default();
     let mut state = super::create::first_record(&a.id, &plan, cgroup_plan.as_ref());
@@ -147,6 +148,37 @@ pub(crate) fn restore(store: &Store, a: &RestoreArgs, criu: &Path, systemd: bool
         .context("waiting for the container")?;
     super::delete(store, &a.id, true)?;
     Ok(code)
+}
+
+/// Each mount's destination made in the rootfs where it is missing (a new container's rootfs,
+/// as `podman container restore --import` gives, lacks the mount points that create made), as
+/// runc does: CRIU mounts onto them and does not create them. Below a tmpfs of the config
+/// there is nothing to make, CRIU restores the tmpfs with its contents. Resolved in the root.
+fn mountpoints(plan: &Plan) -> Result<()> {
+    use crate::rootfs::{ensure_in_root, TargetKind};
+    let mounts = plan.bundle.spec.mounts().as_deref().unwrap_or(&[]);
+    let tmpfs: Vec<&Path> = mounts
+        .iter()
+        .filter(|m| m.typ().as_deref() == Some("tmpfs"))
+        .map(|m| m.destination().as_path())
+        .collect();
+    let binds: std::collections::HashMap<String, String> =
+        bind_mounts(&plan.bundle.spec).into_iter().collect();
+    let root = std::fs::File::open(&plan.bundle.rootfs)
+        .with_context(|| format!("root.path {}", plan.bundle.rootfs.display()))?;
+    for m in mounts {
+        let dest = m.destination();
+        if tmpfs.iter().any(|t| dest != *t && dest.starts_with(t)) {
+            continue;
+        }
+        let kind = match binds.get(&dest.display().to_string()) {
+            Some(src) if !plan.bundle.dir.join(src).is_dir() => TargetKind::File,
+            _ => TargetKind::Dir,
+        };
+        ensure_in_root(root.as_fd(), dest, kind)
+            .with_context(|| format!("mounts: destination {}", dest.display()))?;
+    }
+    Ok(())
 }
 
 fn open_netns(path: &Path) -> Result<OwnedFd> {
