@@ -146,10 +146,13 @@ e2e-cri: build bundles
 	    CRI_DRIVER=$$d unshare -m -n --propagation private bash tests/e2e/cri.sh $(ONGGI) $(CURDIR)/bundles/rootfs || rc=1; done; exit $$rc'
 
 ## e2e-checkpoint: checkpoint and restore with CRIU in the systemd guest (this host's kernel
-## cannot run CRIU 3.17; the guest's job is not chrooted, as CRIU needs): tests/e2e/checkpoint.sh
+## cannot run CRIU 3.17; the guest's job is not chrooted, as CRIU needs): tests/e2e/checkpoint.sh,
+## then podman's and containerd's own checkpoint and restore (tests/e2e/checkpoint-managers.sh)
 e2e-checkpoint: build bundles
-	$(CURDIR)/../shared/vm/vmrun.sh --systemd --timeout 900 -- \
-	  unshare -m --propagation private bash tests/e2e/checkpoint.sh $(ONGGI) $(CURDIR)/bundles/rootfs
+	$(CURDIR)/../shared/vm/vmrun.sh --systemd --timeout 1200 -- sh -c 'rc=0; \
+	  unshare -m --propagation private bash tests/e2e/checkpoint.sh $(ONGGI) $(CURDIR)/bundles/rootfs || rc=1; \
+	  unshare -m --propagation private bash tests/e2e/checkpoint-managers.sh $(ONGGI) $(CURDIR)/bundles/rootfs || rc=1; \
+	  exit $$rc'
 
 ## conformance: the OCI runtime-tools programs the foundation must pass (see README)
 CONFORMANCE := create state start kill kill_no_effect killsig delete delete_only_create_resources \
