@@ -123,10 +123,11 @@ e2e-containerd: build bundles
 e2e-docker: build bundles
 	unshare -m -n --propagation private bash tests/e2e/docker.sh $(ONGGI) $(CURDIR)/bundles/rootfs
 ## e2e-docker-v2: the same in the pure cgroup v2 guest, with runc side by side and the limit,
-## update, OOM and stats checks
+## update, OOM and stats checks. DOCKER_V2_RUNTIMES=onggi leaves runc out (CI does: half the time)
+DOCKER_V2_RUNTIMES ?= onggi runc
 e2e-docker-v2: build bundles
 	$(CURDIR)/../shared/vm/vmrun.sh --systemd --timeout 1500 -- sh -c 'modprobe -a nf_tables nft_chain_nat nft_compat xt_addrtype xt_conntrack xt_MASQUERADE br_netfilter bridge veth overlay 2>/dev/null; \
-	  unshare -m -n --propagation private env RUNTIMES="onggi runc" DOCKER_V2_CHECKS=1 TMPBASE=/var/tmp CGROUP_PARENT=/onggi-e2e-docker \
+	  unshare -m -n --propagation private env RUNTIMES="$(DOCKER_V2_RUNTIMES)" DOCKER_V2_CHECKS=1 TMPBASE=/var/tmp CGROUP_PARENT=/onggi-e2e-docker \
 	  bash tests/e2e/docker.sh $(ONGGI) $(CURDIR)/bundles/rootfs'
 
 ## e2e-systemd: podman, containerd and Docker in their systemd cgroup configurations drive
