@@ -9,7 +9,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::Path;
 
 use super::resolve::{
-    create_file_at, cwd, ensure_in_root, fd_path, open_in_root, TargetKind, IN_ROOT,
+    create_file_at, current_root, cwd, ensure_in_root, fd_path, open_in_root, TargetKind, IN_ROOT,
 };
 use crate::sys;
 use crate::trace::Calls;
@@ -275,19 +275,15 @@ pub(crate) fn reopen_dev_null_stdio(c: &mut Calls) -> Result<()> {
     if hosts.is_empty() {
         return Ok(());
     }
-    let root = sys::openat2(
-        cwd(),
-        Path::new("/"),
-        libc::O_PATH | libc::O_DIRECTORY,
-        0,
-        0,
-    )?;
+    let root = current_root()?;
     let flags = libc::O_RDWR | libc::O_NOCTTY;
-    let Ok(null) = sys::openat2(root.as_fd(), Path::new("dev/null"), flags, 0, IN_ROOT) else {
-        c.note(|| "no /dev/null in the container: stdio left as given".into());
+    let null = sys::openat2(root.as_fd(), Path::new("dev/null"), flags, 0, IN_ROOT);
+    // As runc: only the container's own null device replaces it; anything else there (or
+    // nothing) leaves stdio as given, and the container is not failed for it.
+    let Some(null) = null.ok().filter(|f| check_dev_null(f.as_fd()).is_ok()) else {
+        c.note(|| "the container has no null device at /dev/null: stdio left as given".into());
         return Ok(());
     };
-    check_dev_null(null.as_fd())?;
     for &fd in &hosts {
         nix::unistd::dup2(null.as_raw_fd(), fd).context("dup2 /dev/null onto stdio")?;
     }

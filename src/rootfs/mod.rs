@@ -142,13 +142,7 @@ fn in_root(op: &Op<'_>, root: BorrowedFd<'_>, cx: &MountContext<'_>) -> Result<(
 /// the root: a symlink cannot lead it out.
 pub(crate) fn create_cwd(dir: &Path) -> Result<()> {
     trace::step("cwd_create", |_| {
-        let root = sys::openat2(
-            cwd(),
-            Path::new("/"),
-            libc::O_PATH | libc::O_DIRECTORY,
-            0,
-            0,
-        )?;
+        let root = resolve::current_root()?;
         ensure_in_root(root.as_fd(), dir, TargetKind::Dir).map(|_| ())
     })
     .with_context(|| format!("process.cwd {}", dir.display()))

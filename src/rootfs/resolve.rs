@@ -20,6 +20,18 @@ pub(super) fn rel_components(p: &Path) -> Vec<&OsStr> {
 
 pub(super) const IN_ROOT: u64 = sys::RESOLVE_IN_ROOT | sys::RESOLVE_NO_MAGICLINKS;
 
+/// The root this process now has (after pivot_root or chroot), as an O_PATH descriptor to
+/// resolve paths in with [`open_in_root`] and [`ensure_in_root`].
+pub(crate) fn current_root() -> std::io::Result<OwnedFd> {
+    sys::openat2(
+        cwd(),
+        Path::new("/"),
+        libc::O_PATH | libc::O_DIRECTORY,
+        0,
+        0,
+    )
+}
+
 /// Opens `path` (O_PATH) inside the root `root`: symlinks resolve as if `root` were "/".
 pub(crate) fn open_in_root(root: BorrowedFd<'_>, path: &Path) -> std::io::Result<OwnedFd> {
     let rel: PathBuf = rel_components(path).iter().collect();
