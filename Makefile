@@ -53,10 +53,14 @@ demo: build bundles
 	$(PRIVATE) $(ONGGI) --root /run/onggi-demo run --bundle bundles/hello hello-$$$$
 
 ## test: unit tests, then the integration tests (real containers, as root), then conformance
+# The tests compile under the citest profile (release without LTO: minutes less) and run the
+# shipped binary, target/release/onggi.
+TEST_BUILD := --profile citest
+export ONGGI_BIN := $(ONGGI)
 test: build bundles lint
-	$(CARGO) test --release --lib
+	$(CARGO) test $(TEST_BUILD) --lib
 	$(CARGO) build --release --examples
-	$(PRIVATE) $(CARGO) test --release --test '*'
+	$(PRIVATE) $(CARGO) test $(TEST_BUILD) --test '*'
 	$(MAKE) conformance
 
 ## test-cgroup-v2: the cgroup tests in a QEMU guest with a pure cgroup v2 hierarchy
@@ -64,18 +68,18 @@ test: build bundles lint
 VMRUN := $(CURDIR)/../shared/vm/vmrun.sh --timeout 600 -- unshare -m --propagation private
 test-cgroup-v2: build bundles
 	ONGGI_REQUIRE_CGROUP_V2=1 CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="$(VMRUN)" \
-	  $(CARGO) test --release --test cgroups
+	  $(CARGO) test $(TEST_BUILD) --test cgroups
 	ONGGI_REQUIRE_CGROUP_V2=1 CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="$(VMRUN)" \
-	  $(CARGO) test --release --test labs cgroup_lab
+	  $(CARGO) test $(TEST_BUILD) --test labs cgroup_lab
 
 ## test-systemd: the systemd cgroup driver's tests in the QEMU guest with systemd 252 as PID 1
 ## (../shared/vm/vmrun.sh --systemd): scopes, limits in both views, update, OOM, crash safety
 VMRUN_SYSTEMD := $(CURDIR)/../shared/vm/vmrun.sh --systemd --timeout 900 -- unshare -m --propagation private
 test-systemd: build bundles
 	ONGGI_REQUIRE_SYSTEMD=1 CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="$(VMRUN_SYSTEMD)" \
-	  $(CARGO) test --release --test systemd
+	  $(CARGO) test $(TEST_BUILD) --test systemd
 	ONGGI_REQUIRE_SYSTEMD=1 CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="$(VMRUN_SYSTEMD)" \
-	  $(CARGO) test --release --test crash_safety systemd
+	  $(CARGO) test $(TEST_BUILD) --test crash_safety systemd
 
 ## lab-NAME: run one teaching lab (bundles/labs/NAME/lab.sh, see docs/labs.md); labs: all of
 ## them in order. A cgroup lab whose controller this host lacks runs in the pure cgroup v2 guest.

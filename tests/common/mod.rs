@@ -13,8 +13,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 static N: AtomicUsize = AtomicUsize::new(0);
 
+/// The binary under test: `ONGGI_BIN` when set (`make test` sets it to the shipped
+/// target/release/onggi), else the one cargo built beside the tests.
 pub fn onggi_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_onggi")
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        std::env::var("ONGGI_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_onggi").to_string())
+    })
 }
 
 fn preconditions() {
