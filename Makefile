@@ -169,7 +169,8 @@ CONFORMANCE := create state start kill kill_no_effect killsig delete delete_only
 conformance: build
 	bash tests/conformance.sh $(ONGGI) $(CONFORMANCE)
 
-## bench: onggi vs runc vs crun, side by side (see README "Speed")
+## bench: onggi, crun, runc and the kernel floor interleaved round by round: every figure of
+## README "Speed" (BENCH_RUNS rounds, 60)
 bench: build bundles
 	bash bundles/bench/bench.sh $(ONGGI)
 
