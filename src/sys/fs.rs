@@ -1,4 +1,4 @@
-//! Files: openat2 and its RESOLVE_* flags, the filesystem magic, flock, sealed memfds, and
+//! Files: openat2 and its RESOLVE_* flags, the filesystem magic, mount roots, flock, sealed memfds, and
 //! whether a descriptor sits on a read-only mount.
 
 use super::{check, check_int, cstr, owned};
@@ -91,6 +91,28 @@ pub(crate) fn fs_magic(fd: BorrowedFd<'_>) -> io::Result<i64> {
     // SAFETY: `st` is a valid out-pointer for the call.
     check_int(unsafe { libc::fstatfs(fd.as_raw_fd(), &mut st) })?;
     Ok(st.f_type)
+}
+
+/// Whether `path` (not following a final symlink) is the root of a mount: statx's
+/// STATX_ATTR_MOUNT_ROOT, one lookup instead of reading the whole /proc/self/mountinfo.
+pub(crate) fn is_mount_root(path: &Path) -> io::Result<bool> {
+    let c = cstr(path)?;
+    // SAFETY: statx is a plain C struct filled in by the kernel.
+    let mut st: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is NUL-terminated and `st` is a valid out-pointer for the call.
+    check_int(unsafe {
+        libc::statx(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW | libc::AT_NO_AUTOMOUNT | libc::AT_STATX_DONT_SYNC,
+            0,
+            &mut st,
+        )
+    })?;
+    if st.stx_attributes_mask & libc::STATX_ATTR_MOUNT_ROOT as u64 == 0 {
+        return Err(io::Error::from_raw_os_error(libc::ENOSYS));
+    }
+    Ok(st.stx_attributes & libc::STATX_ATTR_MOUNT_ROOT as u64 != 0)
 }
 
 /// memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING).
