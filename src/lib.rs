@@ -39,6 +39,7 @@ mod procfs;
 mod rootfs;
 mod scheduling;
 mod seccomp;
+mod seccomp_cache;
 mod seccomp_profile;
 mod self_exe;
 mod signal;

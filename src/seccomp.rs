@@ -1,16 +1,18 @@
-//! `linux.seccomp`: the syscall filter, compiled with libseccomp at create, its BPF generated
-//! by the init before it reports Ready (by an exec'd process, before execve), and installed as
-//! the very last step before execve.
+//! `linux.seccomp`: the syscall filter, compiled with libseccomp into BPF at create (or exec),
+//! before the clone, or taken from the compiled-filter cache (`seccomp_cache`), and installed
+//! as the very last step before execve.
 //!
 //! ```text
 //!   create / exec, before the clone       init, before Ready         right before execve
 //!   ─────────────────────────────────     ──────────────────         ───────────────────
-//!   compile: default action, archs,       program: libseccomp's      seccomp(SET_MODE_FILTER,
-//!   flags, one rule per syscall name      BPF behind the ENOSYS      flags [| NEW_LISTENER]);
+//!   compile: default action, archs,       program: the BPF           seccomp(SET_MODE_FILTER,
+//!   flags, one rule per syscall name      behind the ENOSYS          flags [| NEW_LISTENER]);
 //!   (per argument index when several      stub (syscalls newer       NOTIFY: the fd to
 //!   conditions test the same one);        than the profile get       listenerPath; the held
 //!   unknown names skipped; unknown        ENOSYS)                    CAP_SYS_ADMIN dropped
-//!   action/op/arch/flag: an error
+//!   action/op/arch/flag: an error;
+//!   libseccomp's BPF (or all of this
+//!   from the cache)
 //! ```
 //!
 //! Loading needs CAP_SYS_ADMIN (in the container's user namespace) or no_new_privs: onggi keeps
@@ -28,7 +30,7 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::str::FromStr;
 
-use crate::{sys, trace};
+use crate::{seccomp_cache, sys, trace};
 
 /// The spec name of an enum value from oci-spec (its serde name: `SCMP_ACT_ERRNO`, …).
 fn spec_name<T: serde::Serialize>(v: &T) -> String {
@@ -95,21 +97,22 @@ fn rule_groups(conds: Vec<(usize, ScmpArgCompare)>) -> Vec<Vec<ScmpArgCompare>> 
     conds.into_iter().map(|(_, c)| vec![c]).collect()
 }
 
-/// A compiled filter, ready to load.
+/// A compiled filter: libseccomp's BPF and what the trace and the install need to know of it.
+/// Plain data, so that it can come from the compiled-filter cache (`seccomp_cache`).
 pub(crate) struct Filter {
-    ctx: ScmpFilterContext,
+    pub(crate) insns: Vec<sys::SockFilter>,
     /// Rules added, and syscall names this kernel/arch does not know (skipped).
-    rules: usize,
-    skipped: Vec<String>,
-    default: String,
-    notify: bool,
-    listener_metadata: Option<String>,
+    pub(crate) rules: usize,
+    pub(crate) skipped: Vec<String>,
+    pub(crate) default: String,
+    pub(crate) notify: bool,
+    pub(crate) listener_metadata: Option<String>,
     /// The kernel's filter flags the profile asks for (SECCOMP_FILTER_FLAG_*).
-    flags: u32,
+    pub(crate) flags: u32,
     /// Syscalls of the native architecture numbered above this one are newer than the profile:
     /// they get ENOSYS instead of the default action, so a libc falls back (runc does the same).
     /// None when the default action lets them through anyway.
-    enosys_above: Option<u32>,
+    pub(crate) enosys_above: Option<u32>,
 }
 
 /// The compile step, at create (or exec) time: every error names what is wrong.
@@ -166,7 +169,7 @@ pub(crate) fn compile(s: &LinuxSeccomp) -> Result<Filter> {
     let lets_through = matches!(default, ScmpAction::Allow | ScmpAction::Log)
         || default == ScmpAction::Errno(libc::ENOSYS);
     Ok(Filter {
-        ctx,
+        insns: bpf(&ctx)?,
         rules,
         skipped,
         default: spec_name(&s.default_action()),
@@ -220,10 +223,9 @@ impl Filter {
     }
 
     /// The filter as the kernel will get it: libseccomp's BPF behind the ENOSYS stub, with the
-    /// profile's flags. Generating it takes milliseconds for a large profile, so the init does
-    /// it before it reports Ready; installing it is one system call, made right before execve.
+    /// profile's flags. Installing it is one system call, made right before execve.
     pub(crate) fn program(&self) -> Result<Program> {
-        let mut insns = self.bpf()?;
+        let mut insns = self.insns.clone();
         let stub = self.enosys_above.zip(native_audit_arch());
         if let Some((newest, arch)) = stub {
             insns = with_enosys_stub(arch, newest, insns);
@@ -253,29 +255,29 @@ impl Filter {
             metadata: self.listener_metadata.clone(),
         })
     }
+}
 
-    /// The filter as libseccomp generates it: classic BPF instructions.
-    fn bpf(&self) -> Result<Vec<sys::SockFilter>> {
-        use std::io::{Read, Seek};
-        let fd = sys::memfd_sealable("onggi-seccomp").context("memfd_create")?;
-        self.ctx
-            .export_bpf(&fd)
-            .map_err(|e| anyhow!("seccomp: cannot generate the filter: {e}"))?;
-        let mut f = std::fs::File::from(fd);
-        let mut bytes = Vec::new();
-        f.rewind()
-            .and_then(|_| f.read_to_end(&mut bytes))
-            .context("seccomp: cannot read the generated filter")?;
-        Ok(bytes
-            .chunks_exact(8)
-            .map(|i| sys::SockFilter {
-                code: u16::from_ne_bytes([i[0], i[1]]),
-                jt: i[2],
-                jf: i[3],
-                k: u32::from_ne_bytes([i[4], i[5], i[6], i[7]]),
-            })
-            .collect())
-    }
+/// The filter as libseccomp generates it: classic BPF instructions. This takes milliseconds
+/// for a large profile, which is why compiled filters are cached (`seccomp_cache`).
+fn bpf(ctx: &ScmpFilterContext) -> Result<Vec<sys::SockFilter>> {
+    use std::io::{Read, Seek};
+    let fd = sys::memfd_sealable("onggi-seccomp").context("memfd_create")?;
+    ctx.export_bpf(&fd)
+        .map_err(|e| anyhow!("seccomp: cannot generate the filter: {e}"))?;
+    let mut f = std::fs::File::from(fd);
+    let mut bytes = Vec::new();
+    f.rewind()
+        .and_then(|_| f.read_to_end(&mut bytes))
+        .context("seccomp: cannot read the generated filter")?;
+    Ok(bytes
+        .chunks_exact(8)
+        .map(|i| sys::SockFilter {
+            code: u16::from_ne_bytes([i[0], i[1]]),
+            jt: i[2],
+            jf: i[3],
+            k: u32::from_ne_bytes([i[4], i[5], i[6], i[7]]),
+        })
+        .collect())
 }
 
 /// The AUDIT_ARCH value of the architecture onggi runs on, when the ENOSYS stub knows it.
@@ -322,12 +324,34 @@ fn with_enosys_stub(arch: u32, newest: u32, prog: Vec<sys::SockFilter>) -> Vec<s
 
 /// For create and exec, before the clone: the compiled filter of `linux.seccomp` (if any) and
 /// the connected listenerPath socket (when it uses SCMP_ACT_NOTIFY).
-pub(crate) fn prepare(spec: Option<&LinuxSeccomp>) -> Result<(Option<Filter>, Option<UnixStream>)> {
+pub(crate) fn prepare(
+    spec: Option<&LinuxSeccomp>,
+    cache: Option<&Path>,
+) -> Result<(Option<Filter>, Option<UnixStream>)> {
     let Some(s) = spec else {
         return Ok((None, None));
     };
     let filter = trace::step("seccomp_compile", |c| {
+        let entry = cache.and_then(|dir| {
+            let key = seccomp_cache::key(s).ok()?;
+            Some((seccomp_cache::path(dir, &key), key))
+        });
+        if let Some(f) = entry
+            .as_ref()
+            .and_then(|(file, key)| seccomp_cache::load(file, key))
+        {
+            c.note(|| {
+                format!(
+                    "compiled filter from the cache ({} rules, default {})",
+                    f.rules, f.default
+                )
+            });
+            return Ok(f);
+        }
         let f = compile(s)?;
+        if let Some((file, key)) = &entry {
+            seccomp_cache::store(file, key, &f);
+        }
         c.note(|| {
             format!(
                 "seccomp_rule_add x{} (default {}; {} unknown names skipped)",

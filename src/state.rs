@@ -202,6 +202,11 @@ impl Store {
         })
     }
 
+    /// Where compiled seccomp filters are cached (a name no container id can take).
+    pub(crate) fn seccomp_cache(&self) -> PathBuf {
+        self.root.join(crate::seccomp_cache::DIR)
+    }
+
     fn dir_of(&self, id: &str) -> PathBuf {
         self.root.join(id)
     }

@@ -310,3 +310,50 @@ fn a_strict_profile_that_kills_still_runs_the_program() {
     });
     assert_eq!(o.output_of(&b), "ran\n");
 }
+
+/// The compiled filter is cached in the state root and the cache is only ever a shortcut: a
+/// second container with the same profile takes it from there (the trace says so) and gets the
+/// same filter; a damaged entry is compiled again and rewritten; `list` never shows the cache.
+#[test]
+fn a_compiled_filter_comes_from_the_cache_the_second_time_and_a_damaged_entry_is_recompiled() {
+    let o = Onggi::new();
+    let b = sh("mkdir /x; echo mkdir=$?")
+        .with(|c| c["linux"]["seccomp"] = errno_profile(&["mkdir", "mkdirat"]));
+    let traced = |id: &str| {
+        let out = o.run(&["--trace", "run", "-b", b.dir(), id]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        (
+            text(&out.stdout),
+            trace_step(&text(&out.stderr), "seccomp_compile").to_string(),
+        )
+    };
+    let (out, step) = traced("sc1");
+    assert!(out.contains("mkdir=1"), "{out}");
+    assert!(step.contains("seccomp_rule_add"), "{step}");
+    let cache = o.root.path().join(SECCOMP_CACHE);
+    let entries: Vec<_> = std::fs::read_dir(&cache)
+        .expect("the cache")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let (out, step) = traced("sc2");
+    assert!(
+        out.contains("mkdir=1"),
+        "the cached filter is the same filter: {out}"
+    );
+    assert!(step.contains("from the cache"), "{step}");
+    std::fs::write(&entries[0], b"{\"key\": \"not this\"").expect("damage the entry");
+    let (out, step) = traced("sc3");
+    assert!(out.contains("mkdir=1"), "{out}");
+    assert!(
+        step.contains("seccomp_rule_add"),
+        "a damaged entry is a miss: {step}"
+    );
+    let (_, step) = traced("sc4");
+    assert!(
+        step.contains("from the cache"),
+        "the entry was rewritten: {step}"
+    );
+    assert_eq!(o.ok(&["list", "-q"]), "");
+}

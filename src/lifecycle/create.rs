@@ -72,7 +72,7 @@ pub(crate) struct Created {
 pub(crate) fn create(store: &Store, o: &CreateOptions<'_>) -> Result<Created> {
     crate::state::validate_id(o.id)?;
     let plan = trace::step("load_config", |c| load_config(o.bundle, c))?;
-    let host = prepare(&plan, o)?;
+    let host = prepare(&plan, o, &store.seccomp_cache())?;
     let mut undo = Undo::default();
     let mut state = first_record(o.id, &plan, host.cgroup.as_ref());
     let gate = trace::step("state_dir", |c| stage(store, &mut undo, &plan, &state, c))?;
@@ -146,7 +146,7 @@ struct Host {
     idmaps: crate::rootfs::IdmapUserns,
 }
 
-fn prepare(plan: &Plan, o: &CreateOptions<'_>) -> Result<Host> {
+fn prepare(plan: &Plan, o: &CreateOptions<'_>, seccomp_cache: &Path) -> Result<Host> {
     if !plan.new_namespace(LinuxNamespaceType::Pid) {
         // Other processes may share the init's pid namespace: see src/self_exe.rs. Nothing
         // exists yet, so the re-executed onggi simply starts over.
@@ -161,8 +161,10 @@ fn prepare(plan: &Plan, o: &CreateOptions<'_>) -> Result<Host> {
         ));
     }
     // Compiled before anything exists, so a bad profile leaves nothing behind.
-    let (seccomp, listener) =
-        crate::seccomp::prepare(plan.linux().and_then(|l| l.seccomp().as_ref()))?;
+    let (seccomp, listener) = crate::seccomp::prepare(
+        plan.linux().and_then(|l| l.seccomp().as_ref()),
+        Some(seccomp_cache),
+    )?;
     let cgroup = crate::cgroup::setup::plan(&plan.bundle, o.id, o.systemd_cgroup)?;
     let procfs = crate::procfs::open_host()?;
     let mounts = plan.bundle.spec.mounts().as_deref().unwrap_or(&[]);

@@ -237,7 +237,8 @@ pub(crate) fn exec(store: &Store, args: &ExecArgs) -> Result<i32> {
         .linux()
         .as_ref()
         .and_then(|l| l.seccomp().clone());
-    let (seccomp, listener) = crate::seccomp::prepare(seccomp_spec.as_ref())?;
+    let cache = store.seccomp_cache();
+    let (seccomp, listener) = crate::seccomp::prepare(seccomp_spec.as_ref(), Some(&cache))?;
     let pidfd = super::open_init(&target.state)?
         .ok_or_else(|| LifecycleError::NotRunning(args.id.clone()))?;
     let join = enter_pid_namespace(&target.config, pidfd.as_fd())?;

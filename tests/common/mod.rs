@@ -92,6 +92,9 @@ impl Drop for Scratch {
 }
 
 /// An onggi with its own state root.
+/// The compiled-seccomp-filter cache's directory in a state root.
+pub const SECCOMP_CACHE: &str = "@seccomp-cache";
+
 pub struct Onggi {
     pub root: Scratch,
     /// Global flags given to every command (`--systemd-cgroup`).
@@ -181,12 +184,14 @@ impl Onggi {
         out
     }
 
-    /// The container directories left in the state root.
+    /// The container directories left in the state root (everything but the compiled-filter
+    /// cache, `@seccomp-cache`, which outlives containers by design).
     pub fn leftovers(&self) -> Vec<String> {
         std::fs::read_dir(self.root.path())
             .map(|d| {
                 d.flatten()
                     .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n != SECCOMP_CACHE)
                     .collect()
             })
             .unwrap_or_default()

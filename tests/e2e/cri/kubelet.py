@@ -189,7 +189,8 @@ class Kubelet:
 
     def onggi_ids(self):
         root = os.path.join(self.args.onggi_root, "k8s.io")
-        return set(os.listdir(root)) if os.path.isdir(root) else set()
+        # Container directories only: not onggi's compiled-seccomp-filter cache.
+        return {n for n in os.listdir(root) if "@" not in n} if os.path.isdir(root) else set()
 
 
 def cgroup2_mount():
