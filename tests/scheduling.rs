@@ -102,6 +102,12 @@ fn bad_values_fail_create_naming_the_field_and_leave_nothing() {
             "process.execCPUAffinity.final",
         ),
         (
+            // Refused by oci-spec's pattern (matched by regex-lite: shims/regex).
+            "process",
+            json!({"execCPUAffinity": {"initial": "0-,x"}}),
+            "execCPUAffinity format: 0-,x",
+        ),
+        (
             "linux",
             json!({"memoryPolicy": {"mode": "MPOL_BIND"}}),
             "linux.memoryPolicy",

@@ -1,0 +1,2 @@
+//! `regex` for oci-spec, answered by regex-lite (see Cargo.toml).
+pub use regex_lite::*;
