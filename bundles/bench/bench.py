@@ -44,6 +44,10 @@ RUNTIMES = {
     "crun": ["crun", "--root", f"{TMP}/crun", "--cgroup-manager=disabled"],
     "runc": ["runc", "--root", f"{TMP}/runc"],
 }
+# BENCH_VS=/path/to/another/onggi: a second onggi build in the same rounds (column "vs").
+VS = os.environ.get("BENCH_VS")
+if VS:
+    RUNTIMES["vs"] = [os.path.realpath(VS), "--root", f"{TMP}/vs"]
 ERR = f"{TMP}/stderr"
 seq = 0
 
@@ -187,9 +191,11 @@ def fmt(v, unit):
 def report(times, rss, par):
     med = {k: statistics.median(v) for k, v in times.items()}
     size = {"onggi": os.path.getsize(ONGGI)}
+    if VS:
+        size["vs"] = os.path.getsize(VS)
     for rt in ("crun", "runc"):
         size[rt] = os.path.getsize(os.popen(f"command -v {rt}").read().strip())
-    cols = ["floor", "onggi", "crun", "runc"]
+    cols = ["floor", "onggi", "crun", "runc"] + (["vs"] if VS else [])
     rows = [
         ("`run true` median", {rt: med[("run", rt)] for rt in cols}, "ms"),
         ("`exec true` into a running container", {rt: med[("exec", rt)] for rt in RUNTIMES}, "ms"),
@@ -202,20 +208,25 @@ def report(times, rss, par):
         ("the podman/docker default seccomp profile (+)",
          {rt: med[("seccomp", rt)] - med[("run", rt)] for rt in RUNTIMES}, "ms"),
     ]
+    if VS:
+        commit = [w for w in os.popen(VS + " --version").read().split("\n") if w.startswith("commit")]
+        print(f"BENCH_VS: {VS} ({''.join(commit)})")
     print(f"{RUNS} rounds, runtimes interleaved in a shuffled order each round; "
           f"{os.popen(ONGGI + ' --version').readline().strip()}, "
           f"{os.popen('crun --version').readline().strip()} (--cgroup-manager=disabled), "
           f"{os.popen('runc --version').readline().strip()}; {time.strftime('%Y-%m-%d %H:%M')}")
     print()
-    print("| figure | floor | onggi | crun | runc | onggi/floor | onggi/crun | onggi/runc |")
-    print("|---|---|---|---|---|---|---|---|")
+    vs = " | BENCH_VS | onggi/BENCH_VS" if VS else ""
+    print(f"| figure | floor | onggi | crun | runc | onggi/floor | onggi/crun | onggi/runc{vs} |")
+    print("|---|---|---|---|---|---|---|---|" + ("---|---|" if VS else ""))
     for name, vals, unit in rows:
-        cells = [fmt(vals.get(rt), unit) for rt in cols]
+        cells = [fmt(vals.get(rt), unit) for rt in cols if rt != "vs"]
 
         def ratio(other):
             a, b = vals.get("onggi"), vals.get(other)
             return "—" if a is None or not b or b <= 0 or a < 0 else f"{a / b:.2f}×"
-        print(f"| {name} | " + " | ".join(cells) + f" | {ratio('floor')} | {ratio('crun')} | {ratio('runc')} |")
+        extra = f" {fmt(vals.get('vs'), unit)} | {ratio('vs')} |" if VS else ""
+        print(f"| {name} | " + " | ".join(cells) + f" | {ratio('floor')} | {ratio('crun')} | {ratio('runc')} |" + extra)
     spread = times[("run", "onggi")]
     if len(spread) >= 2:
         q = statistics.quantiles(spread, n=4)

@@ -2,7 +2,8 @@
 # make bench: onggi, crun, runc and the kernel's floor (`unshare -fpmiun --mount-proc true`) on
 # the same bundles, interleaved round by round in one run (bench.py): `run`, `exec`, a whole
 # create/start/wait/delete, `run` with 1000 more mounts on the host, the default seccomp profile,
-# parallel throughput, peak RSS and binary size, as medians and ratios. BENCH_RUNS rounds (60).
+# parallel throughput, peak RSS and binary size, as medians and ratios. BENCH_RUNS rounds (60);
+# BENCH_VS=/path/to/another/onggi adds a second onggi build to the same rounds (before/after).
 # Runs in a private mount namespace with cgroup2 over /sys/fs/cgroup, so that runc uses cgroup
 # v2 as onggi does (and never the host's v1 hierarchies); crun runs with
 # --cgroup-manager=disabled (its device filter needs CAP_SYS_RESOURCE here). Benchmarks are not
