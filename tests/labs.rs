@@ -69,6 +69,7 @@ fn lab(name: &str) {
         }
     }
     let o = Onggi::new();
+    let before = shared_rootfs_entries();
     let io = Scratch::new(&format!("lab-{name}"));
     let log = io.path().join("out");
     let f = std::fs::File::create(&log).unwrap();
@@ -99,6 +100,23 @@ fn lab(name: &str) {
         "lab {name} left {:?}",
         o.leftovers()
     );
+    // The labs run on bundles/rootfs itself: a mount point made there (a volume's
+    // destination) would change every later user of it (a /www there broke Docker's test).
+    assert_eq!(
+        shared_rootfs_entries(),
+        before,
+        "lab {name} changed bundles/rootfs"
+    );
+}
+
+/// The top-level names in bundles/rootfs.
+fn shared_rootfs_entries() -> std::collections::BTreeSet<String> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bundles/rootfs");
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
 }
 
 #[test]

@@ -38,6 +38,10 @@ show spec -b "$work/b" --hostname b --tty=false --cap-add NET_RAW -- ping -c 2 -
 show create -b "$work/b" lab-br-b
 connect lab-br-b 10.77.0.3
 echo "# both veths hang on the bridge:"
+# (a veth says UP once the kernel has seen its peer's carrier: a moment after `link set up`)
+for _ in $(seq 100); do
+  [ "$(ip -br link show master onggi-br0 | grep -vc ' UP ')" = 0 ] && break; sleep 0.02
+done
 on_host ip -br link show master onggi-br0
 show start lab-br-b
 wait_status lab-br-b stopped 10

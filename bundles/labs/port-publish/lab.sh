@@ -12,7 +12,7 @@ mkdir -p "$work/web" "$work/www" && ln -s "$ROOTFS" "$work/web/rootfs"
 echo "hello from the container's httpd" > "$work/www/index.html"
 ip link set lo up
 
-show spec -b "$work/web" --tty=false -v "$work/www:/www:ro" -- httpd -f -p 80 -h /www
+show spec -b "$work/web" --tty=false -v "$work/www:/mnt:ro" -- httpd -f -p 80 -h /mnt
 show create -b "$work/web" lab-port
 pid=$(pid_of lab-port)
 echo "# the container's network: a veth pair, 10.78.0.2 inside, 10.78.0.1 on the host side"
