@@ -1,7 +1,10 @@
 # onggi — the newcomer's two commands are `make demo` and `make test`.
 SHELL := /bin/bash
 CARGO ?= cargo
-ONGGI := $(CURDIR)/target/release/onggi
+# cargo builds for this machine's own target triple (.cargo/config.toml: onggi is linked
+# statically), so its artifacts are under target/<triple>/.
+OUT := $(CURDIR)/target/$(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
+ONGGI := $(OUT)/release/onggi
 ROOTFS := bundles/rootfs
 # Every command that creates containers runs in a private mount namespace: a bug cannot leave
 # mounts on the host or change the propagation of /.
@@ -54,7 +57,7 @@ demo: build bundles
 
 ## test: unit tests, then the integration tests (real containers, as root), then conformance
 # The tests compile under the citest profile (release without LTO: minutes less) and run the
-# shipped binary, target/release/onggi.
+# shipped binary, target/<triple>/release/onggi.
 TEST_BUILD := --profile citest
 export ONGGI_BIN := $(ONGGI)
 test: build bundles lint
@@ -105,7 +108,7 @@ labs-pictures: build bundles
 	@for l in $(LABS); do f=$(CURDIR)/bundles/labs/$$l/trace.json; rm -f $$f; \
 	  by=show; grep -q 'show_trace\|LAB_PICTURE' bundles/labs/$$l/lab.sh && by=show_trace; \
 	  LAB_PICTURE=$$f LAB_PICTURE_BY=$$by $(MAKE) --no-print-directory lab-$$l >/dev/null || exit 1; \
-	  target/release/examples/trace-svg $$f > bundles/labs/$$l/trace.svg && rm -f $$f || exit 1; \
+	  $(OUT)/release/examples/trace-svg $$f > bundles/labs/$$l/trace.svg && rm -f $$f || exit 1; \
 	  echo "bundles/labs/$$l/trace.svg"; done
 
 lint:

@@ -1,6 +1,8 @@
 //! `make install`: the binary, a man page per command and the bash, zsh and fish completions,
 //! all generated from the clap definitions the binary parses with (examples/gen-docs.rs).
 
+mod common;
+use common::release_example;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -26,7 +28,7 @@ fn make_install_puts_binary_man_pages_and_completions_under_destdir() {
     let root = env!("CARGO_MANIFEST_DIR");
     let tmp = scratch();
     let (docs, dest) = (tmp.join("docs"), tmp.join("dest"));
-    run(Command::new(format!("{root}/target/release/examples/gen-docs")).arg(&docs));
+    run(Command::new(release_example("gen-docs")).arg(&docs));
     run(Command::new("make")
         .args(["-s", "-C", root, "install-files", "PREFIX=/usr"])
         .arg(format!("DESTDIR={}", dest.display()))

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 /// The `probe` example (built on first use): tries syscalls and prints `name=OK|ERRNO`.
 fn probe() -> PathBuf {
-    let exe = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/examples/probe");
+    let exe = release_example("probe");
     static BUILD: std::sync::Once = std::sync::Once::new();
     BUILD.call_once(|| {
         let st = std::process::Command::new(env!("CARGO"))

@@ -250,13 +250,10 @@ fn the_svg_timeline_of_a_trace_is_well_formed_and_names_every_step() {
     let out = chrome_run(&o, &b, "svg");
     let trace = b.scratch.path().join("trace.json");
     std::fs::write(&trace, &out.stderr).expect("write the trace");
-    let render = std::process::Command::new(format!(
-        "{}/target/release/examples/trace-svg",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .arg(&trace)
-    .output()
-    .expect("trace-svg (make test builds the examples)");
+    let render = std::process::Command::new(release_example("trace-svg"))
+        .arg(&trace)
+        .output()
+        .expect("trace-svg (make test builds the examples)");
     assert!(render.status.success(), "{}", text(&render.stderr));
     let svg = text(&render.stdout);
     let svg_file = b.scratch.path().join("trace.svg");

@@ -14,12 +14,24 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 static N: AtomicUsize = AtomicUsize::new(0);
 
 /// The binary under test: `ONGGI_BIN` when set (`make test` sets it to the shipped
-/// target/release/onggi), else the one cargo built beside the tests.
+/// target/<triple>/release/onggi), else the one cargo built beside the tests.
 pub fn onggi_bin() -> &'static str {
     static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     BIN.get_or_init(|| {
         std::env::var("ONGGI_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_onggi").to_string())
     })
+}
+
+/// An example built by `cargo build --release --examples` (make test does it first): it sits
+/// in the release directory beside this test's own profile directory (target/<triple>/).
+pub fn release_example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test's own path");
+    // target/<triple>/<profile>/deps/<test binary>
+    let out = exe
+        .ancestors()
+        .nth(3)
+        .expect("the test binary is under target/");
+    out.join("release/examples").join(name)
 }
 
 fn preconditions() {
