@@ -197,7 +197,7 @@ fn validate_names_and_maps(spec: &Spec) -> Result<()> {
             ("uidMappings", linux.uid_mappings()),
             ("gidMappings", linux.gid_mappings()),
         ] {
-            if !maps.as_ref().is_some_and(|m| !m.is_empty()) {
+            if maps.as_ref().is_none_or(|m| m.is_empty()) {
                 bail!("config.json: linux.{field} is missing: a new user namespace needs uidMappings and gidMappings (ids of the container mapped to ids of the host)");
             }
         }
