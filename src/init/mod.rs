@@ -124,10 +124,11 @@ fn until_go(ctx: &InitContext<'_>) -> Result<(crate::msg::Go, Vec<OwnedFd>)> {
 /// The whole setup, then the seccomp program. Returns what execve needs, the filter to
 /// install right before it, and our pid as the host sees it.
 ///
-/// The filter's BPF is generated here, before Ready: for a large profile libseccomp takes
-/// milliseconds, which must not sit between `start` and the user process (a signal sent right
-/// after `start` would reach a PID 1 that has no handler yet). Installing it is one system
-/// call, made last, so the profile need not allow what onggi does after the gate.
+/// The filter's program (the BPF that create compiled or took from the cache, behind the
+/// ENOSYS stub) is made here, before Ready: nothing slow may sit between `start` and the user
+/// process (a signal sent right after `start` would reach a PID 1 that has no handler yet).
+/// Installing it is one system call, made last, so the profile need not allow what onggi does
+/// after the gate.
 fn after_go<'a>(
     ctx: &InitContext<'a>,
     go: crate::msg::Go,
