@@ -123,6 +123,11 @@ pub(crate) fn compile(s: &LinuxSeccomp) -> Result<Filter> {
     // onggi decides about no_new_privs itself (see the module comment).
     ctx.set_ctl_nnp(false)
         .context("seccomp: SCMP_FLTATR_CTL_NNP")?;
+    // A binary tree over the syscall numbers instead of one comparison per rule: the same
+    // decisions (libseccomp's guarantee; tests/seccomp.rs checks them), in fewer instructions
+    // for every syscall of the container and for the kernel's per-syscall precomputation at
+    // install. A libseccomp without it (< 2.5) keeps the linear program.
+    let _ = ctx.set_ctl_optimize(2);
     for a in s.architectures().iter().flatten() {
         let name = spec_name(a);
         let arch = ScmpArch::from_str(&name).map_err(|_| {

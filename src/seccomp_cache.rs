@@ -3,7 +3,8 @@
 //! into BPF, on every create and exec, for the same few profiles.
 //!
 //! An entry is keyed by everything the BPF depends on: the profile as JSON, the libseccomp
-//! version, the kernel (release and build) and onggi's own version. The whole key is stored in
+//! version, the kernel (release and build) and onggi's own build (version, commit, and the
+//! size, inode and mtime of its executable). The whole key is stored in
 //! the entry and compared on every read, so a hash collision or a stale or damaged entry only
 //! means compiling again. The cache is an optimisation: any failure to read or write it is
 //! silent, and the filter is compiled as without it. Entries are written to a temporary name
@@ -15,7 +16,7 @@ use oci_spec::runtime::LinuxSeccomp;
 use serde::{Deserialize, Serialize};
 use std::hash::{Hash, Hasher};
 use std::io::Write as _;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::seccomp::Filter;
@@ -47,10 +48,17 @@ pub(crate) fn key(spec: &LinuxSeccomp) -> Result<String> {
         .map(|v| format!("{}.{}.{}", v.major, v.minor, v.micro))
         .unwrap_or_default();
     let uts = nix::sys::utsname::uname()?;
+    // This very build of onggi, not only its version: a rebuild with other compile logic and
+    // the same commit (a working tree) must not take an older build's filters.
+    let exe = std::fs::metadata("/proc/self/exe")?;
     Ok(format!(
-        "onggi {} {}; libseccomp {lib} api {}; kernel {} {} {}; {}",
+        "onggi {} {} {}:{}:{}.{}; libseccomp {lib} api {}; kernel {} {} {}; {}",
         env!("CARGO_PKG_VERSION"),
         option_env!("ONGGI_COMMIT").unwrap_or("unknown"),
+        exe.len(),
+        exe.ino(),
+        exe.mtime(),
+        exe.mtime_nsec(),
         libseccomp::get_api(),
         uts.release().to_string_lossy(),
         uts.version().to_string_lossy(),
