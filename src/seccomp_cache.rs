@@ -15,8 +15,7 @@ use anyhow::Result;
 use oci_spec::runtime::LinuxSeccomp;
 use serde::{Deserialize, Serialize};
 use std::hash::{Hash, Hasher};
-use std::io::Write as _;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use crate::seccomp::Filter;
@@ -98,20 +97,14 @@ pub(crate) fn store(file: &Path, key: &str, f: &Filter) {
     let _ = try_store(file, key, f);
 }
 
-fn try_store(file: &Path, key: &str, f: &Filter) -> std::io::Result<()> {
+fn try_store(file: &Path, key: &str, f: &Filter) -> Result<()> {
     let dir = file.parent().unwrap_or(Path::new("/"));
-    std::fs::DirBuilder::new()
-        .mode(0o700)
-        .create(dir)
-        .or_else(|e| {
-            if e.kind() == std::io::ErrorKind::AlreadyExists {
-                Ok(())
-            } else {
-                Err(e)
-            }
-        })?;
-    let full = std::fs::read_dir(dir)?.count() >= MAX_ENTRIES;
-    if full {
+    if let Err(e) = std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        if e.kind() != std::io::ErrorKind::AlreadyExists {
+            return Err(e.into());
+        }
+    }
+    if std::fs::read_dir(dir)?.count() >= MAX_ENTRIES {
         for e in std::fs::read_dir(dir)?.flatten() {
             let _ = std::fs::remove_file(e.path());
         }
@@ -127,19 +120,7 @@ fn try_store(file: &Path, key: &str, f: &Filter) -> std::io::Result<()> {
         enosys_above: f.enosys_above,
         bpf: f.insns.iter().map(pack).collect(),
     };
-    let tmp = dir.join(format!(".{}.tmp", std::process::id()));
-    let mut out = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .custom_flags(libc::O_CLOEXEC)
-        .open(&tmp)?;
-    out.write_all(&serde_json::to_vec(&e)?)?;
-    drop(out);
-    std::fs::rename(&tmp, file).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
+    crate::state::write_atomic(file, &serde_json::to_vec(&e)?, 0o600)
 }
 
 fn pack(i: &SockFilter) -> u64 {
@@ -202,12 +183,12 @@ mod tests {
         assert_eq!(got.skipped, ["nosuchcall"]);
         // The same file asked for with another key (a collision, a stale entry) is a miss.
         assert!(load(&file, "key two").is_none());
-        std::fs::write(&file, b"{not json").unwrap();
+        std::fs::write(&file, b"{not json").expect("damage the entry");
         assert!(
             load(&file, "key one").is_none(),
             "a damaged entry is a miss"
         );
-        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::remove_dir_all(&dir).expect("remove the test cache");
     }
 
     #[test]
@@ -216,8 +197,13 @@ mod tests {
         for i in 0..MAX_ENTRIES + 3 {
             let k = format!("key {i}");
             store(&path(&dir, &k), &k, &filter());
-            assert!(std::fs::read_dir(&dir).unwrap().count() <= MAX_ENTRIES);
+            assert!(
+                std::fs::read_dir(&dir)
+                    .expect("the cache directory")
+                    .count()
+                    <= MAX_ENTRIES
+            );
         }
-        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::remove_dir_all(&dir).expect("remove the test cache");
     }
 }

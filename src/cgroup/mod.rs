@@ -637,7 +637,8 @@ mod tests {
 
     #[test]
     fn the_well_known_v2_mount_is_one_mountinfo_lists() {
-        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let info =
+            std::fs::read_to_string("/proc/self/mountinfo").expect("read /proc/self/mountinfo");
         if let Ok(found) = v2_mount() {
             assert!(
                 v2_mounts(&info).contains(&found),

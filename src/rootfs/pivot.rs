@@ -241,14 +241,18 @@ mod tests {
 
     #[test]
     fn the_mount_point_of_a_path_is_its_nearest_mount_root() {
-        assert_eq!(
-            mount_point_of(Path::new("/proc/self/fd")).unwrap(),
-            Path::new("/proc")
-        );
-        assert_eq!(
-            mount_point_of(Path::new("/proc")).unwrap(),
-            Path::new("/proc")
-        );
-        assert_eq!(mount_point_of(Path::new("/")).unwrap(), Path::new("/"));
+        let of = |p: &str| mount_point_of(Path::new(p)).expect("statx up the path");
+        assert_eq!(of("/proc/self/fd"), Path::new("/proc"));
+        assert_eq!(of("/proc"), Path::new("/proc"));
+        assert_eq!(of("/"), Path::new("/"));
+    }
+
+    #[test]
+    fn the_mountinfo_fallback_finds_the_same_mount_points() {
+        let by_info = |p: &str| mount_point_from_mountinfo(Path::new(p)).expect("read mountinfo");
+        for p in ["/proc/self/fd", "/proc", "/", "/sys/fs/cgroup"] {
+            let by_statx = mount_point_of(Path::new(p)).expect("statx up the path");
+            assert_eq!(by_info(p), by_statx, "{p}");
+        }
     }
 }
