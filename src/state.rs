@@ -207,6 +207,11 @@ impl Store {
         self.root.join(crate::seccomp_cache::DIR)
     }
 
+    /// The mount template's directory (src/rootfs/template.rs).
+    pub(crate) fn mount_template(&self) -> PathBuf {
+        self.root.join(crate::rootfs::template::DIR)
+    }
+
     fn dir_of(&self, id: &str) -> PathBuf {
         self.root.join(id)
     }

@@ -225,7 +225,7 @@ fn a_create_into_an_existing_cgroup_killed_after_any_step_leaves_the_cgroup_clea
 fn state_and_list_answer_while_a_create_waits_in_a_hook_and_delete_force_ends_it() {
     let o = Onggi::new();
     let b = sh("exit 0").with(|c| {
-        c["hooks"] = json!({"createRuntime": [{"path": "/bin/sleep", "args": ["sleep", "600"]}]})
+        c["hooks"] = json!({"createRuntime": [{"path": "/bin/sleep", "args": ["sleep", "611"]}]})
     });
     let mut create = o
         .command()
@@ -261,7 +261,7 @@ fn state_and_list_answer_while_a_create_waits_in_a_hook_and_delete_force_ends_it
     );
     // The hook went with the create that ran it.
     let sleepers = Command::new("pgrep")
-        .args(["-f", "^sleep 600$"])
+        .args(["-f", "^sleep 611$"])
         .output()
         .expect("pgrep");
     assert!(

@@ -45,9 +45,10 @@ fn trace_prints_each_step_in_order_with_its_kernel_calls() {
     let order = [
         "load_config",
         "seccomp_compile",
+        "mount_template",
         "state_dir",
         "clone3",
-        "rootfs_propagation",
+        "enter_template",
         "mounts",
         "pivot_root",
         "hostname",
@@ -76,6 +77,18 @@ fn trace_prints_each_step_in_order_with_its_kernel_calls() {
         line("clone3")
     );
     assert!(line("clone3").contains(" onggi "), "{}", line("clone3"));
+    // The init makes its mount namespace itself, as a copy of the mount template.
+    assert!(
+        !line("clone3").contains("CLONE_NEWNS"),
+        "{}",
+        line("clone3")
+    );
+    assert!(
+        line("enter_template").contains(" init ")
+            && line("enter_template").contains("unshare(CLONE_NEWNS)"),
+        "{}",
+        line("enter_template")
+    );
     assert!(line("mounts").contains(" init "), "{}", line("mounts"));
     assert!(line("mounts").contains("mount(proc, /proc, proc"));
     assert!(line("hostname").contains("sethostname(\"traced\")"));

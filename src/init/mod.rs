@@ -38,6 +38,9 @@ pub(crate) struct InitContext<'a> {
     pub(crate) idmaps: &'a crate::rootfs::IdmapUserns,
     /// The container's cgroup directory on the host, if it has one (the init was cloned into it).
     pub(crate) cgroup: Option<&'a Path>,
+    /// The mount template's namespace (src/rootfs/template.rs): the init was cloned without
+    /// CLONE_NEWNS and enters a copy of it.
+    pub(crate) mount_template: Option<BorrowedFd<'a>>,
     pub(crate) no_pivot: bool,
     pub(crate) no_new_keyring: bool,
     pub(crate) preserve_fds: u32,
@@ -56,6 +59,7 @@ impl InitContext<'_> {
         keep.extend(self.idmaps.fds());
         keep.extend(self.console.map(|c| c.as_raw_fd()));
         keep.extend(self.seccomp_listener.map(|l| l.as_raw_fd()));
+        keep.extend(self.mount_template.map(|t| t.as_raw_fd()));
         keep
     }
 }

@@ -109,6 +109,7 @@ fn filesystem(
         return trace::step("chroot", |c| rootfs::chroot_only(&plan.bundle.rootfs, c));
     }
     let userns = plan.has_namespace(LinuxNamespaceType::User);
+    let no_trees = rootfs::template::Trees::default();
     let cx = rootfs::MountContext {
         // In a user namespace of its own, or in onggi's (rootless podman): the kernel treats
         // the init as root of a user namespace either way (no mknod, locked flags).
@@ -119,8 +120,11 @@ fn filesystem(
         sources,
         bundle: &plan.bundle.dir,
         mount_label: plan.linux().and_then(|l| l.mount_label().as_deref()),
+        template: ctx.mount_template,
+        trees: &no_trees,
     };
-    let ops = rootfs::plan(spec, &plan.mounts, ctx.no_pivot);
+    let template = ctx.mount_template.is_some();
+    let ops = rootfs::plan(spec, &plan.mounts, ctx.no_pivot, template);
     rootfs::setup(&ops, &plan.bundle.rootfs, &cx, &mut before_pivot)
 }
 

@@ -25,7 +25,7 @@
 //! [`Undo`] at once, so a failure at any point removes exactly what exists.
 
 use anyhow::{anyhow, bail, Context, Result};
-use std::os::fd::{AsFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
@@ -72,7 +72,7 @@ pub(crate) struct Created {
 pub(crate) fn create(store: &Store, o: &CreateOptions<'_>) -> Result<Created> {
     crate::state::validate_id(o.id)?;
     let plan = trace::step("load_config", |c| load_config(o.bundle, c))?;
-    let host = prepare(&plan, o, &store.seccomp_cache())?;
+    let host = prepare(&plan, o, store)?;
     let mut undo = Undo::default();
     let mut state = first_record(o.id, &plan, host.cgroup.as_ref());
     let gate = trace::step("state_dir", |c| stage(store, &mut undo, &plan, &state, c))?;
@@ -93,6 +93,7 @@ pub(crate) fn create(store: &Store, o: &CreateOptions<'_>) -> Result<Created> {
         procfs: host.procfs.as_fd(),
         idmaps: &host.idmaps,
         cgroup: cgroup.map(|c| c.dir.as_path()),
+        mount_template: host.mount_template.as_ref().map(|t| t.as_fd()),
         no_pivot: o.no_pivot,
         no_new_keyring: o.no_new_keyring,
         preserve_fds: o.preserve_fds,
@@ -144,9 +145,11 @@ struct Host {
     procfs: OwnedFd,
     /// The user namespaces of idmapped mounts.
     idmaps: crate::rootfs::IdmapUserns,
+    /// The mount template's namespace, when the container uses it.
+    mount_template: Option<OwnedFd>,
 }
 
-fn prepare(plan: &Plan, o: &CreateOptions<'_>, seccomp_cache: &Path) -> Result<Host> {
+fn prepare(plan: &Plan, o: &CreateOptions<'_>, store: &Store) -> Result<Host> {
     if !plan.new_namespace(LinuxNamespaceType::Pid) {
         // Other processes may share the init's pid namespace: see src/self_exe.rs. Nothing
         // exists yet, so the re-executed onggi simply starts over.
@@ -163,12 +166,13 @@ fn prepare(plan: &Plan, o: &CreateOptions<'_>, seccomp_cache: &Path) -> Result<H
     // Compiled before anything exists, so a bad profile leaves nothing behind.
     let (seccomp, listener) = crate::seccomp::prepare(
         plan.linux().and_then(|l| l.seccomp().as_ref()),
-        Some(seccomp_cache),
+        Some(&store.seccomp_cache()),
     )?;
     let cgroup = crate::cgroup::setup::plan(&plan.bundle, o.id, o.systemd_cgroup)?;
     let procfs = crate::procfs::open_host()?;
     let mounts = plan.bundle.spec.mounts().as_deref().unwrap_or(&[]);
     let idmaps = crate::rootfs::IdmapUserns::for_mounts(mounts, procfs.as_fd())?;
+    let mount_template = mount_template(plan, o, store, procfs.as_fd());
     Ok(Host {
         console,
         seccomp,
@@ -176,7 +180,32 @@ fn prepare(plan: &Plan, o: &CreateOptions<'_>, seccomp_cache: &Path) -> Result<H
         cgroup,
         procfs,
         idmaps,
+        mount_template,
     })
+}
+
+/// The mount template for a container that can use it (src/rootfs/template.rs, step
+/// `mount_template`); None, and a copy of the host's mounts as before, when it cannot be made.
+fn mount_template(
+    plan: &Plan,
+    o: &CreateOptions<'_>,
+    store: &Store,
+    procfs: BorrowedFd<'_>,
+) -> Option<OwnedFd> {
+    use crate::rootfs::template;
+    if !template::wanted(plan, o.no_pivot) {
+        return None;
+    }
+    let made = trace::step("mount_template", |c| {
+        let r = template::open_or_make(&store.mount_template(), procfs, c);
+        if let Err(e) = &r {
+            c.note(|| {
+                format!("cannot use it ({e:#}): the container's namespace copies the host's mounts")
+            });
+        }
+        Ok::<_, anyhow::Error>(r.ok())
+    });
+    made.ok().flatten()
 }
 
 /// The state directory with its first record (before any kernel object exists: `creating`,
@@ -247,7 +276,11 @@ fn clone_init(
 ) -> Result<Spawned> {
     let namespaces = plan.bundle.namespaces();
     namespaces::join_pid_namespace(namespaces)?;
-    let flags = namespaces::new_namespace_flags(namespaces);
+    let mut flags = namespaces::new_namespace_flags(namespaces);
+    if host.mount_template.is_some() {
+        // The init makes its mount namespace itself, as a copy of the template.
+        flags &= !(libc::CLONE_NEWNS as u64);
+    }
     let into = cgroup.and_then(|p| p.clone_target());
     if let Some(p) = plan
         .process

@@ -20,6 +20,7 @@ mod paths;
 mod pivot;
 mod plan;
 mod resolve;
+pub(crate) mod template;
 
 use anyhow::{Context, Result};
 use std::os::fd::{AsFd, BorrowedFd};
@@ -57,6 +58,10 @@ pub(crate) struct MountContext<'a> {
     pub(crate) bundle: &'a Path,
     /// linux.mountLabel.
     pub(crate) mount_label: Option<&'a str>,
+    /// The mount template's namespace, when the container uses it (template.rs).
+    pub(crate) template: Option<BorrowedFd<'a>>,
+    /// The bind sources cloned before entering the template, by mount index.
+    pub(crate) trees: &'a template::Trees,
 }
 
 /// Runs the root filesystem plan (see plan.rs) in the init, inside its new mount namespace:
@@ -68,9 +73,15 @@ pub(crate) fn setup(
     before_pivot: &mut dyn FnMut() -> Result<()>,
 ) -> Result<()> {
     let mut root = None;
+    let mut trees = template::Trees::default();
     for op in ops {
         let name = op.step();
         match op {
+            Op::TemplateRoot(p) => {
+                let (tree, t) = trace::step(name, |c| template::enter(ops, rootfs, *p, cx, c))?;
+                root = Some(tree);
+                trees = t;
+            }
             Op::RootfsPropagation(p) => {
                 trace::step(name, |c| prepare_propagation(rootfs, *p, c))?;
             }
@@ -99,7 +110,11 @@ pub(crate) fn setup(
             }
             op => {
                 let dir = root.as_ref().context("the rootfs is not bound yet")?;
-                in_root(op, dir.as_fd(), cx)?;
+                let cx = MountContext {
+                    trees: &trees,
+                    ..*cx
+                };
+                in_root(op, dir.as_fd(), &cx)?;
                 if matches!(op, Op::PivotRoot) {
                     root = None;
                 }

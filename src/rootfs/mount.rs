@@ -29,7 +29,7 @@ pub(super) fn mount_one(
     let (fstype, special, fallback) = match &op.plan.how {
         How::Bind => {
             let src = crate::sources::bind_source(m, cx.bundle).unwrap_or_default();
-            let fds = (cx.idmaps.get(i), cx.sources.mount(i));
+            let fds = (cx.idmaps.get(i), cx.sources.mount(i), cx.trees.get(i));
             return bind_tree(root, &src, dest, opts, fds, c);
         }
         How::New {
@@ -201,7 +201,7 @@ fn sysfs_as_host_bind(
          read-only rbind of the host's /sys instead"
             .into()
     });
-    bind_tree(root, Path::new("/sys"), dest, &bind, (None, None), c)
+    bind_tree(root, Path::new("/sys"), dest, &bind, (None, None, None), c)
 }
 
 /// cgroup2 may only be mounted by the owner of the cgroup namespace: in a user namespace that
@@ -235,7 +235,7 @@ fn cgroup2_as_host_bind(
             src.display()
         )
     });
-    bind_tree(root, &src, dest, &bind, (None, None), c)
+    bind_tree(root, &src, dest, &bind, (None, None, None), c)
 }
 
 /// Recursive attributes and propagation, on the mount `fd` is the root of.
@@ -257,8 +257,13 @@ fn apply_after(fd: BorrowedFd<'_>, opts: &MountOptions, c: &mut Calls) -> Result
     Ok(())
 }
 
-/// The user namespace of an idmapped mount, and the source onggi opened for us.
-type BindFds<'a> = (Option<BorrowedFd<'a>>, Option<BorrowedFd<'a>>);
+/// The user namespace of an idmapped mount, the source onggi opened for us, and the clone
+/// made before entering the mount template.
+type BindFds<'a> = (
+    Option<BorrowedFd<'a>>,
+    Option<BorrowedFd<'a>>,
+    Option<BorrowedFd<'a>>,
+);
 
 /// Clones the mount tree at host path `src` (recursively for rbind; from the descriptor onggi
 /// opened, when there is one), sets its flags on the detached clone and attaches it at `dest`
@@ -268,10 +273,10 @@ fn bind_tree(
     src: &Path,
     dest: &Path,
     opts: &MountOptions,
-    (idmap, opened): BindFds<'_>,
+    (idmap, opened, cloned): BindFds<'_>,
     c: &mut Calls,
 ) -> Result<()> {
-    let is_dir = match opened {
+    let is_dir = match cloned.or(opened) {
         Some(fd) => nix::sys::stat::fstat(fd.as_raw_fd())
             .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
             .with_context(|| format!("bind source {}", src.display()))?,
@@ -289,21 +294,33 @@ fn bind_tree(
     if recursive {
         flags |= sys::AT_RECURSIVE;
     }
-    let tree = match opened {
-        Some(fd) => sys::open_tree(fd, Path::new(""), flags),
-        None => sys::open_tree(cwd(), src, flags),
-    }
-    .with_context(|| format!("cannot clone the mount tree of {}", src.display()))?;
+    let made;
+    let tree = match cloned {
+        // Cloned again from where enter_template staged it, so that the mount's id (which
+        // orders /proc/self/mountinfo) comes in config order, after the mounts before it.
+        Some(t) => {
+            made = sys::open_tree(t, Path::new(""), flags)
+                .with_context(|| format!("cannot clone the mount tree of {}", src.display()))?;
+            made.as_fd()
+        }
+        None => {
+            made = match opened {
+                Some(fd) => sys::open_tree(fd, Path::new(""), flags),
+                None => sys::open_tree(cwd(), src, flags),
+            }
+            .with_context(|| format!("cannot clone the mount tree of {}", src.display()))?;
+            made.as_fd()
+        }
+    };
     let (set, clear) = flags_to_attrs(opts.flags, opts.clear);
     if set | clear != 0 {
-        sys::mount_setattr(tree.as_fd(), false, set, clear, 0)
-            .map_err(|e| locked_flags_error(e, tree.as_fd(), set, clear, src))?;
+        sys::mount_setattr(tree, false, set, clear, 0)
+            .map_err(|e| locked_flags_error(e, tree, set, clear, src))?;
     }
     if let Some(userns) = idmap {
         // On the detached clone, before it is attached (the kernel allows it only there).
         let rec = opts.idmap == Some(Idmap::Recursive);
-        sys::mount_setattr_idmap(tree.as_fd(), rec, userns)
-            .context("mount_setattr(MOUNT_ATTR_IDMAP)")?;
+        sys::mount_setattr_idmap(tree, rec, userns).context("mount_setattr(MOUNT_ATTR_IDMAP)")?;
         c.note(|| {
             format!(
                 "mount_setattr({}MOUNT_ATTR_IDMAP, userns with the mount's uid/gidMappings)",
@@ -312,7 +329,7 @@ fn bind_tree(
         });
     }
     let target = ensure_in_root(root, dest, kind)?;
-    sys::move_mount(tree.as_fd(), target.as_fd())
+    sys::move_mount(tree, target.as_fd())
         .with_context(|| format!("cannot attach the bind of {}", src.display()))?;
     c.note(|| {
         format!(
@@ -322,5 +339,11 @@ fn bind_tree(
             dest.display()
         )
     });
-    apply_after(tree.as_fd(), opts, c)
+    if cloned.is_some() {
+        // Cloned from the host's namespace, not from a rslave copy of it: made a slave here,
+        // as a bind in the copy would have been (host mounts below it still show).
+        sys::mount_setattr(tree, recursive, 0, 0, libc::MS_SLAVE).context("propagation")?;
+        c.note(|| "mount_setattr(propagation=MS_SLAVE)".into());
+    }
+    apply_after(tree, opts, c)
 }

@@ -16,6 +16,10 @@ pub(crate) enum Op<'a> {
     RootfsPropagation(Option<&'a str>),
     /// The rootfs bound onto itself: the new root is a mount of its own.
     RootfsBind,
+    /// Instead of the two above: the rootfs and bind sources cloned, a copy of the mount
+    /// template entered, the rootfs attached in it, the tree made rslave (or as
+    /// linux.rootfsPropagation says). See template.rs.
+    TemplateRoot(Option<&'a str>),
     /// `mounts`, in config order.
     Mounts(Vec<MountOp<'a>>),
     /// /dev: the default nodes and links (on a new tmpfs when the config mounts none there).
@@ -49,6 +53,7 @@ impl Op<'_> {
         match self {
             Op::RootfsPropagation(_) => "rootfs_propagation",
             Op::RootfsBind => "rootfs_bind",
+            Op::TemplateRoot(_) => "enter_template",
             Op::Mounts(_) => "mounts",
             Op::Dev { .. } => "dev",
             Op::Devices(_) => "devices",
@@ -175,8 +180,15 @@ fn how(m: &Mount, options: &MountOptions, userns: bool) -> Result<How> {
     })
 }
 
-/// The whole root filesystem setup for `spec`, whose mounts `mounts` describes (by index).
-pub(crate) fn plan<'a>(spec: &'a Spec, mounts: &'a [MountPlan], no_pivot: bool) -> Vec<Op<'a>> {
+/// The whole root filesystem setup for `spec`, whose mounts `mounts` describes (by index);
+/// `template`: the init enters a copy of the mount template (template.rs) instead of binding
+/// the rootfs in a copy of the host's mounts.
+pub(crate) fn plan<'a>(
+    spec: &'a Spec,
+    mounts: &'a [MountPlan],
+    no_pivot: bool,
+    template: bool,
+) -> Vec<Op<'a>> {
     let linux = spec.linux().as_ref();
     let config = spec.mounts().as_deref().unwrap_or(&[]);
     let planned: Vec<MountOp<'a>> = config
@@ -195,11 +207,12 @@ pub(crate) fn plan<'a>(spec: &'a Spec, mounts: &'a [MountPlan], no_pivot: bool) 
     };
     let root_prop = linux.and_then(|l| l.rootfs_propagation().as_deref());
     let list = |f: Option<&'a Vec<String>>| f.map_or(&[][..], |v| v.as_slice());
-    let mut ops = vec![
-        Op::RootfsPropagation(root_prop),
-        Op::RootfsBind,
-        Op::Mounts(planned),
-    ];
+    let mut ops = if template {
+        vec![Op::TemplateRoot(root_prop)]
+    } else {
+        vec![Op::RootfsPropagation(root_prop), Op::RootfsBind]
+    };
+    ops.push(Op::Mounts(planned));
     ops.extend(dev);
     ops.extend([
         Op::Devices(linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[])),
@@ -269,10 +282,21 @@ mod tests {
     }
 
     #[test]
+    fn with_the_mount_template_one_step_replaces_propagation_and_bind() {
+        let s = spec(serde_json::json!({"linux": {"rootfsPropagation": "rprivate"}}));
+        let m = mounts(&s, false).expect("mounts");
+        let ops = plan(&s, &m, false, true);
+        assert_eq!(ops[0], Op::TemplateRoot(Some("rprivate")));
+        assert_eq!(steps(&ops)[1], "mounts");
+        assert!(!steps(&ops).contains(&"rootfs_bind"));
+        assert_eq!(ops.last(), Some(&Op::RootPropagation("rprivate")));
+    }
+
+    #[test]
     fn the_default_order() {
         let s = spec(serde_json::json!({}));
         let m = mounts(&s, false).expect("mounts");
-        let ops = plan(&s, &m, false);
+        let ops = plan(&s, &m, false, false);
         assert_eq!(
             steps(&ops),
             [
@@ -337,14 +361,14 @@ mod tests {
     #[test]
     fn dev_is_made_unless_it_is_a_bind() {
         let none = spec(serde_json::json!({"mounts": []}));
-        let ops = plan(&none, &[], false);
+        let ops = plan(&none, &[], false, false);
         assert!(ops.contains(&Op::Dev { mount_tmpfs: true }), "{ops:?}");
         let bind = spec(serde_json::json!({"mounts": [
             {"destination": "/dev", "type": "bind", "source": "/dev", "options": ["rbind"]}
         ]}));
         let m = mounts(&bind, false).expect("mounts");
         assert_eq!(m[0].how, How::Bind);
-        assert!(!steps(&plan(&bind, &m, false)).contains(&"dev"));
+        assert!(!steps(&plan(&bind, &m, false, false)).contains(&"dev"));
     }
 
     #[test]
@@ -354,7 +378,7 @@ mod tests {
             "linux": {"rootfsPropagation": "rslave"}
         }));
         let m = mounts(&s, false).expect("mounts");
-        let ops = plan(&s, &m, true);
+        let ops = plan(&s, &m, true, false);
         assert_eq!(ops[0], Op::RootfsPropagation(Some("rslave")));
         assert_eq!(
             steps(&ops)[ops.len() - 3..],
@@ -370,7 +394,7 @@ mod tests {
             "process": {"cwd": "/work", "args": ["sh"], "user": {"uid": 0, "gid": 0}}
         }));
         let m = mounts(&s, false).expect("mounts");
-        let ops = plan(&s, &m, false);
+        let ops = plan(&s, &m, false, false);
         assert_eq!(
             steps(&ops)[ops.len() - 3..],
             ["pivot_root", "cwd_create", "root_readonly"]
@@ -419,7 +443,7 @@ mod tests {
             "mounted read-write first"
         );
         assert!(!m[1].readonly_at_end);
-        let steps = steps(&plan(&s, &m, false));
+        let steps = steps(&plan(&s, &m, false, false));
         let at = |name| steps.iter().position(|s| *s == name).expect(name);
         assert!(
             at("mounts") < at("dev") && at("pivot_root") < at("dev_readonly"),
@@ -431,6 +455,6 @@ mod tests {
     }
 
     fn steps_of(s: &Spec, m: &[MountPlan]) -> Vec<&'static str> {
-        plan(s, m, false).iter().map(Op::step).collect()
+        plan(s, m, false, false).iter().map(Op::step).collect()
     }
 }

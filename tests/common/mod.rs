@@ -106,6 +106,9 @@ impl Drop for Scratch {
 /// An onggi with its own state root.
 /// The compiled-seccomp-filter cache's directory in a state root.
 pub const SECCOMP_CACHE: &str = "@seccomp-cache";
+/// The mount template's directory in a state root (a private bind of itself, with the
+/// template's namespace pinned on its `ns`).
+pub const MOUNT_TEMPLATE: &str = "@mount-template";
 
 pub struct Onggi {
     pub root: Scratch,
@@ -197,13 +200,14 @@ impl Onggi {
     }
 
     /// The container directories left in the state root (everything but the compiled-filter
-    /// cache, `@seccomp-cache`, which outlives containers by design).
+    /// cache, `@seccomp-cache`, and the mount template, `@mount-template`, which outlive
+    /// containers by design).
     pub fn leftovers(&self) -> Vec<String> {
         std::fs::read_dir(self.root.path())
             .map(|d| {
                 d.flatten()
                     .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .filter(|n| n != SECCOMP_CACHE)
+                    .filter(|n| n != SECCOMP_CACHE && n != MOUNT_TEMPLATE)
                     .collect()
             })
             .unwrap_or_default()
@@ -214,6 +218,11 @@ impl Drop for Onggi {
     fn drop(&mut self) {
         for id in self.leftovers() {
             let _ = self.run(&["delete", "--force", &id]);
+        }
+        // The pin and its private directory, so that the scratch root can be removed.
+        let t = self.root.path().join(MOUNT_TEMPLATE);
+        for p in [t.join("ns"), t] {
+            let _ = nix::mount::umount2(&p, nix::mount::MntFlags::MNT_DETACH);
         }
     }
 }
@@ -347,8 +356,17 @@ pub fn wait_child(c: &mut std::process::Child) -> std::process::ExitStatus {
     panic!("onggi (pid {}) did not exit within 30 s", c.id());
 }
 
-/// Mount points in this (the test's) mount namespace under `prefix`.
+/// Mount points in this (the test's) mount namespace under `prefix`, but the mount templates
+/// of state roots (`<root>/@mount-template` and its pin), which outlive containers by design.
 pub fn host_mounts_under(prefix: &Path) -> Vec<String> {
+    all_mounts_under(prefix)
+        .into_iter()
+        .filter(|mp| !mp.contains(&format!("/{MOUNT_TEMPLATE}")))
+        .collect()
+}
+
+/// Every mount point in this (the test's) mount namespace under `prefix`.
+pub fn all_mounts_under(prefix: &Path) -> Vec<String> {
     std::fs::read_to_string("/proc/self/mountinfo")
         .expect("mountinfo")
         .lines()
