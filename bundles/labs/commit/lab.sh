@@ -11,7 +11,7 @@ mkdir -p "$work/one/rootfs" "$work/upper1" "$work/work1" "$work/two/rootfs" "$wo
 echo "# container 1 on the busybox image: it adds a file and deletes one"
 on_host mount -t overlay overlay -o "lowerdir=$ROOTFS,upperdir=$work/upper1,workdir=$work/work1" "$work/one/rootfs"
 show spec -b "$work/one" --tty=false --read-only=false -- sh -c 'mkdir /app && echo "made in container 1" > /app/greeting.txt && rm /etc/hostname'
-show_trace "rootfs_bind" run -b "$work/one" lab-commit-1
+show_trace "enter_template" run -b "$work/one" lab-commit-1
 on_host umount "$work/one/rootfs"
 
 echo "# docker commit: the upper directory, packed, is the new layer"

@@ -13,7 +13,7 @@ echo "welcome (from the app layer)" > "$work/app-layer/etc/motd"
 echo "# lower layers: app-layer over the busybox rootfs; upper: the container's own layer"
 on_host mount -t overlay overlay -o "lowerdir=$work/app-layer:$ROOTFS,upperdir=$work/upper,workdir=$work/work" merged
 echo "# config.json: \"root\": {\"path\": \"merged\"}"
-show_trace "rootfs_bind pivot_root" run --bundle . lab-layers
+show_trace "enter_template pivot_root" run --bundle . lab-layers
 on_host umount merged
 echo "# the upper layer holds every change the container made:"
 (cd "$work/upper" && find . -mindepth 1 ! -type d | sort | while read -r f; do

@@ -5,7 +5,7 @@ cd "$(dirname "$0")"
 id=lab-lifecycle
 cleanup $id
 
-show_trace "clone3 pivot_root gate" create --bundle . $id
+show_trace "clone3 enter_template pivot_root gate" create --bundle . $id
 echo "status: $(status $id)"
 echo "the init is waiting at the start gate, pid $(pid_of $id): $(tr "\0" " " < /proc/$(pid_of $id)/cmdline | sed "s@^[^ ]*/@@")"
 show start $id
