@@ -207,6 +207,11 @@ impl Store {
         self.root.join(crate::seccomp_cache::DIR)
     }
 
+    /// Where loaded device programs are pinned (src/cgroup/device_pins.rs).
+    pub(crate) fn device_pins(&self) -> PathBuf {
+        self.root.join(crate::cgroup::device_pins::DIR)
+    }
+
     /// The mount template's directory (src/rootfs/template.rs).
     pub(crate) fn mount_template(&self) -> PathBuf {
         self.root.join(crate::rootfs::template::DIR)

@@ -454,6 +454,44 @@ fn the_device_filter_allows_only_what_the_rules_allow() {
 }
 
 #[test]
+fn a_loaded_device_program_is_pinned_and_the_next_container_gets_it_back() {
+    let o = Onggi::new();
+    let caps = json!(["CAP_MKNOD", "CAP_KILL"]);
+    let b = sh("mknod /dev/myloop b 7 0; \
+                if (: < /dev/myloop) 2>&1 | grep -q 'Operation not permitted'; then echo loop-denied; fi; \
+                (: < /dev/null) && echo null-allowed")
+    .with(|c| {
+        c["process"]["capabilities"] =
+            json!({"bounding": caps, "effective": caps, "permitted": caps});
+        c["linux"]["resources"] = json!({"devices": [{"allow": false, "access": "rwm"}]});
+    });
+    let traced = |id: &str| {
+        let out = o.run(&["--trace", "run", "--bundle", b.dir(), id]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), "loop-denied\nnull-allowed\n");
+        trace_step(&text(&out.stderr), "cgroup_devices").to_string()
+    };
+    let first = traced("pin1");
+    assert!(
+        first.contains("BPF_PROG_LOAD") && first.contains("BPF_OBJ_PIN"),
+        "{first}"
+    );
+    // The second container's filter is the pinned program: no load, and it still filters.
+    let second = traced("pin2");
+    assert!(
+        second.contains("BPF_OBJ_GET") && !second.contains("BPF_PROG_LOAD"),
+        "{second}"
+    );
+    // (bpffs itself shows maps.debug and progs.debug.)
+    let pins = std::fs::read_dir(o.root.path().join(DEVICE_PROGRAMS))
+        .expect("the pins' bpf filesystem")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("dev-"))
+        .count();
+    assert_eq!(pins, 1, "one program for one rule set");
+}
+
+#[test]
 fn cpu_max_throttles_and_cpuset_pins() {
     if !has_controller("cpu") || !has_controller("cpuset") {
         return;

@@ -194,7 +194,13 @@ pub(crate) fn compile(rules: &[Rule]) -> Vec<Insn> {
 
 /// Loads the program and attaches it to the cgroup (an O_RDONLY directory descriptor). When
 /// the cgroup already has onggi's filter (an `update`), the new one replaces it atomically.
-pub(crate) fn attach(cgroup: std::os::fd::BorrowedFd<'_>, prog: &[Insn]) -> Result<()> {
+/// The program is taken from, or kept in, `pins` (src/cgroup/device_pins.rs) when given.
+pub(crate) fn attach(
+    cgroup: std::os::fd::BorrowedFd<'_>,
+    prog: &[Insn],
+    pins: Option<&std::path::Path>,
+    c: &mut crate::trace::Calls,
+) -> Result<()> {
     use anyhow::Context;
     let raw: Vec<[u8; 8]> = prog
         .iter()
@@ -207,8 +213,7 @@ pub(crate) fn attach(cgroup: std::os::fd::BorrowedFd<'_>, prog: &[Insn]) -> Resu
             b
         })
         .collect();
-    let fd =
-        crate::sys::bpf_load_device_program(&raw).context("cannot load the device eBPF program")?;
+    let fd = super::device_pins::load(&raw, pins, c)?;
     let old = crate::sys::bpf_attached_device_programs(cgroup)
         .context("cannot query the cgroup's device programs")?;
     if old.len() > 1 {

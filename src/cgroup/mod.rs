@@ -13,6 +13,7 @@
 
 pub(crate) mod bus;
 pub(crate) mod device_filter;
+pub(crate) mod device_pins;
 pub(crate) mod setup;
 pub(crate) mod systemd;
 

@@ -19,7 +19,7 @@
 
 use anyhow::{Context, Result};
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::cgroup::bus::Bus;
 use crate::cgroup::systemd::{self, Properties, Unit};
@@ -233,9 +233,10 @@ fn delegated(cg: &Cgroup, writes: &[Write]) -> Result<bool> {
 
 /// Creates the cgroup with its resources and device filter, before the clone. On failure,
 /// a cgroup it made is removed and a filter it attached to an existing one detached.
-pub(crate) fn make(plan: &Plan, bundle: &Bundle) -> Result<Placed> {
+/// `pins`: where loaded device programs are kept (src/cgroup/device_pins.rs).
+pub(crate) fn make(plan: &Plan, bundle: &Bundle, pins: Option<&Path>) -> Result<Placed> {
     if let Some((unit, props)) = &plan.scope {
-        return make_scope(plan, unit, props, bundle);
+        return make_scope(plan, unit, props, bundle, pins);
     }
     let cg = &plan.cg;
     let created = trace::step("cgroup", |c| cg.create(&plan.controllers, c))?;
@@ -258,7 +259,10 @@ pub(crate) fn make(plan: &Plan, bundle: &Bundle) -> Result<Placed> {
             "not root: no device program (the user namespace already refuses mknod)".into()
         });
     } else {
-        trace::step("cgroup_devices", |c| attach_devices(bundle, fd.as_fd(), c)).map_err(undo)?;
+        trace::step("cgroup_devices", |c| {
+            attach_devices(bundle, fd.as_fd(), pins, c)
+        })
+        .map_err(undo)?;
     }
     Ok(Placed {
         dir: cg.dir(),
@@ -270,7 +274,13 @@ pub(crate) fn make(plan: &Plan, bundle: &Bundle) -> Result<Placed> {
 
 /// `--systemd-cgroup`: the transient scope, held by a placeholder, with the resources and the
 /// device filter. On failure the unit is stopped (which removes its cgroup).
-fn make_scope(plan: &Plan, unit: &Unit, props: &Properties, bundle: &Bundle) -> Result<Placed> {
+fn make_scope(
+    plan: &Plan,
+    unit: &Unit,
+    props: &Properties,
+    bundle: &Bundle,
+    pins: Option<&Path>,
+) -> Result<Placed> {
     let bus = Bus::connect(namespaces::rootless())?;
     let holder = trace::step("systemd_scope", |c| {
         let holder = Placeholder::spawn()?;
@@ -312,7 +322,9 @@ fn make_scope(plan: &Plan, unit: &Unit, props: &Properties, bundle: &Bundle) -> 
         }
     };
     if !namespaces::rootless() {
-        if let Err(e) = trace::step("cgroup_devices", |c| attach_devices(bundle, fd.as_fd(), c)) {
+        if let Err(e) = trace::step("cgroup_devices", |c| {
+            attach_devices(bundle, fd.as_fd(), pins, c)
+        }) {
             drop(holder);
             let _ = bus.stop(&unit.name);
             return Err(e);
@@ -334,6 +346,7 @@ fn make_scope(plan: &Plan, unit: &Unit, props: &Properties, bundle: &Bundle) -> 
 fn attach_devices(
     bundle: &Bundle,
     fd: std::os::fd::BorrowedFd<'_>,
+    pins: Option<&Path>,
     c: &mut trace::Calls,
 ) -> Result<()> {
     let linux = bundle.spec.linux().as_ref();
@@ -345,14 +358,9 @@ fn attach_devices(
         linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[]),
     )?;
     let prog = crate::cgroup::device_filter::compile(&rules);
-    crate::cgroup::device_filter::attach(fd, &prog)?;
-    c.note(|| {
-        format!(
-            "bpf(BPF_PROG_LOAD, CGROUP_DEVICE, {} rules, {} insns) + bpf(BPF_PROG_ATTACH)",
-            rules.len(),
-            prog.len()
-        )
-    });
+    c.note(|| format!("{} rules, {} insns", rules.len(), prog.len()));
+    crate::cgroup::device_filter::attach(fd, &prog, pins, c)?;
+    c.note(|| "bpf(BPF_PROG_ATTACH)".into());
     Ok(())
 }
 

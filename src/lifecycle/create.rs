@@ -77,7 +77,11 @@ pub(crate) fn create(store: &Store, o: &CreateOptions<'_>) -> Result<Created> {
     let mut state = first_record(o.id, &plan, host.cgroup.as_ref());
     let gate = trace::step("state_dir", |c| stage(store, &mut undo, &plan, &state, c))?;
     let cgroup = match &host.cgroup {
-        Some(p) => Some(undo.cgroup(crate::cgroup::setup::make(p, &plan.bundle)?)),
+        Some(p) => Some(undo.cgroup(crate::cgroup::setup::make(
+            p,
+            &plan.bundle,
+            Some(&store.device_pins()),
+        )?)),
         None => None,
     };
     let cgroup = cgroup.as_ref();

@@ -101,7 +101,7 @@ pub(crate) fn restore(store: &Store, a: &RestoreArgs, criu: &Path, systemd: bool
         dir.save_config(&plan.bundle.spec)
     })?;
     let placed = match &cgroup_plan {
-        Some(p) => Some(undo.cgroup(crate::cgroup::setup::make(p, &plan.bundle)?)),
+        Some(p) => Some(undo.cgroup(crate::cgroup::setup::make(p, &plan.bundle, None)?)),
         None => None,
     };
     let netns = match joined_netns(&plan.bundle.spec) {

@@ -188,6 +188,8 @@ pub(crate) fn update(store: &Store, id: &str, flags: &UpdateFlags) -> Result<()>
             crate::cgroup::device_filter::attach(
                 std::os::fd::AsFd::as_fd(&fd),
                 &crate::cgroup::device_filter::compile(&rules),
+                None,
+                c,
             )?;
             c.note(|| {
                 format!(

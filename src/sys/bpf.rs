@@ -76,6 +76,10 @@ struct ProgInfoHead {
 
 /// The name a BPF program was loaded with.
 pub(crate) fn bpf_prog_name(prog: BorrowedFd<'_>) -> io::Result<String> {
+    Ok(c_string_lossy(&prog_info(prog)?.name))
+}
+
+fn prog_info(prog: BorrowedFd<'_>) -> io::Result<ProgInfoHead> {
     let mut info = ProgInfoHead::default();
     let attr = InfoByFdAttr {
         bpf_fd: prog.as_raw_fd() as u32,
@@ -94,7 +98,7 @@ pub(crate) fn bpf_prog_name(prog: BorrowedFd<'_>) -> io::Result<String> {
         )
     };
     check(ret)?;
-    Ok(c_string_lossy(&info.name))
+    Ok(info)
 }
 
 /// Detaches the device program `prog` from a cgroup.
@@ -254,4 +258,59 @@ pub(crate) fn bpf_attach_device_program(
         )
     };
     check(ret).map(|_| ())
+}
+
+const BPF_OBJ_PIN: libc::c_long = 6;
+const BPF_OBJ_GET: libc::c_long = 7;
+
+/// The part of `union bpf_attr` BPF_OBJ_PIN and BPF_OBJ_GET read.
+#[repr(C)]
+#[derive(Default)]
+struct ObjAttr {
+    pathname: u64,
+    bpf_fd: u32,
+    file_flags: u32,
+    _rest: [u32; 12],
+}
+
+fn bpf_obj(
+    cmd: libc::c_long,
+    path: &std::path::Path,
+    fd: u32,
+    flags: u32,
+) -> io::Result<libc::c_long> {
+    let c = super::cstr(path)?;
+    let attr = ObjAttr {
+        pathname: c.as_ptr() as u64,
+        bpf_fd: fd,
+        file_flags: flags,
+        ..Default::default()
+    };
+    // SAFETY: `attr` and the path string it points to outlive the call; its size is passed.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            &attr as *const ObjAttr,
+            std::mem::size_of::<ObjAttr>(),
+        )
+    };
+    check(ret)
+}
+
+/// BPF_OBJ_PIN: `prog` pinned at `path` in a bpf filesystem.
+pub(crate) fn bpf_obj_pin(prog: BorrowedFd<'_>, path: &std::path::Path) -> io::Result<()> {
+    bpf_obj(BPF_OBJ_PIN, path, prog.as_raw_fd() as u32, 0).map(|_| ())
+}
+
+/// BPF_OBJ_GET: a descriptor (close-on-exec, as the kernel makes it) of the object pinned at
+/// `path`.
+pub(crate) fn bpf_obj_get(path: &std::path::Path) -> io::Result<OwnedFd> {
+    bpf_obj(BPF_OBJ_GET, path, 0, 0).map(owned)
+}
+
+/// The type of a BPF program (15: a cgroup device program) and the name it was loaded with.
+pub(crate) fn bpf_prog_type_and_name(prog: BorrowedFd<'_>) -> io::Result<(u32, String)> {
+    let info = prog_info(prog)?;
+    Ok((info.prog_type, c_string_lossy(&info.name)))
 }

@@ -109,6 +109,8 @@ pub const SECCOMP_CACHE: &str = "@seccomp-cache";
 /// The mount template's directory in a state root (a private bind of itself, with the
 /// template's namespace pinned on its `ns`).
 pub const MOUNT_TEMPLATE: &str = "@mount-template";
+/// The bpf filesystem of a state root where loaded device programs are pinned.
+pub const DEVICE_PROGRAMS: &str = "@device-programs";
 
 pub struct Onggi {
     pub root: Scratch,
@@ -200,14 +202,16 @@ impl Onggi {
     }
 
     /// The container directories left in the state root (everything but the compiled-filter
-    /// cache, `@seccomp-cache`, and the mount template, `@mount-template`, which outlive
-    /// containers by design).
+    /// cache, `@seccomp-cache`, the mount template, `@mount-template`, and the pinned device
+    /// programs, `@device-programs`, which outlive containers by design).
     pub fn leftovers(&self) -> Vec<String> {
         std::fs::read_dir(self.root.path())
             .map(|d| {
                 d.flatten()
                     .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .filter(|n| n != SECCOMP_CACHE && n != MOUNT_TEMPLATE)
+                    .filter(|n| {
+                        ![SECCOMP_CACHE, MOUNT_TEMPLATE, DEVICE_PROGRAMS].contains(&n.as_str())
+                    })
                     .collect()
             })
             .unwrap_or_default()
@@ -219,9 +223,9 @@ impl Drop for Onggi {
         for id in self.leftovers() {
             let _ = self.run(&["delete", "--force", &id]);
         }
-        // The pin and its private directory, so that the scratch root can be removed.
+        // The pins and the template's private directory, so that the root can be removed.
         let t = self.root.path().join(MOUNT_TEMPLATE);
-        for p in [t.join("ns"), t] {
+        for p in [t.join("ns"), t, self.root.path().join(DEVICE_PROGRAMS)] {
             let _ = nix::mount::umount2(&p, nix::mount::MntFlags::MNT_DETACH);
         }
     }
@@ -357,11 +361,15 @@ pub fn wait_child(c: &mut std::process::Child) -> std::process::ExitStatus {
 }
 
 /// Mount points in this (the test's) mount namespace under `prefix`, but the mount templates
-/// of state roots (`<root>/@mount-template` and its pin), which outlive containers by design.
+/// of state roots (`<root>/@mount-template` and its pin) and their pinned device programs
+/// (`<root>/@device-programs`), which outlive containers by design.
 pub fn host_mounts_under(prefix: &Path) -> Vec<String> {
     all_mounts_under(prefix)
         .into_iter()
-        .filter(|mp| !mp.contains(&format!("/{MOUNT_TEMPLATE}")))
+        .filter(|mp| {
+            !mp.contains(&format!("/{MOUNT_TEMPLATE}"))
+                && !mp.ends_with(&format!("/{DEVICE_PROGRAMS}"))
+        })
         .collect()
 }
 

@@ -15,7 +15,8 @@ has "criu check" "Looks good" "$(criu check 2>&1)"
 
 W=$(mktemp -d /var/tmp/onggi-cr.XXXXXX)
 R="$O --root $W/state"
-trap '$R list -q 2>/dev/null | while read -r c; do $R delete -f "$c"; done; rm -rf "$W"' EXIT
+trap '$R list -q 2>/dev/null | while read -r c; do $R delete -f "$c"; done
+  grep -o " $W[^ ]*" /proc/self/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null; rm -rf "$W"' EXIT
 # bundle DIR OUT ARGS...: a bundle over the shared rootfs whose /out is the host's OUT.
 bundle() {
   local dir=$1 out=$2; shift 2

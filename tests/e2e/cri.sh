@@ -64,7 +64,7 @@ CPID=$!
 cleanup() {
   kill "$CPID" 2>/dev/null; wait "$CPID" 2>/dev/null
   pkill -f "containerd-shim-runc-v2 -namespace k8s.io -address $SOCK" 2>/dev/null
-  grep -o " $T[^ ]*\| $STATE[^ ]*\| /run/netns/cni-[^ ]*" /proc/self/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null
+  grep -o " $T[^ ]*\| $STATE[^ ]*\| $OROOT[^ ]*\| /run/netns/cni-[^ ]*" /proc/self/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null
   umount -l /var/lib/cni 2>/dev/null
   rm -rf "$T" "$STATE" "$OROOT"
 }
