@@ -35,7 +35,7 @@ fn the_template_holds_three_mounts_and_nothing_else_of_the_host() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let trace = text(&out.stderr);
     assert!(
-        trace_step(&trace, "mount_template").contains("pinned it"),
+        trace_step(&trace, "mount_template").contains("the template pinned"),
         "{trace}"
     );
     let ns = o.root.path().join(MOUNT_TEMPLATE).join("ns");

@@ -94,12 +94,13 @@ pub(crate) fn open_or_make(dir: &Path, procfs: BorrowedFd<'_>, c: &mut Calls) ->
         .truncate(false)
         .open(&ns)
         .with_context(|| format!("cannot create {}", ns.display()))?;
-    let cpu = make_and_pin(dir, &ns, procfs)?;
+    let cpu = make_and_pin(dir, &ns, procfs, c)?;
     c.note(|| {
+        let on = cpu
+            .map(|n| format!(", made on CPU {n}"))
+            .unwrap_or_default();
         format!(
-            "made the mount template (unshare(CLONE_NEWNS) in a thread{}; tmpfs with /rootfs, \
-             binds of /proc and /dev/null; pivot_root into it) and pinned it: mount(nsfs, {}, MS_BIND)",
-            cpu.map(|n| format!(" on CPU {n}")).unwrap_or_default(),
+            "mount(nsfs, {}, MS_BIND) (the template pinned{on})",
             ns.display()
         )
     });
@@ -129,19 +130,25 @@ fn make_private_dir(dir: &Path) -> Result<()> {
 /// made earlier on another. So when the first try is refused, it is made again on each CPU in
 /// turn; the CPU that made onggi's own namespace always gives a younger one. Returns the CPU
 /// of a retry.
-fn make_and_pin(dir: &Path, ns: &Path, procfs: BorrowedFd<'_>) -> Result<Option<usize>> {
+fn make_and_pin(
+    dir: &Path,
+    ns: &Path,
+    procfs: BorrowedFd<'_>,
+    c: &mut Calls,
+) -> Result<Option<usize>> {
     let pin = |made: OwnedFd| {
         let from = PathBuf::from(format!("/proc/self/fd/{}", made.as_raw_fd()));
         sys::mount(Some(&from), ns, None, libc::MS_BIND, None)
     };
-    let first = pin(build(dir, procfs, None)?);
+    let first = pin(build(dir, procfs, None, c)?);
     let Err(e) = first else { return Ok(None) };
     let refused = |e: &std::io::Error| e.raw_os_error() == Some(libc::EINVAL);
     if refused(&e) {
+        c.note(|| "the pin refused (EINVAL): made again, on each CPU in turn".into());
         let allowed = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0))?;
         let cpus = (0..nix::sched::CpuSet::count()).filter(|&n| allowed.is_set(n).unwrap_or(false));
         for cpu in cpus.take(256) {
-            match pin(build(dir, procfs, Some(cpu))?) {
+            match pin(build(dir, procfs, Some(cpu), c)?) {
                 Ok(()) => return Ok(Some(cpu)),
                 Err(e) if refused(&e) => continue,
                 Err(e) => return Err(e).context("cannot pin the mount template"),
@@ -153,13 +160,13 @@ fn make_and_pin(dir: &Path, ns: &Path, procfs: BorrowedFd<'_>) -> Result<Option<
 
 /// Makes the template namespace in a thread of its own (unshare(CLONE_NEWNS) moves only the
 /// calling thread), on `cpu` if given, and returns a descriptor of it.
-fn build(dir: &Path, procfs: BorrowedFd<'_>, cpu: Option<usize>) -> Result<OwnedFd> {
+fn build(dir: &Path, procfs: BorrowedFd<'_>, cpu: Option<usize>, c: &mut Calls) -> Result<OwnedFd> {
     std::thread::scope(|s| {
         s.spawn(|| {
             if let Some(n) = cpu {
                 sys::set_affinity(&[n]).context("sched_setaffinity")?;
             }
-            build_in_this_thread(dir, procfs)
+            build_in_this_thread(dir, procfs, c)
         })
         .join()
         .map_err(|_| anyhow!("the thread making the mount template panicked"))?
@@ -167,8 +174,9 @@ fn build(dir: &Path, procfs: BorrowedFd<'_>, cpu: Option<usize>) -> Result<Owned
     .context("cannot make the mount template")
 }
 
-fn build_in_this_thread(dir: &Path, procfs: BorrowedFd<'_>) -> Result<OwnedFd> {
+fn build_in_this_thread(dir: &Path, procfs: BorrowedFd<'_>, c: &mut Calls) -> Result<OwnedFd> {
     sys::unshare(libc::CLONE_NEWNS).context("unshare(CLONE_NEWNS)")?;
+    c.note(|| "unshare(CLONE_NEWNS) in a thread of its own".into());
     // Nothing below may reach the host.
     sys::mount(
         None,
@@ -188,6 +196,25 @@ fn build_in_this_thread(dir: &Path, procfs: BorrowedFd<'_>) -> Result<OwnedFd> {
     let at = sys::openat2(cwd(), dir, libc::O_PATH | libc::O_DIRECTORY, 0, 0)?;
     sys::move_mount(tmpfs.as_fd(), at.as_fd()).context("cannot attach the template's tmpfs")?;
     // The tmpfs now covers `dir` in this thread's namespace (and nowhere else).
+    fill(dir)?;
+    c.note(|| {
+        format!("fsmount(tmpfs) with /rootfs, /stage/d0..d{} and f0..f{}, binds of /proc and /dev/null, read-only", STAGE - 1, STAGE - 1)
+    });
+    sys::mount_setattr(tmpfs.as_fd(), false, sys::MOUNT_ATTR_RDONLY, 0, 0)
+        .context("cannot make the template read-only")?;
+    super::pivot::pivot_root(tmpfs.as_fd(), c).context("pivot_root into the template")?;
+    sys::openat2(
+        procfs,
+        Path::new("thread-self/ns/mnt"),
+        libc::O_RDONLY,
+        0,
+        0,
+    )
+    .context("cannot open the template's namespace")
+}
+
+/// The template's directories, files and binds, in its tmpfs attached at `dir`.
+fn fill(dir: &Path) -> Result<()> {
     for (sub, mode) in [
         ("rootfs", 0o755),
         ("stage", 0o755),
@@ -212,21 +239,7 @@ fn build_in_this_thread(dir: &Path, procfs: BorrowedFd<'_>) -> Result<OwnedFd> {
             .with_context(|| format!("cannot make the template's /{file}"))?;
     }
     bind_into(dir, "/proc", "proc")?;
-    bind_into(dir, "/dev/null", "dev/null")?;
-    sys::mount_setattr(tmpfs.as_fd(), false, sys::MOUNT_ATTR_RDONLY, 0, 0)
-        .context("cannot make the template read-only")?;
-    nix::unistd::fchdir(tmpfs.as_raw_fd()).context("cannot enter the template")?;
-    sys::pivot_root_here().context("pivot_root into the template")?;
-    sys::umount(Path::new("."), libc::MNT_DETACH).context("cannot detach the host's mounts")?;
-    nix::unistd::chdir("/").context("chdir /")?;
-    sys::openat2(
-        procfs,
-        Path::new("thread-self/ns/mnt"),
-        libc::O_RDONLY,
-        0,
-        0,
-    )
-    .context("cannot open the template's namespace")
+    bind_into(dir, "/dev/null", "dev/null")
 }
 
 /// A bind of the host's `src` at `rel` in the template's tmpfs, attached at `top`.
