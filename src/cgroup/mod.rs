@@ -70,12 +70,18 @@ pub(crate) fn own_cgroup() -> Result<PathBuf> {
         .context("/proc/self/cgroup has no cgroup v2 entry")
 }
 
-/// The container's cgroup relative to the v2 root, from `linux.cgroupsPath`.
-pub(crate) fn container_path(cgroups_path: Option<&Path>, own: &Path, id: &str) -> Result<PathBuf> {
+/// The container's cgroup relative to the v2 root, from `linux.cgroupsPath`. `own` (onggi's
+/// own cgroup) is asked for only by a relative path: reading /proc/self/cgroup takes the
+/// kernel's cgroup_mutex, which every other container's cgroup mkdir and rmdir hold too.
+pub(crate) fn container_path(
+    cgroups_path: Option<&Path>,
+    own: impl FnOnce() -> Result<PathBuf>,
+    id: &str,
+) -> Result<PathBuf> {
     let p = match cgroups_path {
         Some(p) if p.as_os_str().is_empty() => PathBuf::from("/").join(id),
         Some(p) if p.is_absolute() => p.to_path_buf(),
-        Some(p) => own.join(p),
+        Some(p) => own()?.join(p),
         None => PathBuf::from("/").join(id),
     };
     if p.components().any(|c| c == Component::ParentDir) {
@@ -652,7 +658,7 @@ mod tests {
 
     #[test]
     fn cgroups_path_resolution() {
-        let own = Path::new("/system.slice/shim");
+        let own = || Ok(PathBuf::from("/system.slice/shim"));
         assert_eq!(
             container_path(None, own, "c1").expect("valid test input"),
             PathBuf::from("/c1")

@@ -137,8 +137,7 @@ pub(crate) fn plan(bundle: &Bundle, id: &str, systemd: bool) -> Result<Option<Pl
     if systemd {
         return systemd_plan(bundle, id, cgroups_path, mount, writes).map(Some);
     }
-    let own = crate::cgroup::own_cgroup()?;
-    let rel = crate::cgroup::container_path(cgroups_path, &own, id)?;
+    let rel = crate::cgroup::container_path(cgroups_path, crate::cgroup::own_cgroup, id)?;
     let cg = Cgroup { mount, rel };
     if namespaces::rootless() && !delegated(&cg, &writes)? {
         return Ok(None);

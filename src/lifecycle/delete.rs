@@ -205,8 +205,8 @@ fn cgroups_possible() -> bool {
 fn configured_cgroup(dir: &crate::state::ContainerDir) -> Option<std::path::PathBuf> {
     let spec = dir.load_config().ok()?;
     let mount = crate::cgroup::v2_mount().ok()?;
-    let own = crate::cgroup::own_cgroup().ok()?;
     let path = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
-    let rel = crate::cgroup::container_path(path.as_deref(), &own, &dir.id).ok()?;
+    let rel =
+        crate::cgroup::container_path(path.as_deref(), crate::cgroup::own_cgroup, &dir.id).ok()?;
     Some(crate::cgroup::Cgroup { mount, rel }.dir())
 }

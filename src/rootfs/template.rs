@@ -25,7 +25,8 @@
 //! Not for every container: one with a user namespace (its init may not enter a namespace of
 //! the host's user namespace), createContainer hooks (they run before pivot_root and must find
 //! the host's files), `--no-pivot`, or a rootless onggi copies the host's table as before.
-//! If the template cannot be made, onggi copies too, and says so in the trace.
+//! If the template cannot be made, onggi copies too, and says so in the trace: so in a chroot,
+//! where pivot_root would swap the chroot's mount and not the namespace's root.
 //!
 //! The directory `ROOT/@mount-template` is a private bind of itself: the kernel refuses to
 //! propagate a mount of a mount namespace's file, so the pin must sit where nothing propagates.
@@ -47,6 +48,7 @@ pub(crate) const DIR: &str = "@mount-template";
 /// Where the template namespace attaches a container's root filesystem.
 const ATTACH: &str = "/rootfs";
 const NSFS_MAGIC: i64 = 0x6e73_6673;
+const TMPFS_MAGIC: i64 = 0x0102_1994;
 /// How many bind sources the template can stage (a container with more copies the host's table).
 pub(crate) const STAGE: usize = 64;
 
@@ -203,14 +205,36 @@ fn build_in_this_thread(dir: &Path, procfs: BorrowedFd<'_>, c: &mut Calls) -> Re
     sys::mount_setattr(tmpfs.as_fd(), false, sys::MOUNT_ATTR_RDONLY, 0, 0)
         .context("cannot make the template read-only")?;
     super::pivot::pivot_root(tmpfs.as_fd(), c).context("pivot_root into the template")?;
-    sys::openat2(
+    let ns = sys::openat2(
         procfs,
         Path::new("thread-self/ns/mnt"),
         libc::O_RDONLY,
         0,
         0,
     )
-    .context("cannot open the template's namespace")
+    .context("cannot open the template's namespace")?;
+    check_root(ns.as_fd())?;
+    Ok(ns)
+}
+
+/// The template's root as an init will find it: setns(2) puts a process at its namespace's
+/// root mount, which must be the template's tmpfs. It is not when onggi runs in a chroot:
+/// pivot_root then swaps the chroot's mount, not the namespace's root.
+fn check_root(ns: BorrowedFd<'_>) -> Result<()> {
+    sys::setns(ns, libc::CLONE_NEWNS).context("setns(the new template)")?;
+    let root = sys::openat2(
+        cwd(),
+        Path::new("/"),
+        libc::O_PATH | libc::O_DIRECTORY,
+        0,
+        0,
+    )?;
+    let ours = sys::fs_magic(root.as_fd())? == TMPFS_MAGIC
+        && sys::openat2(root.as_fd(), Path::new("stage/d0"), libc::O_PATH, 0, 0).is_ok();
+    if !ours {
+        bail!("the namespace's root is not the template's (is onggi in a chroot?)");
+    }
+    Ok(())
 }
 
 /// The template's directories, files and binds, in its tmpfs attached at `dir`.
