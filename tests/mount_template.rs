@@ -202,3 +202,29 @@ fn a_missing_bind_source_names_the_mount() {
     assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
     assert!(o.leftovers().is_empty(), "{:?}", o.leftovers());
 }
+
+#[test]
+fn a_state_root_reached_through_a_symlink_pins_one_template() {
+    // /var/run is a symlink to /run on many hosts: the pin must be found through it.
+    let real = Scratch::new("real-root");
+    let link = Scratch::new("link-root");
+    let via = link.path().join("via");
+    std::os::unix::fs::symlink(real.path(), &via).expect("symlink");
+    let root = via.join("state");
+    let b = sh("true");
+    for id in ["s1", "s2", "s3"] {
+        let out = output_via_files(Command::new(onggi_bin()).arg("--root").arg(&root).args([
+            "--trace",
+            "run",
+            "--bundle",
+            b.dir(),
+            id,
+        ]));
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let pins = all_mounts_under(&real.path().join("state").join(MOUNT_TEMPLATE));
+    for p in pins.iter().rev() {
+        let _ = nix::mount::umount2(p.as_str(), nix::mount::MntFlags::MNT_DETACH);
+    }
+    assert_eq!(pins.len(), 2, "one directory, one pin: {pins:?}");
+}

@@ -106,13 +106,20 @@ pub(crate) fn open_or_make(dir: &Path, procfs: BorrowedFd<'_>, c: &mut Calls) ->
             ns.display()
         )
     });
-    open_pinned(&ns).ok_or_else(|| anyhow!("the mount template at {} vanished", ns.display()))
+    open_pinned(&ns).ok_or_else(|| {
+        // Never a second pin stacked on this one by the next create.
+        let _ = sys::umount(&ns, libc::MNT_DETACH);
+        anyhow!(
+            "the mount template pinned at {} cannot be opened",
+            ns.display()
+        )
+    })
 }
 
 /// The namespace pinned at `ns`, if the file there is one (a plain file in a mount namespace
-/// that does not see the pin is not).
+/// that does not see the pin is not). The state root's path may hold symlinks (/var/run).
 fn open_pinned(ns: &Path) -> Option<OwnedFd> {
-    let fd = sys::openat2(cwd(), ns, libc::O_RDONLY, 0, sys::RESOLVE_NO_SYMLINKS).ok()?;
+    let fd = sys::openat2(cwd(), ns, libc::O_RDONLY, 0, 0).ok()?;
     (sys::fs_magic(fd.as_fd()).ok()? == NSFS_MAGIC).then_some(fd)
 }
 
@@ -198,7 +205,7 @@ fn build_in_this_thread(dir: &Path, procfs: BorrowedFd<'_>, c: &mut Calls) -> Re
     let at = sys::openat2(cwd(), dir, libc::O_PATH | libc::O_DIRECTORY, 0, 0)?;
     sys::move_mount(tmpfs.as_fd(), at.as_fd()).context("cannot attach the template's tmpfs")?;
     // The tmpfs now covers `dir` in this thread's namespace (and nowhere else).
-    fill(dir)?;
+    fill(dir, tmpfs.as_fd())?;
     c.note(|| {
         format!("fsmount(tmpfs) with /rootfs, /stage/d0..d{} and f0..f{}, binds of /proc and /dev/null, read-only", STAGE - 1, STAGE - 1)
     });
@@ -237,8 +244,8 @@ fn check_root(ns: BorrowedFd<'_>) -> Result<()> {
     Ok(())
 }
 
-/// The template's directories, files and binds, in its tmpfs attached at `dir`.
-fn fill(dir: &Path) -> Result<()> {
+/// The template's directories, files and binds, in its tmpfs `top` attached at `dir`.
+fn fill(dir: &Path, top: BorrowedFd<'_>) -> Result<()> {
     for (sub, mode) in [
         ("rootfs", 0o755),
         ("stage", 0o755),
@@ -262,21 +269,16 @@ fn fill(dir: &Path) -> Result<()> {
         std::fs::File::create(dir.join(&file))
             .with_context(|| format!("cannot make the template's /{file}"))?;
     }
-    bind_into(dir, "/proc", "proc")?;
-    bind_into(dir, "/dev/null", "dev/null")
+    bind_into(top, "/proc", "proc")?;
+    bind_into(top, "/dev/null", "dev/null")
 }
 
-/// A bind of the host's `src` at `rel` in the template's tmpfs, attached at `top`.
-fn bind_into(top: &Path, src: &str, rel: &str) -> Result<()> {
+/// A bind of the host's `src` at `rel` in the template's tmpfs `top`.
+fn bind_into(top: BorrowedFd<'_>, src: &str, rel: &str) -> Result<()> {
     let tree = sys::open_tree(cwd(), Path::new(src), sys::OPEN_TREE_CLONE)
         .with_context(|| format!("cannot clone {src}"))?;
-    let at = sys::openat2(
-        cwd(),
-        &top.join(rel),
-        libc::O_PATH,
-        0,
-        sys::RESOLVE_NO_SYMLINKS,
-    )?;
+    let how = sys::RESOLVE_BENEATH | sys::RESOLVE_NO_SYMLINKS;
+    let at = sys::openat2(top, Path::new(rel), libc::O_PATH, 0, how)?;
     sys::move_mount(tree.as_fd(), at.as_fd()).with_context(|| format!("cannot bind {src}"))
 }
 
