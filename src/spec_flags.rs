@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
-/// The flags, in `docker run`'s spelling.
+// The flags, in `docker run`'s spelling.
 #[derive(clap::Args, Debug, Default)]
 pub(crate) struct SpecFlags {
     /// The command, split at spaces (for quoting, give it after `--` instead)

@@ -23,7 +23,7 @@ use crate::state::{Status, Store};
 use crate::trace;
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
-/// The flags `checkpoint` and `restore` share (runc's names).
+// The flags `checkpoint` and `restore` share (runc's names).
 #[derive(clap::Args, Debug, Clone)]
 pub(crate) struct CriuFlags {
     /// Where the image files are (default: ./checkpoint)
@@ -58,7 +58,7 @@ pub(crate) struct CriuFlags {
     pub(crate) lazy_pages: bool,
 }
 
-/// `checkpoint`'s own flags.
+// `checkpoint`'s own flags.
 #[derive(clap::Args, Debug)]
 pub(crate) struct CheckpointArgs {
     #[command(flatten)]

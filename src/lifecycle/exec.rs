@@ -35,7 +35,7 @@ use crate::plan::ProcessPlan;
 use crate::state::{Status, Store};
 use crate::{namespaces, sys, trace};
 
-/// What `exec` takes from the command line.
+// What `exec` takes from the command line.
 #[derive(Debug, Default, clap::Args)]
 pub(crate) struct ExecArgs {
     /// process.json (config.json's `process` object) instead of the flags below

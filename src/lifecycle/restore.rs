@@ -35,7 +35,7 @@ use crate::plan::Plan;
 use crate::state::{ContainerDir, State, Status, Store};
 use crate::{signal, sys, trace};
 
-/// `restore`'s own flags.
+// `restore`'s own flags.
 #[derive(clap::Args, Debug)]
 pub(crate) struct RestoreArgs {
     #[command(flatten)]

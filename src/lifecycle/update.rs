@@ -10,7 +10,7 @@ use std::path::Path;
 use crate::cgroup;
 use crate::state::{Status, Store};
 
-/// runc's `update` flags; each overrides the matching field of `--resources`.
+// runc's `update` flags; each overrides the matching field of `--resources`.
 #[derive(Debug, Default, clap::Args)]
 pub(crate) struct UpdateFlags {
     /// LinuxResources JSON file, or - for stdin
