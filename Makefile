@@ -1,9 +1,10 @@
 # onggi — the newcomer's two commands are `make demo` and `make test`.
 SHELL := /bin/bash
 CARGO ?= cargo
-# cargo builds for this machine's own target triple (.cargo/config.toml: onggi is linked
-# statically), so its artifacts are under target/<triple>/.
-OUT := $(CURDIR)/target/$(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
+# cargo builds for the musl target named in .cargo/config.toml (onggi is one static binary), so
+# its artifacts are under target/<triple>/.
+TARGET := $(shell sed -n 's/^target = "\(.*\)"/\1/p' .cargo/config.toml)
+OUT := $(CURDIR)/target/$(TARGET)
 ONGGI := $(OUT)/release/onggi
 ROOTFS := bundles/rootfs
 # Every command that creates containers runs in a private mount namespace: a bug cannot leave
@@ -19,10 +20,13 @@ all: build
 APT_INSTALL = apt-get install -y -qq $(1) >/dev/null 2>&1 || \
   { apt-get update -qq && apt-get install -y -qq $(1) >/dev/null; }
 
-## deps: libseccomp-dev and pkg-config (onggi links the system libseccomp, as runc and crun do)
+## deps: libseccomp-dev (onggi links the system libseccomp, as runc and crun do), musl-tools
+## (musl-gcc, for libdbus's C sources) and Rust's musl target
 deps:
-	@dpkg -s libseccomp-dev pkg-config >/dev/null 2>&1 || \
-	  { echo "installing libseccomp-dev pkg-config"; $(call APT_INSTALL,libseccomp-dev pkg-config); }
+	@dpkg -s libseccomp-dev pkg-config musl-tools >/dev/null 2>&1 || \
+	  { echo "installing libseccomp-dev pkg-config musl-tools"; $(call APT_INSTALL,libseccomp-dev pkg-config musl-tools); }
+	@! command -v rustup >/dev/null || rustup target list --installed | grep -qx $(TARGET) || \
+	  rustup target add $(TARGET)
 
 build: deps
 	$(CARGO) build --release
@@ -30,7 +34,7 @@ build: deps
 ## docs: man pages (onggi.8, onggi-COMMAND.8) and bash/zsh/fish completions in target/docs,
 ## generated from the clap definitions (examples/gen-docs.rs)
 DOCS := $(CURDIR)/target/docs
-docs:
+docs: deps
 	$(CARGO) run --release -q --example gen-docs -- $(DOCS) >/dev/null
 
 ## install: the binary, its man pages and completions under $(DESTDIR)$(PREFIX)
@@ -111,7 +115,7 @@ labs-pictures: build bundles
 	  $(OUT)/release/examples/trace-svg $$f > bundles/labs/$$l/trace.svg && rm -f $$f || exit 1; \
 	  echo "bundles/labs/$$l/trace.svg"; done
 
-lint:
+lint: deps
 	@for c in rustfmt clippy; do command -v rustup >/dev/null && ! rustup component list --installed 2>/dev/null | grep -q "^$$c" && rustup component add $$c; done; true
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets --release -- -D warnings

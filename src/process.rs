@@ -163,7 +163,7 @@ pub(crate) fn close_inherited_except(keep: &[RawFd], preserve_fds: u32) -> Resul
     sys::close_range(from as u32, u32::MAX).context("close_range")
 }
 
-fn rlimit_resource(t: PosixRlimitType) -> libc::__rlimit_resource_t {
+fn rlimit_resource(t: PosixRlimitType) -> sys::RlimitResource {
     match t {
         PosixRlimitType::RlimitCpu => libc::RLIMIT_CPU,
         PosixRlimitType::RlimitFsize => libc::RLIMIT_FSIZE,

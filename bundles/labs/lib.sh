@@ -1,6 +1,6 @@
 # Shared by every lab script (bundles/labs/<name>/lab.sh): how to call onggi and how to show it.
 #
-#   ONGGI     the onggi binary (default: target/<triple>/release/onggi of this checkout)
+#   ONGGI     the onggi binary (default: the newest target/<triple>/release/onggi of this checkout)
 #   LAB_ROOT  onggi's state directory for the labs (default /run/onggi-labs)
 #
 # Each command a lab runs is printed first, prefixed with "$ ", the way you would type it;
@@ -8,7 +8,7 @@
 set -euo pipefail
 LABS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOTFS=$LABS/../rootfs
-ONGGI=${ONGGI:-$(ls "$LABS"/../../target/*/release/onggi 2>/dev/null | head -1)}
+ONGGI=${ONGGI:-$(ls -t "$LABS"/../../target/*/release/onggi 2>/dev/null | head -1)}
 LAB_ROOT=${LAB_ROOT:-/run/onggi-labs}
 [ -x "$ONGGI" ] || { echo "lab: $ONGGI missing: run 'make build' first" >&2; exit 1; }
 [ -x "$ROOTFS/bin/busybox" ] || { echo "lab: $ROOTFS missing: run 'make bundles' first" >&2; exit 1; }

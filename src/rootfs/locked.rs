@@ -20,7 +20,7 @@ const LOCKABLE: &[(u64, u64, &str)] = &[
 fn atime_of(st_flags: u64) -> (u64, &'static str) {
     if st_flags & libc::ST_NOATIME != 0 {
         (sys::MOUNT_ATTR_NOATIME, "noatime")
-    } else if st_flags & libc::ST_RELATIME != 0 {
+    } else if st_flags & sys::ST_RELATIME != 0 {
         (sys::MOUNT_ATTR_RELATIME, "relatime")
     } else {
         (sys::MOUNT_ATTR_STRICTATIME, "strictatime")
@@ -42,7 +42,7 @@ fn locked_conflicts(st_flags: u64, set: u64, clear: u64) -> (Vec<&'static str>, 
         if set & sys::MOUNT_ATTR__ATIME != have {
             let wanted = atime_of(match set & sys::MOUNT_ATTR__ATIME {
                 sys::MOUNT_ATTR_NOATIME => libc::ST_NOATIME,
-                sys::MOUNT_ATTR_RELATIME => libc::ST_RELATIME,
+                sys::MOUNT_ATTR_RELATIME => sys::ST_RELATIME,
                 _ => 0,
             });
             asked.push(wanted.1);

@@ -84,13 +84,16 @@ pub(crate) fn openat2(
     }
 }
 
+/// statvfs's f_flag for a relatime mount (ST_RELATIME, which the libc crate has for glibc only).
+pub(crate) const ST_RELATIME: u64 = 0x1000;
+
 /// The filesystem magic number of what `fd` refers to (fstatfs f_type).
 pub(crate) fn fs_magic(fd: BorrowedFd<'_>) -> io::Result<i64> {
     // SAFETY: statfs is a plain C struct filled in by the kernel.
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
     // SAFETY: `st` is a valid out-pointer for the call.
     check_int(unsafe { libc::fstatfs(fd.as_raw_fd(), &mut st) })?;
-    Ok(st.f_type)
+    Ok(st.f_type as i64)
 }
 
 /// Whether `path` (not following a final symlink) is the root of a mount: statx's

@@ -68,12 +68,14 @@ pub(crate) fn join_session_keyring(name: &str) -> io::Result<()> {
     check(ret).map(|_| ())
 }
 
+/// The type of an RLIMIT_* number: glibc's enum, musl's int.
+#[cfg(target_env = "gnu")]
+pub(crate) type RlimitResource = libc::__rlimit_resource_t;
+#[cfg(not(target_env = "gnu"))]
+pub(crate) type RlimitResource = libc::c_int;
+
 /// setrlimit via prlimit64 on ourselves.
-pub(crate) fn set_rlimit(
-    resource: libc::__rlimit_resource_t,
-    soft: u64,
-    hard: u64,
-) -> io::Result<()> {
+pub(crate) fn set_rlimit(resource: RlimitResource, soft: u64, hard: u64) -> io::Result<()> {
     let lim = libc::rlimit64 {
         rlim_cur: soft,
         rlim_max: hard,

@@ -155,8 +155,15 @@ pub(crate) fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: libc::c_int) -> io::
 /// each open descriptor listed in /proc/self/fd gets FD_CLOEXEC instead.
 pub(crate) fn cloexec_from(first: u32) -> io::Result<()> {
     // SAFETY: close_range only changes descriptor flags; no memory is involved.
-    let ret = unsafe { libc::close_range(first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC as i32) };
-    match check_int(ret) {
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    match check(ret) {
         Ok(_) => Ok(()),
         Err(e)
             if matches!(
@@ -223,7 +230,7 @@ pub(crate) fn execveat_empty(fd: BorrowedFd<'_>, args: &[CString], env: &[CStrin
 /// close_range(first, last): closes every descriptor in the range.
 pub(crate) fn close_range(first: u32, last: u32) -> io::Result<()> {
     // SAFETY: closing descriptors touches no memory; the caller no longer uses these numbers.
-    check_int(unsafe { libc::close_range(first, last, 0) }).map(|_| ())
+    check(unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) }).map(|_| ())
 }
 
 /// _exit(2): leave at once, without running destructors or atexit handlers (for forked children).

@@ -52,3 +52,17 @@ pub(crate) fn seccomp_set_filter(prog: &[SockFilter], flags: u32) -> io::Result<
     let ret = check(ret)?;
     Ok((flags & SECCOMP_FILTER_FLAG_NEW_LISTENER != 0).then(|| owned(ret)))
 }
+
+/// glibc's checked fprintf, for libseccomp.a on musl. Debian builds libseccomp against glibc
+/// with _FORTIFY_SOURCE, so its text export (seccomp_export_pfc) calls `__fprintf_chk`, which
+/// musl does not have. onggi never asks libseccomp for text: this only completes the link, and
+/// reports a failed write (-1) should anything ever call it.
+#[cfg(not(target_env = "gnu"))]
+#[no_mangle]
+pub extern "C" fn __fprintf_chk(
+    _stream: *mut libc::FILE,
+    _flag: libc::c_int,
+    _format: *const libc::c_char,
+) -> libc::c_int {
+    -1
+}
