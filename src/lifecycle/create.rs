@@ -64,6 +64,8 @@ pub(crate) struct Created {
     pub(crate) pidfd: OwnedFd,
     /// The pty master went to `terminal_relay`.
     pub(crate) relayed_terminal: bool,
+    /// config.json as parsed (and as saved in the state directory).
+    pub(crate) config: oci_spec::runtime::Spec,
 }
 
 /// `create`: everything up to the init waiting at the start gate, as the steps `--trace`
@@ -118,6 +120,7 @@ pub(crate) fn create(store: &Store, o: &CreateOptions<'_>) -> Result<Created> {
         pid,
         pidfd: child.pidfd,
         relayed_terminal: plan.terminal() && o.console_socket.is_none(),
+        config: plan.bundle.spec,
     })
 }
 

@@ -8,10 +8,22 @@ use super::{wait_exit, LifecycleError};
 use crate::hooks::{self, Moment};
 use crate::state::{ContainerDir, State, Status, Store, StoreError};
 use crate::{sys, trace};
+use oci_spec::runtime::Spec;
 
 /// `delete`: removes a stopped container (runtime.md: deleting one that is not stopped is an
 /// error); with --force, a live one too, and a create still in progress is killed first.
 pub(crate) fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
+    delete_with(store, id, force, None)
+}
+
+/// `delete` with the container's config at hand (`run` has it parsed already); None reads the
+/// snapshot in the state directory (once, for the net devices and the poststop hooks).
+pub(crate) fn delete_with(
+    store: &Store,
+    id: &str,
+    force: bool,
+    config: Option<&Spec>,
+) -> Result<()> {
     let dir = match lock_for_delete(store, id, force) {
         Ok(d) => d,
         Err(e) if force && matches!(e.downcast_ref(), Some(StoreError::NotExist(_))) => {
@@ -30,14 +42,19 @@ pub(crate) fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
     if !force && status != Status::Stopped {
         return Err(LifecycleError::DeleteLive(id.into(), status).into());
     }
+    let loaded;
+    let config = match config {
+        Some(c) => Some(c),
+        None => {
+            loaded = dir.load_config().ok();
+            loaded.as_ref()
+        }
+    };
     // Any init that still lives goes, whatever the status says (a create that died after the
     // clone leaves a stopped container with a live init).
     if let Some(pidfd) = super::open_init(&s)? {
         // Moved devices go home while the container's network namespace still exists.
-        let devs = dir
-            .load_config()
-            .map(|spec| crate::netdev::devices(&spec))
-            .unwrap_or_default();
+        let devs = config.map(crate::netdev::devices).unwrap_or_default();
         if !devs.is_empty() {
             if let Err(e) = trace::step("net_devices_back", |c| {
                 crate::netdev::move_back(&devs, pidfd.as_fd(), c)
@@ -50,11 +67,10 @@ pub(crate) fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
     }
     release_cgroup(&s)?;
     // poststop hooks run once the container is gone (their config read before removal).
-    let config = dir.load_config().ok();
     dir.remove()?;
     if let Some(config) = config {
         let st = hooks::HookState::new(id, Status::Stopped, 0, &s.bundle, &s.annotations);
-        hooks::run(Moment::Poststop, &config, &st.json(), None)?;
+        hooks::run(Moment::Poststop, config, &st.json(), None)?;
     }
     Ok(())
 }

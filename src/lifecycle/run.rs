@@ -5,7 +5,9 @@ use anyhow::{Context, Result};
 use std::os::fd::AsFd;
 
 use super::create::{self, CreateOptions};
-use super::{delete, start};
+use super::delete;
+use super::delete::delete_with;
+use super::start::start_with;
 use crate::signal;
 use crate::state::Store;
 
@@ -37,8 +39,10 @@ pub(crate) fn run(store: &Store, o: &CreateOptions<'_>, detach: bool, keep: bool
         },
         _ => None,
     };
-    if let Err(e) = start(store, o.id) {
-        let _ = delete(store, o.id, true);
+    // The config parsed by create serves start and delete too.
+    let config = Some(&created.config);
+    if let Err(e) = start_with(store, o.id, config) {
+        let _ = delete_with(store, o.id, true, config);
         return Err(e);
     }
     let Some(relay) = relay else { return Ok(0) };
@@ -49,7 +53,7 @@ pub(crate) fn run(store: &Store, o: &CreateOptions<'_>, detach: bool, keep: bool
             .context("waiting for the container")?,
     };
     if !keep {
-        delete(store, o.id, true)?;
+        delete_with(store, o.id, true, config)?;
     }
     Ok(code)
 }

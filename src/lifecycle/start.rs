@@ -8,9 +8,16 @@ use super::{Container, LifecycleError};
 use crate::hooks::{self, Moment};
 use crate::state::{ContainerDir, Status, Store};
 use crate::trace;
+use oci_spec::runtime::Spec;
 
 /// `start`: releases the init waiting at the gate, and returns at once.
 pub(crate) fn start(store: &Store, id: &str) -> Result<()> {
+    start_with(store, id, None)
+}
+
+/// `start` with the container's config at hand (`run` has it parsed already); None reads the
+/// snapshot in the state directory, when the poststart hooks need it.
+pub(crate) fn start_with(store: &Store, id: &str, config: Option<&Spec>) -> Result<()> {
     let c = Container::open(store, id)?;
     let id = id.to_string();
     match c.status() {
@@ -30,8 +37,15 @@ pub(crate) fn start(store: &Store, id: &str) -> Result<()> {
     if !state.has_process {
         anyhow::bail!("{id}: config.json has no process: there was nothing to start, the container has stopped");
     }
-    let config = dir.load_config()?;
-    if !hooks::of(&config, Moment::Poststart).is_empty() {
+    let loaded;
+    let config = match config {
+        Some(c) => c,
+        None => {
+            loaded = dir.load_config()?;
+            &loaded
+        }
+    };
+    if !hooks::of(config, Moment::Poststart).is_empty() {
         // poststart runs after the user process was executed: wait (up to 10 s) until the
         // init's image is no longer onggi's.
         let me = std::fs::read_link("/proc/self/exe").ok();
@@ -49,7 +63,7 @@ pub(crate) fn start(store: &Store, id: &str) -> Result<()> {
             &state.bundle,
             &state.annotations,
         );
-        hooks::run(Moment::Poststart, &config, &st.json(), None)?;
+        hooks::run(Moment::Poststart, config, &st.json(), None)?;
     }
     Ok(())
 }
