@@ -74,16 +74,21 @@ pub(super) fn setup_dev(
         0,
         0,
     )?;
-    default_nodes(dir.as_fd(), userns, c)
+    // On the tmpfs just mounted there is nothing to replace.
+    default_nodes(dir.as_fd(), userns, !mount_tmpfs, c)
 }
 
 /// The default device nodes (binds of the host's in a user namespace, where mknod is refused),
-/// the standard links and /dev/shm, in the /dev directory `dir`.
-fn default_nodes(dir: BorrowedFd<'_>, userns: bool, c: &mut Calls) -> Result<()> {
+/// the standard links and /dev/shm, in the /dev directory `dir`; `replace`: what the image has
+/// under those names is removed first.
+fn default_nodes(dir: BorrowedFd<'_>, userns: bool, replace: bool, c: &mut Calls) -> Result<()> {
     for (name, major, minor) in DEFAULT_DEVICES {
         if userns {
             bind_host_device(dir, name, &Path::new("/dev").join(name), c)?;
         } else {
+            if replace {
+                remove_existing(dir, name);
+            }
             mknod_at(dir, name, libc::S_IFCHR, 0o666, *major, *minor, 0, 0)?;
             c.note(|| format!("mknodat(/dev/{name}, S_IFCHR|0666, {major}:{minor})"));
         }
@@ -127,28 +132,9 @@ fn mknod_at(
     let dev = libc::makedev(major as u32, minor as u32);
     let mode = nix::sys::stat::Mode::from_bits_truncate(perm);
     let sflag = nix::sys::stat::SFlag::from_bits_truncate(kind);
-    // A device the config names may exist in the image already: replace it.
-    let _ = nix::unistd::unlinkat(
-        Some(dir.as_raw_fd()),
-        name,
-        nix::unistd::UnlinkatFlags::NoRemoveDir,
-    );
     nix::sys::stat::mknodat(Some(dir.as_raw_fd()), name, sflag, mode, dev)
         .with_context(|| format!("mknod /dev/{name} ({major}:{minor})"))?;
-    nix::sys::stat::fchmodat(
-        Some(dir.as_raw_fd()),
-        name,
-        mode,
-        nix::sys::stat::FchmodatFlags::NoFollowSymlink,
-    )
-    .or_else(|e| {
-        if e == nix::errno::Errno::EOPNOTSUPP {
-            Ok(())
-        } else {
-            Err(e)
-        }
-    })
-    .with_context(|| format!("chmod /dev/{name}"))?;
+    chmod_nofollow(dir, name, mode).with_context(|| format!("chmod /dev/{name}"))?;
     nix::unistd::fchownat(
         Some(dir.as_raw_fd()),
         name,
@@ -158,6 +144,33 @@ fn mknod_at(
     )
     .with_context(|| format!("chown /dev/{name}"))?;
     Ok(())
+}
+
+/// A device the config names may exist in the image already: it is replaced.
+fn remove_existing(dir: BorrowedFd<'_>, name: &str) {
+    let _ = nix::unistd::unlinkat(
+        Some(dir.as_raw_fd()),
+        name,
+        nix::unistd::UnlinkatFlags::NoRemoveDir,
+    );
+}
+
+/// chmod of `name` in `dir`, never through a symlink: fchmodat2, or on a kernel older than 6.6
+/// the C library's emulation of its flag. EOPNOTSUPP (a symlink's mode) is not an error.
+fn chmod_nofollow(dir: BorrowedFd<'_>, name: &str, mode: nix::sys::stat::Mode) -> nix::Result<()> {
+    let r = match sys::fchmodat_nofollow(dir, Path::new(name), mode.bits()) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => nix::sys::stat::fchmodat(
+            Some(dir.as_raw_fd()),
+            name,
+            mode,
+            nix::sys::stat::FchmodatFlags::NoFollowSymlink,
+        ),
+        r => r.map_err(|e| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))),
+    };
+    match r {
+        Err(nix::errno::Errno::EOPNOTSUPP) => Ok(()),
+        r => r,
+    }
 }
 
 pub(super) fn create_device(
@@ -198,6 +211,7 @@ pub(super) fn create_device(
         return bind_host_device(dir.as_fd(), name, path, c)
             .with_context(|| format!("linux.devices {}", path.display()));
     }
+    remove_existing(dir.as_fd(), name);
     mknod_at(
         dir.as_fd(),
         name,

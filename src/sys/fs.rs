@@ -144,3 +144,22 @@ pub(crate) fn sealed_against_writes(fd: BorrowedFd<'_>) -> bool {
     let ret = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) };
     ret >= 0 && ret & ALL_SEALS == ALL_SEALS
 }
+
+/// fchmodat2(dir, name, mode, AT_SYMLINK_NOFOLLOW) (Linux 6.6): one system call where the C
+/// library's fchmodat with that flag opens an O_PATH descriptor, stats it and chmods its
+/// /proc/self/fd link. ENOSYS on an older kernel (the caller falls back to that).
+pub(crate) fn fchmodat_nofollow(dir: BorrowedFd<'_>, name: &Path, mode: u32) -> io::Result<()> {
+    const SYS_FCHMODAT2: libc::c_long = 452;
+    let c = cstr(name)?;
+    // SAFETY: `c` is a valid NUL-terminated path that outlives the call; no memory is written.
+    let ret = unsafe {
+        libc::syscall(
+            SYS_FCHMODAT2,
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            mode,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    check(ret).map(|_| ())
+}
