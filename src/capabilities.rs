@@ -96,15 +96,21 @@ impl CapSets {
 
 /// Step 1: drop every capability not in the bounding set.
 pub(crate) fn drop_bounding(sets: &CapSets, c: &mut Calls) -> Result<()> {
-    // Every capability the kernel knows (probed: it may know more than the caps crate).
+    // Every capability the kernel knows (it may know more than the caps crate): dropping one
+    // already gone succeeds, and the first number past the kernel's last is EINVAL, so one
+    // prctl per capability, without reading the set first. Without CAP_SETPCAP every drop is
+    // EPERM: that is only an error for a capability the set still has.
     let keep: Vec<u32> = sets.bounding.iter().map(|c| c.index() as u32).collect();
     for cap in 0.. {
-        match sys::capbset_read(cap) {
-            None => break,
-            Some(true) if !keep.contains(&cap) => {
-                sys::capbset_drop(cap).with_context(|| format!("prctl(PR_CAPBSET_DROP, {cap})"))?
-            }
-            Some(_) => {}
+        if keep.contains(&cap) {
+            continue;
+        }
+        match sys::capbset_drop(cap) {
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => break,
+            Err(e)
+                if e.raw_os_error() == Some(libc::EPERM)
+                    && !sys::capbset_read(cap).unwrap_or(true) => {}
+            r => r.with_context(|| format!("prctl(PR_CAPBSET_DROP, {cap})"))?,
         }
     }
     c.note(|| {
