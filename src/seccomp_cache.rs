@@ -26,10 +26,11 @@ pub(crate) const DIR: &str = "@seccomp-cache";
 /// More entries than this and the directory is emptied before the next write.
 const MAX_ENTRIES: usize = 32;
 
-/// What one cache file holds.
+/// What one cache file holds after its key: the file is the key's bytes, a NUL (which the key
+/// cannot hold: its JSON escapes control characters), then this as JSON. A read compares the
+/// key as bytes and parses only this.
 #[derive(Serialize, Deserialize)]
 struct Entry {
-    key: String,
     rules: usize,
     skipped: Vec<String>,
     default: String,
@@ -76,10 +77,8 @@ pub(crate) fn path(dir: &Path, key: &str) -> PathBuf {
 /// The cached filter for `key`, if there is one that holds exactly this key.
 pub(crate) fn load(file: &Path, key: &str) -> Option<Filter> {
     let bytes = std::fs::read(file).ok()?;
-    let e: Entry = serde_json::from_slice(&bytes).ok()?;
-    if e.key != key {
-        return None;
-    }
+    let body = bytes.strip_prefix(key.as_bytes())?.strip_prefix(b"\0")?;
+    let e: Entry = serde_json::from_slice(body).ok()?;
     Some(Filter {
         insns: e.bpf.iter().map(|&w| unpack(w)).collect(),
         rules: e.rules,
@@ -110,7 +109,6 @@ fn try_store(file: &Path, key: &str, f: &Filter) -> Result<()> {
         }
     }
     let e = Entry {
-        key: key.to_string(),
         rules: f.rules,
         skipped: f.skipped.clone(),
         default: f.default.clone(),
@@ -120,7 +118,10 @@ fn try_store(file: &Path, key: &str, f: &Filter) -> Result<()> {
         enosys_above: f.enosys_above,
         bpf: f.insns.iter().map(pack).collect(),
     };
-    crate::state::write_atomic(file, &serde_json::to_vec(&e)?, 0o600)
+    let mut bytes = Vec::from(key.as_bytes());
+    bytes.push(0);
+    serde_json::to_writer(&mut bytes, &e)?;
+    crate::state::write_atomic(file, &bytes, 0o600)
 }
 
 fn pack(i: &SockFilter) -> u64 {
@@ -181,8 +182,11 @@ mod tests {
         assert_eq!(got.insns, filter().insns);
         assert_eq!((got.rules, got.flags, got.enosys_above), (3, 4, Some(450)));
         assert_eq!(got.skipped, ["nosuchcall"]);
-        // The same file asked for with another key (a collision, a stale entry) is a miss.
+        // The same file asked for with another key (a collision, a stale entry) is a miss, and
+        // so is a key that only begins like the stored one.
         assert!(load(&file, "key two").is_none());
+        assert!(load(&file, "key").is_none());
+        assert!(load(&file, "key one and more").is_none());
         std::fs::write(&file, b"{not json").expect("damage the entry");
         assert!(
             load(&file, "key one").is_none(),
