@@ -22,6 +22,9 @@ pub(crate) struct Bundle {
     /// The root filesystem, absolute and canonical.
     pub(crate) rootfs: PathBuf,
     pub(crate) spec: Spec,
+    /// config.json as read: the state directory's snapshot is these bytes (they parse to
+    /// `spec` again), not a new serialisation of it.
+    pub(crate) raw: Vec<u8>,
 }
 
 impl Bundle {
@@ -37,11 +40,11 @@ impl Bundle {
             std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
         let spec =
             parse(&bytes).with_context(|| format!("{} is not a valid config", path.display()))?;
-        Bundle::from_spec(dir, spec)
+        Bundle::from_spec(dir, spec, bytes)
     }
 
-    /// Validates `spec` as the config of the bundle `dir`.
-    pub(crate) fn from_spec(dir: PathBuf, spec: Spec) -> Result<Bundle> {
+    /// Validates `spec` (parsed from `raw`) as the config of the bundle `dir`.
+    fn from_spec(dir: PathBuf, spec: Spec, raw: Vec<u8>) -> Result<Bundle> {
         validate_version(spec.version())?;
         let root = spec
             .root()
@@ -58,7 +61,12 @@ impl Bundle {
             bail!("root.path {}: not a directory", rootfs.display());
         }
         validate(&spec)?;
-        Ok(Bundle { dir, rootfs, spec })
+        Ok(Bundle {
+            dir,
+            rootfs,
+            spec,
+            raw,
+        })
     }
 
     /// The namespaces of the config, in config order.

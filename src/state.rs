@@ -394,7 +394,12 @@ impl ContainerDir {
     /// The config as it was at create: later commands never re-read the bundle.
     pub(crate) fn save_config(&self, spec: &oci_spec::runtime::Spec) -> Result<()> {
         let data = serde_json::to_vec(spec)?;
-        write_atomic(&self.path.join(CONFIG), &data, 0o600)
+        self.save_config_bytes(&data)
+    }
+
+    /// The config snapshot as the bundle's own bytes (Bundle::raw).
+    pub(crate) fn save_config_bytes(&self, data: &[u8]) -> Result<()> {
+        write_atomic(&self.path.join(CONFIG), data, 0o600)
     }
 
     pub(crate) fn load_config(&self) -> Result<oci_spec::runtime::Spec> {

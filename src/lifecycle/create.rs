@@ -226,7 +226,7 @@ fn stage(
     c: &mut trace::Calls,
 ) -> Result<OwnedFd> {
     let dir = undo.dir(store.create(&first.id, first)?);
-    dir.save_config(&plan.bundle.spec)?;
+    dir.save_config_bytes(&plan.bundle.raw)?;
     let fifo = dir.gate_path();
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))
         .context("mkfifo exec.fifo")?;
