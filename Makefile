@@ -5,6 +5,8 @@ CARGO ?= cargo
 # its artifacts are under target/<triple>/.
 TARGET := $(shell sed -n 's/^target = "\(.*\)"/\1/p' .cargo/config.toml)
 OUT := $(CURDIR)/target/$(TARGET)
+# The variable that makes cargo run that target's test binaries through a wrapper (the guests).
+RUNNER := CARGO_TARGET_$(shell echo '$(TARGET)' | tr 'a-z-' 'A-Z_')_RUNNER
 ONGGI := $(OUT)/release/onggi
 ROOTFS := bundles/rootfs
 # Every command that creates containers runs in a private mount namespace: a bug cannot leave
@@ -74,18 +76,18 @@ test: build bundles lint
 ## (../shared/vm/vmrun.sh); a missing controller fails there instead of skipping
 VMRUN := $(CURDIR)/../shared/vm/vmrun.sh --timeout 600 -- unshare -m --propagation private
 test-cgroup-v2: build bundles
-	ONGGI_REQUIRE_CGROUP_V2=1 CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="$(VMRUN)" \
+	ONGGI_REQUIRE_CGROUP_V2=1 $(RUNNER)="$(VMRUN)" \
 	  $(CARGO) test $(TEST_BUILD) --test cgroups
-	ONGGI_REQUIRE_CGROUP_V2=1 CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="$(VMRUN)" \
+	ONGGI_REQUIRE_CGROUP_V2=1 $(RUNNER)="$(VMRUN)" \
 	  $(CARGO) test $(TEST_BUILD) --test labs cgroup_lab
 
 ## test-systemd: the systemd cgroup driver's tests in the QEMU guest with systemd 252 as PID 1
 ## (../shared/vm/vmrun.sh --systemd): scopes, limits in both views, update, OOM, crash safety
 VMRUN_SYSTEMD := $(CURDIR)/../shared/vm/vmrun.sh --systemd --timeout 900 -- unshare -m --propagation private
 test-systemd: build bundles
-	ONGGI_REQUIRE_SYSTEMD=1 CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="$(VMRUN_SYSTEMD)" \
+	ONGGI_REQUIRE_SYSTEMD=1 $(RUNNER)="$(VMRUN_SYSTEMD)" \
 	  $(CARGO) test $(TEST_BUILD) --test systemd
-	ONGGI_REQUIRE_SYSTEMD=1 CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="$(VMRUN_SYSTEMD)" \
+	ONGGI_REQUIRE_SYSTEMD=1 $(RUNNER)="$(VMRUN_SYSTEMD)" \
 	  $(CARGO) test $(TEST_BUILD) --test crash_safety systemd
 
 ## lab-NAME: run one teaching lab (bundles/labs/NAME/lab.sh, see docs/labs.md); labs: all of
