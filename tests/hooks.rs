@@ -54,6 +54,28 @@ fn every_hook_runs_at_its_moment_with_the_state_on_stdin() {
 }
 
 #[test]
+fn run_runs_every_host_hook_from_the_config_it_parsed_once() {
+    // `run` hands create's parsed config to its start and delete: their hooks still come from
+    // it, each at its moment, and the container is gone afterwards.
+    let o = Onggi::new();
+    let s = Scratch::new("run-hooks");
+    let log = s.path().join("log");
+    let b = sh("echo inside").with(|c| {
+        c["hooks"] = json!({
+            "prestart": [logging_hook(&log, "prestart")],
+            "poststart": [logging_hook(&log, "poststart")],
+            "poststop": [logging_hook(&log, "poststop")]
+        });
+    });
+    assert_eq!(o.ok(&["run", "--bundle", b.dir(), "rh"]), "inside\n");
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap_or_default(),
+        "prestart creating\npoststart running\npoststop stopped\n"
+    );
+    assert!(o.leftovers().is_empty());
+}
+
+#[test]
 fn a_failing_or_slow_create_hook_fails_create_and_leaves_nothing() {
     let o = Onggi::new();
     for (hook, needle) in [
